@@ -1,0 +1,73 @@
+// Command registry keeps SIP trunks registered with their providers: a drop-in for
+// Routr v2's Registry service (same config file, gRPC contracts, environment and ports).
+//
+//	registry [--config FILE]            run the service
+//	registry validate [--config FILE]   check a config file and exit
+//	registry --version                  print the version and exit
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"sipreg.dev/services/registry/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the process: it returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	cmd := "run"
+	if len(args) > 0 && args[0] == "validate" {
+		cmd, args = "validate", args[1:]
+	}
+	fs := flag.NewFlagSet("registry", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgFlag := fs.String("config", "", "config file (default $CONFIG_PATH, else "+config.DefaultPath+")")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "registry: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, "registry", version)
+		return 0
+	}
+	path := config.Path(*cfgFlag)
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, "registry:", err)
+		return 1
+	}
+	if cmd == "validate" {
+		for _, w := range cfg.Warnings {
+			fmt.Fprintln(stderr, "warning:", w)
+		}
+		fmt.Fprintf(stdout, "%s: ok\n", path)
+		return 0
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, stderr); err != nil {
+		fmt.Fprintln(stderr, "registry:", err)
+		return 1
+	}
+	return 0
+}

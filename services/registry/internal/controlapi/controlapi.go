@@ -1,0 +1,164 @@
+// Package controlapi serves the registry's control API (sipreg.registry.v1.RegistrationService)
+// with the Connect, gRPC and gRPC-Web protocols on one mux, next to gRPC server reflection
+// (v1 and v1alpha) and the gRPC health service. It is the API edge: the only place where
+// engine errors become connect errors, and where the REGISTER shown by ExplainRegistration
+// is redacted once more before it leaves the process.
+package controlapi
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"connectrpc.com/connect"
+	"connectrpc.com/grpchealth"
+	"connectrpc.com/grpcreflect"
+
+	"sipreg.dev/gen/pb/sipreg/registry/v1/registryv1connect"
+	"sipreg.dev/services/registry/internal/reconcile"
+	"sipreg.dev/services/registry/internal/registration"
+)
+
+// Engine is what the control API needs from the registration engine. *reconcile.Reconciler
+// satisfies it; tests use a fake.
+type Engine interface {
+	// Records returns every registration known, in no particular order, in a slice of
+	// its own that the caller may reorder and filter in place.
+	Records() []registration.Record
+	// Record returns one trunk's registration.
+	Record(ref string) (registration.Record, bool)
+	// Refs lists the trunks that are wanted now.
+	Refs() []string
+	// Force registers ref now and waits for the outcome (or ctx).
+	Force(ctx context.Context, ref string) (registration.Record, error)
+	// Subscribe streams every change until cancel is called.
+	Subscribe(buf int) (<-chan reconcile.Event, func())
+	// Explain describes the next action for ref, with the REGISTER it would send.
+	Explain(ref string) (reconcile.Explanation, error)
+	// StoreFault returns the current store error and since when (nil when healthy).
+	StoreFault() (error, time.Time)
+}
+
+var _ Engine = (*reconcile.Reconciler)(nil)
+
+// DefaultForceTimeout bounds a ForceRegister call when Options.ForceTimeout is zero.
+const DefaultForceTimeout = 45 * time.Second
+
+// StoreFaultGrace is how long the store may be unreachable before the health service
+// reports NOT_SERVING (the same grace as /healthz).
+const StoreFaultGrace = 30 * time.Second
+
+// maxRequestBytes bounds every request message; the largest legitimate one is a few
+// hundred bytes.
+const maxRequestBytes = 1 << 20
+
+// Options configures NewHandler.
+type Options struct {
+	// Token, when set, is the bearer token every RegistrationService call must carry
+	// (Authorization: Bearer <token>). Health and reflection stay open.
+	Token string
+	// Logger receives failed forced registrations and refused calls; never the token.
+	Logger *slog.Logger
+	// ForceTimeout bounds one ForceRegister call (all trunks together when all is set);
+	// DefaultForceTimeout when zero or negative.
+	ForceTimeout time.Duration
+}
+
+// NewHandler returns one handler serving the RegistrationService (Connect, gRPC and
+// gRPC-Web), gRPC reflection v1 and v1alpha, and gRPC health for engine.
+func NewHandler(engine Engine, opts Options) http.Handler {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.ForceTimeout <= 0 {
+		opts.ForceTimeout = DefaultForceTimeout
+	}
+	limit := connect.WithReadMaxBytes(maxRequestBytes)
+	svcOpts := []connect.HandlerOption{limit}
+	if opts.Token != "" {
+		svcOpts = append(svcOpts, connect.WithInterceptors(newBearerAuth(opts.Token, opts.Logger)))
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle(registryv1connect.NewRegistrationServiceHandler(&service{
+		engine:        engine,
+		log:           opts.Logger,
+		forceTimeout:  opts.ForceTimeout,
+		forwardClient: &http.Client{Timeout: opts.ForceTimeout + 5*time.Second},
+	}, svcOpts...))
+
+	reflector := grpcreflect.NewStaticReflector(
+		registryv1connect.RegistrationServiceName,
+		grpchealth.HealthV1ServiceName,
+	)
+	mux.Handle(grpcreflect.NewHandlerV1(reflector, limit))
+	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, limit))
+	mux.Handle(grpchealth.NewHandler(healthChecker{engine: engine}, limit))
+	return mux
+}
+
+// healthChecker reports SERVING for the process and the RegistrationService, and
+// NOT_SERVING once the store has been unreachable for longer than StoreFaultGrace.
+type healthChecker struct {
+	engine Engine
+}
+
+func (c healthChecker) Check(_ context.Context, req *grpchealth.CheckRequest) (*grpchealth.CheckResponse, error) {
+	switch req.Service {
+	case "", registryv1connect.RegistrationServiceName:
+	default:
+		return nil, connect.NewError(connect.CodeNotFound, errUnknownService(req.Service))
+	}
+	if err, since := c.engine.StoreFault(); err != nil && time.Since(since) > StoreFaultGrace {
+		return &grpchealth.CheckResponse{Status: grpchealth.StatusNotServing}, nil
+	}
+	return &grpchealth.CheckResponse{Status: grpchealth.StatusServing}, nil
+}
+
+// Server limits. WriteTimeout stays 0: net/http applies it to the whole response (on
+// HTTP/1.1 and HTTP/2 alike), so any value would cut every WatchRegistrations stream at
+// that age. Stuck or dead HTTP/2 peers are caught by HTTP2Config instead.
+const (
+	readHeaderTimeout  = 5 * time.Second
+	readTimeout        = 30 * time.Second
+	idleTimeout        = 2 * time.Minute
+	h2PingInterval     = 30 * time.Second
+	h2PingTimeout      = 15 * time.Second
+	h2WriteByteTimeout = 30 * time.Second
+	maxHeaderBytes     = 64 << 10
+)
+
+// NewServer returns an http.Server for h on addr that speaks HTTP/1.1 and unencrypted
+// HTTP/2 (prior knowledge, as gRPC clients use it), so Connect, gRPC and gRPC-Web all
+// work in plain text.
+//
+// Timeouts: ReadHeaderTimeout 5s; ReadTimeout 30s for a request's headers and body (a
+// request here is one small message; net/http lifts the deadline once the body is read,
+// so it never touches a long response); IdleTimeout 2m. WriteTimeout is 0 on purpose: it
+// is a deadline for the whole response, and WatchRegistrations streams for as long as
+// the client stays. Unary calls end on their own (ForceRegister within its ForceTimeout).
+// On HTTP/2 a dead peer is found by pings (sent after 30s of silence, answered within
+// 15s) and a stalled one by a 30s per-write progress limit (WriteByteTimeout); on
+// HTTP/1.1 a watcher that vanished is noticed by the connection's read side (TCP
+// keep-alive, on by default for accepted connections).
+func NewServer(addr string, h http.Handler) *http.Server {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	protocols.SetUnencryptedHTTP2(true)
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		Protocols:         &protocols,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      0, // see above: any value would end every Watch stream.
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		HTTP2: &http.HTTP2Config{
+			SendPingTimeout:  h2PingInterval,
+			PingTimeout:      h2PingTimeout,
+			WriteByteTimeout: h2WriteByteTimeout,
+		},
+	}
+}

@@ -1,0 +1,254 @@
+package controlapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"connectrpc.com/connect"
+
+	registryv1 "sipreg.dev/gen/pb/sipreg/registry/v1"
+	"sipreg.dev/services/registry/internal/reconcile"
+	"sipreg.dev/services/registry/internal/registration"
+)
+
+func TestPageToken(t *testing.T) {
+	for _, ref := range []string{"t-a", "trunk:with:colons", "ünïcode/ref?&=", strings.Repeat("x", 300)} {
+		tok := encodePageToken(ref)
+		if strings.ContainsAny(tok, "+/=") {
+			t.Errorf("token %q is not unpadded base64url", tok)
+		}
+		got, err := decodePageToken(tok)
+		if err != nil || got != ref {
+			t.Errorf("decode(encode(%q)) = %q, %v", ref, got, err)
+		}
+	}
+	if got, err := decodePageToken(""); err != nil || got != "" {
+		t.Errorf("empty token: %q, %v", got, err)
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	for _, tc := range []struct {
+		header, want string
+		ok           bool
+	}{
+		{"Bearer abc", "abc", true},
+		{"bearer abc", "abc", true},
+		{"BEARER   abc  ", "abc", true},
+		{"Basic abc", "", false},
+		{"Bearer", "", false},
+		{"Bearer ", "", false},
+		{"", "", false},
+		{"abc", "", false},
+	} {
+		got, ok := bearerToken(tc.header)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("bearerToken(%q) = %q, %v; want %q, %v", tc.header, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+func TestStateMapping(t *testing.T) {
+	seen := map[registryv1.RegistrationState]bool{}
+	for _, s := range registration.States {
+		p := stateToProto(s)
+		if p == registryv1.RegistrationState_REGISTRATION_STATE_UNSPECIFIED || seen[p] {
+			t.Fatalf("%s maps to %v", s, p)
+		}
+		seen[p] = true
+		if back, ok := stateFromProto(p); !ok || back != s {
+			t.Fatalf("%v maps back to %q", p, back)
+		}
+	}
+	if len(seen) != len(registryv1.RegistrationState_name)-1 {
+		t.Fatalf("%d of %d enum values covered", len(seen), len(registryv1.RegistrationState_name)-1)
+	}
+	if p := stateToProto("bogus"); p != registryv1.RegistrationState_REGISTRATION_STATE_UNSPECIFIED {
+		t.Fatalf("unknown state maps to %v", p)
+	}
+	r := toProto(registration.Record{Failures: math.MaxInt64, GrantedExpires: -1})
+	if r.GetFailureCount() != math.MaxInt32 || r.GetGrantedExpiresSeconds() != -1 || r.GetExpiresAt() != nil {
+		t.Fatalf("clamping: %v", r)
+	}
+}
+
+func TestNewServer(t *testing.T) {
+	s := NewServer("127.0.0.1:0", nil)
+	if s.Protocols == nil || !s.Protocols.HTTP1() || !s.Protocols.UnencryptedHTTP2() {
+		t.Fatalf("protocols = %v", s.Protocols)
+	}
+	if s.ReadHeaderTimeout <= 0 || s.ReadTimeout <= 0 || s.IdleTimeout <= 0 || s.MaxHeaderBytes <= 0 {
+		t.Fatalf("a timeout or limit is unset: %+v", s)
+	}
+	// Any WriteTimeout would end every WatchRegistrations stream at that age.
+	if s.WriteTimeout != 0 {
+		t.Fatalf("WriteTimeout = %v", s.WriteTimeout)
+	}
+	if h2 := s.HTTP2; h2 == nil || h2.SendPingTimeout <= 0 || h2.PingTimeout <= 0 || h2.WriteByteTimeout <= 0 {
+		t.Fatalf("HTTP2 = %+v", s.HTTP2)
+	}
+}
+
+// stubEngine implements only what a test sets; anything else panics.
+type stubEngine struct {
+	Engine
+	refs   func() []string
+	force  func(ctx context.Context, ref string) (registration.Record, error)
+	record func(ref string) (registration.Record, bool)
+}
+
+func (s *stubEngine) Refs() []string { return s.refs() }
+func (s *stubEngine) Force(ctx context.Context, ref string) (registration.Record, error) {
+	return s.force(ctx, ref)
+}
+func (s *stubEngine) Record(ref string) (registration.Record, bool) {
+	if s.record == nil {
+		return registration.Record{}, false
+	}
+	return s.record(ref)
+}
+
+func manyRefs(n int) []string {
+	refs := make([]string, n)
+	for i := range refs {
+		refs[i] = fmt.Sprintf("t-%03d", n-1-i) // reverse order: the reply must sort them
+	}
+	return refs
+}
+
+func forceAll(t *testing.T, eng Engine, timeout time.Duration) (*registryv1.ForceRegisterResponse, error) {
+	t.Helper()
+	s := &service{engine: eng, log: slog.New(slog.DiscardHandler), forceTimeout: timeout}
+	res, err := s.ForceRegister(t.Context(), connect.NewRequest(&registryv1.ForceRegisterRequest{All: true}))
+	if err != nil {
+		return nil, err
+	}
+	return res.Msg, nil
+}
+
+func TestForceAllIsBounded(t *testing.T) {
+	const n = 100
+	var inflight, peak atomic.Int32
+	full := make(chan struct{})
+	var once sync.Once
+	eng := &stubEngine{
+		refs: func() []string { return manyRefs(n) },
+		force: func(ctx context.Context, ref string) (registration.Record, error) {
+			cur := inflight.Add(1)
+			defer inflight.Add(-1)
+			for p := peak.Load(); cur > p && !peak.CompareAndSwap(p, cur); p = peak.Load() {
+			}
+			if cur == forceAllParallel {
+				once.Do(func() { close(full) })
+			}
+			select { // the first forceAllParallel calls wait until they all run at once
+			case <-full:
+			case <-ctx.Done():
+				return registration.Record{}, ctx.Err()
+			}
+			return registration.Record{TrunkRef: ref, State: registration.StateRegistered}, nil
+		},
+	}
+	res, err := forceAll(t, eng, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := peak.Load(); got != forceAllParallel {
+		t.Fatalf("peak concurrency %d, want %d", got, forceAllParallel)
+	}
+	var refs []string
+	for _, r := range res.GetResults() {
+		if r.GetError() != "" || r.GetRegistration().GetTrunkRef() != r.GetTrunkRef() {
+			t.Fatalf("result %v", r)
+		}
+		refs = append(refs, r.GetTrunkRef())
+	}
+	if len(refs) != n || !slices.IsSorted(refs) {
+		t.Fatalf("results not one per trunk in order: %v", refs)
+	}
+}
+
+func TestForceAllDeadline(t *testing.T) {
+	const n = forceAllParallel + 4
+	eng := &stubEngine{
+		refs: func() []string { return manyRefs(n) },
+		force: func(ctx context.Context, _ string) (registration.Record, error) {
+			<-ctx.Done()
+			return registration.Record{}, ctx.Err()
+		},
+		record: func(ref string) (registration.Record, bool) {
+			return registration.Record{TrunkRef: ref, State: registration.StateRegistering}, true
+		},
+	}
+	res, err := forceAll(t, eng, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waited, notForced int
+	for _, r := range res.GetResults() {
+		switch {
+		case strings.Contains(r.GetError(), "no outcome before the deadline"):
+			waited++
+		case strings.HasPrefix(r.GetError(), "not forced"):
+			notForced++
+		default:
+			t.Fatalf("result %v", r)
+		}
+		if r.GetRegistration().GetState() != registryv1.RegistrationState_REGISTRATION_STATE_REGISTERING {
+			t.Fatalf("result without the current registration: %v", r)
+		}
+	}
+	if waited != forceAllParallel || notForced != n-forceAllParallel {
+		t.Fatalf("%d timed out, %d not forced", waited, notForced)
+	}
+}
+
+func TestForceAllStopping(t *testing.T) {
+	eng := &stubEngine{
+		refs: func() []string { return []string{"t-1", "t-2"} },
+		force: func(_ context.Context, ref string) (registration.Record, error) {
+			if ref == "t-2" {
+				return registration.Record{}, reconcile.ErrStopping
+			}
+			return registration.Record{TrunkRef: ref}, nil
+		},
+	}
+	_, err := forceAll(t, eng, time.Minute)
+	if connect.CodeOf(err) != connect.CodeUnavailable || !errors.Is(err, reconcile.ErrStopping) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func BenchmarkListRegistrations100k(b *testing.B) {
+	recs := make([]registration.Record, 100_000)
+	for i := range recs {
+		recs[i] = registration.Record{
+			TrunkRef: fmt.Sprintf("trunk-%06d", (i*7919)%len(recs)), // not in order
+			State:    registration.States[i%len(registration.States)],
+		}
+	}
+	s := &service{engine: &listEngine{recs: recs}, log: slog.New(slog.DiscardHandler), forceTimeout: time.Minute}
+	req := connect.NewRequest(&registryv1.ListRegistrationsRequest{PageSize: maxPageSize})
+	for b.Loop() {
+		if _, err := s.ListRegistrations(b.Context(), req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// listEngine returns a copy of recs, as the engine does.
+type listEngine struct {
+	Engine
+	recs []registration.Record
+}
+
+func (e *listEngine) Records() []registration.Record { return slices.Clone(e.recs) }

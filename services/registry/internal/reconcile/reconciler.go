@@ -1,0 +1,809 @@
+// Package reconcile keeps the actual registrations (the store) in line with the desired
+// ones (the trunks the API marks sendRegister): a discovery loop, a schedule of due
+// work, a keyed de-duplicating queue with N workers, and an idempotent sync per trunk
+// that sends REGISTERs and classifies their answers into state transitions.
+package reconcile
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+	"google.golang.org/protobuf/proto"
+
+	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
+
+	"sipreg.dev/services/registry/internal/config"
+	"sipreg.dev/services/registry/internal/registration"
+	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/trunk"
+	"sipreg.dev/services/registry/internal/upstream"
+)
+
+// Observer receives what the reconciler does, for metrics. Every method must be cheap
+// and safe for concurrent use.
+type Observer interface {
+	// Sent is called after every SendMessage: outcome is a class name
+	// (ok, challenge, interval-too-brief, bad-extension, rejected, transient, error).
+	Sent(outcome string, took time.Duration)
+	// Discovery is called after every FindBy, with its error (nil on success).
+	Discovery(trunks int, err error)
+	// Store is called when the store becomes unreachable or reachable again.
+	Store(err error)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Sent(string, time.Duration) {}
+func (nopObserver) Discovery(int, error)       {}
+func (nopObserver) Store(error)                {}
+
+// Options wires a Reconciler.
+type Options struct {
+	Spec config.Spec
+	// Store keeps the records (Redis); nil: the memory provider, the engine's own memory.
+	Store     store.Store
+	Trunks    upstream.Trunks
+	Requester upstream.Requester
+	Logger    *slog.Logger
+	Observer  Observer
+	// Clock is time.Now unless set (tests).
+	Clock func() time.Time
+	// Coord shares the trunks among several replicas on one Redis (nil: this replica
+	// registers every trunk).
+	Coord Coordinator
+	// StorePrefix and TTLGrace are the Redis record layout, for fenced writes.
+	StorePrefix string
+	TTLGrace    time.Duration
+}
+
+// Event is a change of one trunk's registration.
+type Event struct {
+	Record  registration.Record
+	Removed bool
+}
+
+// Reconciler is the registration engine. Create with New, start with Run.
+type Reconciler struct {
+	spec  config.Spec
+	st    store.Store
+	api   upstream.Trunks
+	req   upstream.Requester
+	log   *slog.Logger
+	obs   Observer
+	clock func() time.Time
+
+	queue   *queue
+	sched   *schedule
+	limiter *rate.Limiter
+	commit  *committer
+
+	mu       sync.Mutex
+	entries  map[string]*entry
+	targets  map[string]int      // REGISTERs in flight per target
+	parked   map[string][]string // keys waiting for a target slot
+	subs     map[int]chan Event
+	nextSub  int
+	apiDown  bool
+	started  time.Time
+	stopping atomic.Bool
+
+	discoveries atomic.Int64
+	storeErr    atomic.Pointer[storeFault]
+
+	// Several replicas (nil coord: one).
+	coord       Coordinator
+	storePrefix string
+	ttlGrace    time.Duration
+	desiredSet  []desiredTrunk // the last desired set, parsed
+	desiredVer  string
+	haveDesired bool
+	unclaimed   int // trunks this replica should own but could not claim yet
+	claimHold   time.Time
+	reassigning atomic.Bool // a reassignment runs outside the lease loop
+
+	sharedMu sync.Mutex // the control API's cached view of every replica's records
+	shared   []registration.Record
+	sharedAt time.Time
+
+	// answerSum and answerLen describe the last API answer applied (0: none).
+	answerSum  atomic.Uint64
+	answerLen  atomic.Int64
+	pendingSum uint64
+	pendingLen int64
+}
+
+// desiredTrunk is one trunk of the desired set, parsed once.
+type desiredTrunk struct {
+	t   trunk.Trunk
+	err error
+}
+
+// ownMemory is the Store of the memory cache provider: the reconciler's entries hold
+// every record already, so writes have nowhere else to go and a start finds nothing.
+type ownMemory struct{}
+
+func (ownMemory) Get(_ context.Context, ref string) (registration.Record, error) {
+	return registration.Record{}, fmt.Errorf("memory get %s: %w", ref, store.ErrNotFound)
+}
+func (ownMemory) Put(context.Context, registration.Record) error       { return nil }
+func (ownMemory) PutMany(context.Context, []registration.Record) error { return nil }
+func (ownMemory) Delete(context.Context, string) error                 { return nil }
+func (ownMemory) List(context.Context) ([]registration.Record, error)  { return nil, nil }
+func (ownMemory) Ping(context.Context) error                           { return nil }
+func (ownMemory) Close() error                                         { return nil }
+
+type storeFault struct {
+	err   error
+	since time.Time
+}
+
+// entry is one trunk as the reconciler tracks it; guarded by Reconciler.mu.
+type entry struct {
+	trunk   trunk.Trunk
+	valid   bool
+	wanted  bool
+	rec     registration.Record
+	old     *registration.Record // a binding to remove first (its trunk changed)
+	uriIdx  int
+	epIdx   int
+	waiters []chan registration.Record
+	dirty   bool // not yet persisted (store unreachable)
+	// first is set until the first REGISTER of this trunk in this process.
+	first bool
+	// handover: another replica owns the trunk now; release it without unregistering.
+	handover bool
+	// claiming: the record of a trunk just claimed is being written; its worker waits.
+	claiming bool
+}
+
+// New builds a Reconciler; nothing runs until Run.
+func New(o Options) *Reconciler {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	if o.Store == nil {
+		// The memory cache: the engine's own entries are the state; nothing to copy.
+		o.Store = ownMemory{}
+	}
+	burst := int(o.Spec.RegistersPerSecond)
+	if burst < 1 {
+		burst = 1
+	}
+	r := &Reconciler{
+		spec: o.Spec, st: o.Store, api: o.Trunks, req: o.Requester, log: o.Logger, obs: o.Observer, clock: o.Clock,
+		queue:   newQueue(),
+		sched:   newSchedule(o.Clock),
+		limiter: rate.NewLimiter(rate.Limit(o.Spec.RegistersPerSecond), burst),
+		entries: map[string]*entry{},
+		targets: map[string]int{},
+		parked:  map[string][]string{},
+		subs:    map[int]chan Event{},
+		coord:   o.Coord, storePrefix: o.StorePrefix, ttlGrace: o.TTLGrace,
+	}
+	r.commit = newCommitter(r.writeRecords)
+	return r
+}
+
+// Run loads the store, then discovers, schedules and registers until ctx ends; then it
+// drains (and unregisters when configured) within the shutdown timeout.
+func (r *Reconciler) Run(ctx context.Context) error {
+	r.started = r.clock()
+	if r.coord != nil {
+		// Records of other replicas are theirs: this one reads a record when it
+		// claims the trunk.
+	} else if err := r.load(ctx); err != nil {
+		// A cache that cannot be read at start is not fatal: the registry starts empty
+		// and keeps what it learns; the fault is reported until the cache returns.
+		r.storeFailed(err)
+	}
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+
+	var workers sync.WaitGroup
+	for range max(1, r.spec.MaxInFlight) {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			r.work(workCtx)
+		}()
+	}
+	commitDone := make(chan struct{})
+	go func() {
+		defer close(commitDone)
+		r.commit.run(workCtx)
+	}()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { r.discoverLoop(gctx); return nil })
+	g.Go(func() error { r.scheduleLoop(gctx); return nil })
+	g.Go(func() error { r.storeLoop(gctx); return nil })
+	if r.coord != nil {
+		g.Go(func() error { r.leaseLoop(gctx); return nil })
+	}
+	_ = g.Wait()
+
+	// Shutdown: stop taking new work, let REGISTERs in flight finish (bounded).
+	r.stopping.Store(true)
+	r.queue.close()
+	drained := make(chan struct{})
+	go func() { workers.Wait(); close(drained) }()
+	deadline := time.NewTimer(r.spec.ShutdownTimeout)
+	defer deadline.Stop()
+	select {
+	case <-drained:
+	case <-deadline.C:
+		cancelWork()
+		<-drained
+	}
+	if r.spec.UnregisterOnStop && r.lastReplica() {
+		uctx, cancel := context.WithTimeout(workCtx, r.spec.ShutdownTimeout)
+		r.unregisterAll(uctx)
+		cancel()
+	}
+	if r.coord != nil {
+		// Hand every trunk over at once: the others continue the bindings.
+		r.releaseAll(workCtx)
+	}
+	cancelWork()
+	<-commitDone
+	r.flushDirty(context.Background())
+	r.closeSubs()
+	return nil
+}
+
+// load reads the records kept by an earlier run: their Call-ID, From-tag and CSeq
+// continue, and live bindings are refreshed on their schedule, not re-sent at once.
+func (r *Reconciler) load(ctx context.Context) error {
+	lctx, cancel := context.WithTimeout(ctx, r.spec.APITimeout)
+	defer cancel()
+	recs, err := r.st.List(lctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rec := range recs {
+		if rec.TrunkRef == "" {
+			continue
+		}
+		r.entries[rec.TrunkRef] = &entry{rec: rec, first: true}
+	}
+	if err != nil {
+		return fmt.Errorf("load registrations: %w", err)
+	}
+	if len(recs) > 0 {
+		r.log.Info("registrations loaded from cache", "count", len(recs))
+	}
+	return nil
+}
+
+// discoverLoop calls FindBy now and then every registerInterval; calls never overlap.
+// With several replicas it first waits a third of the lease TTL, so that replicas
+// started together see each other before they claim trunks.
+func (r *Reconciler) discoverLoop(ctx context.Context) {
+	if r.coord != nil {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(r.coord.LeaseTTL() / 3):
+		}
+	}
+	t := time.NewTicker(r.spec.RegisterInterval)
+	defer t.Stop()
+	for {
+		r.discover(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// discover applies one desired set. A failed fetch changes nothing.
+func (r *Reconciler) discover(ctx context.Context) {
+	set, ok := r.fetchDesired(ctx)
+	if !ok {
+		return
+	}
+	r.reconcileDesired(ctx, set)
+	r.mu.Lock()
+	sum, n := r.pendingSum, r.pendingLen
+	r.pendingSum = 0
+	r.mu.Unlock()
+	if sum != 0 {
+		r.answerSum.Store(sum)
+		r.answerLen.Store(n)
+	}
+}
+
+// rawFinder is a Trunks source that can answer undecoded bytes (upstream.API does).
+type rawFinder interface {
+	FindRegisteringRaw(ctx context.Context) ([]byte, error)
+}
+
+// findBy calls the API and reports the outcome (logged once per outage). unchanged is
+// true when the answer is byte for byte the last one applied: nothing to do.
+func (r *Reconciler) findBy(ctx context.Context) (items []*trunksv2beta1.Trunk, unchanged, ok bool) {
+	var err error
+	var sum uint64
+	if rf, isRaw := r.api.(rawFinder); isRaw {
+		var raw []byte
+		raw, err = rf.FindRegisteringRaw(ctx)
+		if err == nil {
+			sum = xxhash.Sum64(raw)
+			if r.answerSum.Load() == sum && sum != 0 {
+				unchanged = true
+			} else {
+				var resp trunksv2beta1.FindByResponse
+				if uerr := proto.Unmarshal(raw, &resp); uerr != nil {
+					err = fmt.Errorf("trunks findBy: unreadable answer: %w", uerr)
+				}
+				items = resp.GetItems()
+			}
+		}
+	} else {
+		items, err = r.api.FindRegistering(ctx)
+	}
+	if ctx.Err() != nil {
+		return nil, false, false
+	}
+	n := len(items)
+	if unchanged {
+		n = int(r.answerLen.Load())
+	}
+	r.obs.Discovery(n, err)
+	r.discoveries.Add(1)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil {
+		if !r.apiDown {
+			r.log.Warn("trunk discovery failed; keeping every known registration", "err", err)
+		}
+		r.apiDown = true
+		return nil, false, false
+	}
+	if r.apiDown {
+		r.apiDown = false
+		r.log.Info("trunk discovery recovered", "trunks", n)
+	}
+	if !unchanged {
+		// Remembered only once applied: see reconcileDesired's caller.
+		r.pendingSum, r.pendingLen = sum, int64(n)
+	}
+	return items, unchanged, true
+}
+
+// parseDesired turns an API answer into the desired set (duplicates and refless
+// trunks dropped).
+func (r *Reconciler) parseDesired(items []*trunksv2beta1.Trunk) []desiredTrunk {
+	seen := make(map[string]bool, len(items))
+	out := make([]desiredTrunk, 0, len(items))
+	for _, p := range items {
+		t, err := trunk.FromProto(p)
+		if t.Ref == "" {
+			r.log.Warn("trunk without ref ignored")
+			continue
+		}
+		if seen[t.Ref] {
+			continue
+		}
+		seen[t.Ref] = true
+		out = append(out, desiredTrunk{t: t, err: err})
+	}
+	return out
+}
+
+// reconcileDesired brings the entries in line with a desired set: new trunks are
+// scheduled, changed ones replaced, gone ones unregistered. With several replicas only
+// the trunks this replica owns are kept; the rest are claimed or handed over.
+func (r *Reconciler) reconcileDesired(ctx context.Context, set []desiredTrunk) {
+	now := r.clock()
+	seen := make(map[string]bool, len(set))
+	var due, handovers []string
+	var claims []desiredTrunk
+	r.mu.Lock()
+	if r.coord != nil {
+		// Kept to re-assign trunks when members come and go.
+		r.desiredSet = set
+	}
+	r.haveDesired = true
+	for _, d := range set {
+		seen[d.t.Ref] = true
+		if r.coord != nil {
+			mine := r.coord.Owner(d.t.Ref) == r.coord.ID()
+			e, held := r.entries[d.t.Ref]
+			switch {
+			case !held && mine:
+				claims = append(claims, d)
+				continue
+			case !held:
+				continue
+			case !mine:
+				if !e.handover {
+					e.handover = true
+					handovers = append(handovers, d.t.Ref)
+				}
+				continue
+			}
+		}
+		if k := r.apply(d.t, d.err, now); k != "" {
+			due = append(due, k)
+		}
+	}
+	for ref, e := range r.entries {
+		if !seen[ref] && e.wanted {
+			e.wanted = false
+			r.log.Info("trunk no longer registered by the API; unregistering", "trunk", ref)
+			due = append(due, ref)
+		} else if !seen[ref] && !e.valid && e.rec.State != registration.StateUnregistering {
+			// Loaded from the cache, never wanted in this run: remove what may remain.
+			due = append(due, ref)
+		}
+	}
+	r.mu.Unlock()
+	for _, k := range append(due, handovers...) {
+		r.sched.cancel(k)
+		r.queue.add(k)
+	}
+	r.mu.Lock()
+	hold := now.Before(r.claimHold)
+	r.mu.Unlock()
+	if len(claims) > 0 && hold {
+		r.mu.Lock()
+		r.unclaimed = len(claims)
+		r.mu.Unlock()
+	} else if len(claims) > 0 {
+		r.claim(ctx, claims, now)
+	} else {
+		r.mu.Lock()
+		r.unclaimed = 0
+		r.mu.Unlock()
+	}
+}
+
+// apply merges one discovered trunk into its entry (r.mu held). It returns the key when
+// the trunk needs work now.
+func (r *Reconciler) apply(t trunk.Trunk, terr error, now time.Time) string {
+	e := r.entries[t.Ref]
+	if e == nil {
+		e = &entry{first: true}
+		r.entries[t.Ref] = e
+	}
+	e.wanted = true
+	if terr != nil {
+		// Bad API data: visible as rejected with the reason; re-read at every discovery.
+		e.valid = false
+		if e.rec.TrunkRef == "" {
+			e.rec = registration.Record{TrunkRef: t.Ref}
+		}
+		if e.rec.LastError != terr.Error() {
+			r.log.Warn("trunk data unusable", "trunk", t.Ref, "err", terr)
+			e.rec.TrunkName = t.Name
+			e.rec.State = registration.StateRejected
+			e.rec.LastError = terr.Error()
+			e.rec.NextAction = registration.ActionNone
+			e.rec.NextActionAt = time.Time{}
+			e.rec.UpdatedAt = now
+			r.publishLocked(e.rec, false)
+		}
+		return ""
+	}
+	if e.valid && !e.first && e.rec.CallID != "" && e.trunk.Equal(t) {
+		// The usual discovery tick: nothing changed (no hashing, no new strings kept).
+		e.wanted = true
+		return ""
+	}
+	fp := t.Fingerprint()
+	changed := e.valid && e.rec.Fingerprint != fp || !e.valid && e.rec.Fingerprint != "" && e.rec.Fingerprint != fp
+	// Unusable API data that became usable again: register now.
+	repaired := !e.valid && !e.first && e.rec.State == registration.StateRejected && e.rec.NextActionAt.IsZero()
+	e.trunk, e.valid = t, true
+	e.rec.TrunkRef, e.rec.TrunkName = t.Ref, t.Name
+	if e.uriIdx >= len(t.URIs) {
+		e.uriIdx = 0
+	}
+	if changed {
+		if hadBinding(e.rec) {
+			old := e.rec
+			e.old = &old
+		}
+		r.log.Info("trunk changed; replacing its binding", "trunk", t.Ref)
+		e.rec = r.freshRecord(t)
+		e.rec.Fingerprint = fp
+		return t.Ref
+	}
+	if e.rec.CallID == "" {
+		e.rec = r.freshRecord(t)
+	}
+	e.rec.Fingerprint = fp
+	if e.first {
+		e.first = false
+		r.scheduleFirst(e, now)
+	} else if repaired {
+		e.rec.LastError = ""
+		return t.Ref
+	}
+	return ""
+}
+
+// scheduleFirst places the first REGISTER of a trunk in this run (r.mu held): a live
+// binding loaded from the cache keeps its refresh time; anything else is spread over
+// the startup window.
+func (r *Reconciler) scheduleFirst(e *entry, now time.Time) {
+	ref := e.rec.TrunkRef
+	if e.rec.State == registration.StateRegistered && e.rec.ExpiresAt.After(now) && !e.rec.NextActionAt.IsZero() {
+		at := e.rec.NextActionAt
+		if latest := e.rec.ExpiresAt.Add(-registration.RefreshMargin); at.After(latest) {
+			at = latest
+		}
+		r.sched.at(ref, at)
+		return
+	}
+	if !e.rec.NextActionAt.IsZero() && e.rec.NextActionAt.After(now) && e.rec.State != registration.StatePending {
+		// A retry or a long wait after a refusal survives the restart.
+		r.sched.at(ref, e.rec.NextActionAt)
+		return
+	}
+	var spread time.Duration
+	if r.spec.StartupSpread > 0 {
+		spread = time.Duration(mrand.Int64N(int64(r.spec.StartupSpread)))
+	}
+	at := now.Add(spread)
+	e.rec.NextAction, e.rec.NextActionAt = registration.ActionRegister, at
+	if e.rec.State == "" {
+		e.rec.State = registration.StatePending
+	}
+	r.sched.at(ref, at)
+}
+
+func hadBinding(rec registration.Record) bool {
+	switch rec.State {
+	case registration.StateRegistered, registration.StateRegistering, registration.StateRetrying:
+		return rec.CallID != ""
+	}
+	return false
+}
+
+func (r *Reconciler) freshRecord(t trunk.Trunk) registration.Record {
+	return registration.Record{
+		TrunkRef: t.Ref, TrunkName: t.Name, State: registration.StatePending,
+		CallID: randomID(16) + "@sipreg", FromTag: randomID(8),
+	}
+}
+
+func randomID(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// scheduleLoop hands due keys to the queue.
+func (r *Reconciler) scheduleLoop(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var buf []string
+	for {
+		var next time.Time
+		buf, next = r.sched.pop(r.clock(), buf[:0])
+		for _, k := range buf {
+			r.queue.add(k)
+		}
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(next.Sub(r.clock()), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-r.sched.wake:
+		}
+	}
+}
+
+// work is one worker: it takes keys from the queue until it closes.
+func (r *Reconciler) work(ctx context.Context) {
+	for {
+		key, ok := r.queue.get()
+		if !ok {
+			return
+		}
+		r.syncKey(ctx, key)
+		r.queue.done(key)
+	}
+}
+
+// LocalRecords returns the registrations this replica holds, from memory (cheap: for
+// metrics scraped often).
+func (r *Reconciler) LocalRecords() []registration.Record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.appendLocal(make([]registration.Record, 0, len(r.entries)))
+}
+
+// appendLocal appends this replica's records to out (r.mu held).
+func (r *Reconciler) appendLocal(out []registration.Record) []registration.Record {
+	for _, e := range r.entries {
+		out = append(out, e.rec)
+	}
+	return out
+}
+
+// Records returns every registration known: from memory with one replica; with
+// several, every replica's (read from the store), this replica's own from memory.
+func (r *Reconciler) Records() []registration.Record {
+	var shared []registration.Record
+	if r.coord != nil {
+		shared = r.sharedRecords()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]registration.Record, 0, len(r.entries)+len(shared))
+	for _, rec := range shared {
+		if _, mine := r.entries[rec.TrunkRef]; !mine {
+			out = append(out, rec)
+		}
+	}
+	return r.appendLocal(out)
+}
+
+// sharedListTTL is how long every replica's records, read from Redis, serve the
+// control API: paging through 100,000 trunks reads them once, not once a page.
+const sharedListTTL = 5 * time.Second
+
+// sharedRecords lists every replica's records from the store, cached briefly.
+func (r *Reconciler) sharedRecords() []registration.Record {
+	r.sharedMu.Lock()
+	defer r.sharedMu.Unlock()
+	if r.clock().Sub(r.sharedAt) < sharedListTTL && r.shared != nil {
+		return r.shared
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	recs, err := r.st.List(ctx)
+	if err != nil {
+		return r.shared
+	}
+	r.shared, r.sharedAt = recs, r.clock()
+	return recs
+}
+
+// Record returns one trunk's registration (with several replicas, from the store when
+// another replica owns it).
+func (r *Reconciler) Record(ref string) (registration.Record, bool) {
+	r.mu.Lock()
+	e, ok := r.entries[ref]
+	var rec registration.Record
+	if ok {
+		rec = e.rec
+	}
+	r.mu.Unlock()
+	if ok || r.coord == nil {
+		return rec, ok
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rec, err := r.st.Get(ctx, ref)
+	return rec, err == nil
+}
+
+// ErrUnknownTrunk is returned for a ref the registry does not know.
+var ErrUnknownTrunk = errors.New("unknown trunk")
+
+// ErrStopping is returned when the registry is shutting down.
+var ErrStopping = errors.New("registry is shutting down")
+
+// Force registers ref now, skipping its schedule, and waits for the outcome.
+func (r *Reconciler) Force(ctx context.Context, ref string) (registration.Record, error) {
+	if r.stopping.Load() {
+		return registration.Record{}, ErrStopping
+	}
+	ch := make(chan registration.Record, 1)
+	r.mu.Lock()
+	e, ok := r.entries[ref]
+	if !ok && r.coord != nil {
+		r.mu.Unlock()
+		return registration.Record{}, r.notOwner(ref)
+	}
+	if !ok || !e.wanted || !e.valid {
+		r.mu.Unlock()
+		if ok && !e.valid && e.wanted {
+			return e.rec, fmt.Errorf("trunk %s cannot be registered: %s", ref, e.rec.LastError)
+		}
+		return registration.Record{}, fmt.Errorf("%w: %s", ErrUnknownTrunk, ref)
+	}
+	e.waiters = append(e.waiters, ch)
+	r.mu.Unlock()
+	r.sched.cancel(ref)
+	r.queue.add(ref)
+	select {
+	case rec := <-ch:
+		return rec, nil
+	case <-ctx.Done():
+		return registration.Record{}, ctx.Err()
+	}
+}
+
+// Refs lists the trunks that are wanted now.
+func (r *Reconciler) Refs() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for ref, e := range r.entries {
+		if e.wanted && e.valid {
+			out = append(out, ref)
+		}
+	}
+	return out
+}
+
+// Subscribe streams every change; cancel stops it. A subscriber that falls more than
+// buf events behind misses events (the channel is never blocked on).
+func (r *Reconciler) Subscribe(buf int) (<-chan Event, func()) {
+	ch := make(chan Event, buf)
+	r.mu.Lock()
+	id := r.nextSub
+	r.nextSub++
+	r.subs[id] = ch
+	r.mu.Unlock()
+	return ch, func() {
+		r.mu.Lock()
+		if c, ok := r.subs[id]; ok {
+			delete(r.subs, id)
+			close(c)
+		}
+		r.mu.Unlock()
+	}
+}
+
+func (r *Reconciler) publishLocked(rec registration.Record, removed bool) {
+	for _, ch := range r.subs {
+		select {
+		case ch <- Event{Record: rec, Removed: removed}:
+		default:
+		}
+	}
+}
+
+func (r *Reconciler) closeSubs() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, ch := range r.subs {
+		delete(r.subs, id)
+		close(ch)
+	}
+}
+
+// Discoveries counts FindBy calls made (tests, health).
+func (r *Reconciler) Discoveries() int64 { return r.discoveries.Load() }
+
+// StoreFault returns the current store error and since when (nil when healthy).
+func (r *Reconciler) StoreFault() (error, time.Time) {
+	if f := r.storeErr.Load(); f != nil {
+		return f.err, f.since
+	}
+	return nil, time.Time{}
+}
+
+// APIDown reports whether the last discovery failed.
+func (r *Reconciler) APIDown() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.apiDown
+}

@@ -1,0 +1,551 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/status"
+
+	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
+	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
+
+	"sipreg.dev/services/registry/internal/config"
+	"sipreg.dev/services/registry/internal/registration"
+	"sipreg.dev/services/registry/internal/sipauth"
+	"sipreg.dev/services/registry/internal/sipmsg"
+	"sipreg.dev/services/registry/internal/trunk"
+)
+
+// anonymousGatewayAuth is sent for trunks without outbound credentials: Routr forwards a
+// REGISTER to a trunk only when it carries X-Gateway-Auth, and its EdgePort needs two
+// non-empty parts (WIRE.md). A challenge for such a trunk ends in auth-failed.
+var anonymousGatewayAuth = base64.StdEncoding.EncodeToString([]byte("anonymous:anonymous"))
+
+// maxAttempts bounds the REGISTERs of one exchange: challenge, stale nonce, 423 and 420
+// each earn at most one resend.
+const maxAttempts = 5
+
+// syncKey brings one trunk in line: remove a replaced binding, unregister an unwanted
+// trunk, or register a wanted one; then schedule what comes next.
+func (r *Reconciler) syncKey(ctx context.Context, key string) {
+	r.mu.Lock()
+	e := r.entries[key]
+	if e == nil {
+		r.mu.Unlock()
+		return
+	}
+	target := e.rec.Target
+	if e.valid && len(e.trunk.URIs) > 0 {
+		u := e.trunk.URIs[e.uriIdx%len(e.trunk.URIs)]
+		target = net.JoinHostPort(u.Host, strconv.Itoa(portOr5060(u.Port)))
+	}
+	if r.targets[target] >= r.perTargetCap() {
+		// Fairness: one slow provider may hold only its share of the workers.
+		r.parked[target] = append(r.parked[target], key)
+		r.mu.Unlock()
+		return
+	}
+	if e.handover {
+		r.mu.Unlock()
+		r.handOver(ctx, key, e)
+		return
+	}
+	if e.claiming {
+		r.mu.Unlock()
+		r.sched.at(key, r.clock().Add(100*time.Millisecond))
+		return
+	}
+	if _, ok := r.mayAct(key); !ok {
+		// The lease ran out by this replica's clock: send nothing; the lease loop
+		// renews it or hands the trunk over.
+		r.mu.Unlock()
+		r.sched.at(key, r.clock().Add(time.Second))
+		return
+	}
+	r.targets[target]++
+	waiters := e.waiters
+	e.waiters = nil
+	old := e.old
+	e.old = nil
+	wanted, valid := e.wanted, e.valid
+	t, rec, uriIdx, epIdx := e.trunk, e.rec, e.uriIdx, e.epIdx
+	gen := e.rec.CallID
+	r.mu.Unlock()
+	defer r.releaseTarget(target)
+
+	if old != nil {
+		r.unregister(ctx, t, *old)
+	}
+	if !wanted {
+		if hadBinding(rec) {
+			rec.State = registration.StateUnregistering
+			rec.NextAction = registration.ActionUnregister
+			r.update(key, e, gen, rec, uriIdx, epIdx, nil)
+			r.unregister(ctx, t, rec)
+		}
+		r.remove(ctx, key, e)
+		rec.State = registration.StateUnregistered
+		notify(waiters, rec)
+		return
+	}
+	if !valid {
+		notify(waiters, rec)
+		return
+	}
+	rec, uriIdx, epIdx = r.register(ctx, key, e, gen, t, rec, uriIdx, epIdx)
+	r.update(key, e, gen, rec, uriIdx, epIdx, waiters)
+}
+
+func notify(waiters []chan registration.Record, rec registration.Record) {
+	for _, w := range waiters {
+		w <- rec
+	}
+}
+
+func portOr5060(p int) int {
+	if p == 0 {
+		return 5060
+	}
+	return p
+}
+
+func (r *Reconciler) perTargetCap() int {
+	return max(1, r.spec.MaxInFlight/4)
+}
+
+func (r *Reconciler) releaseTarget(target string) {
+	r.mu.Lock()
+	r.targets[target]--
+	if r.targets[target] <= 0 {
+		delete(r.targets, target)
+	}
+	var next string
+	if p := r.parked[target]; len(p) > 0 {
+		next = p[0]
+		if len(p) == 1 {
+			delete(r.parked, target)
+		} else {
+			r.parked[target] = p[1:]
+		}
+	}
+	r.mu.Unlock()
+	if next != "" {
+		r.queue.add(next)
+	}
+}
+
+// update stores the outcome of a sync in the entry (unless the trunk's binding was
+// replaced meanwhile), persists it, tells watchers and schedules the next action.
+func (r *Reconciler) update(key string, e *entry, gen string, rec registration.Record, uriIdx, epIdx int, waiters []chan registration.Record) {
+	r.mu.Lock()
+	cur := r.entries[key]
+	if cur != e || e.rec.CallID != gen {
+		// The trunk changed while the REGISTER was in flight: this binding is the old one.
+		if cur != nil && hadBinding(rec) && cur.old == nil {
+			old := rec
+			cur.old = &old
+		}
+		r.mu.Unlock()
+		notify(waiters, rec)
+		r.queue.add(key)
+		return
+	}
+	fp, name := e.rec.Fingerprint, e.rec.TrunkName
+	rec.Fingerprint, rec.TrunkName = fp, name
+	e.rec, e.uriIdx, e.epIdx = rec, uriIdx, epIdx
+	r.publishLocked(rec, false)
+	again := len(e.waiters) > 0
+	r.mu.Unlock()
+	notify(waiters, rec)
+	if !rec.NextActionAt.IsZero() && rec.State != registration.StateRegistering && rec.State != registration.StateUnregistering {
+		r.sched.at(key, rec.NextActionAt)
+	}
+	if again {
+		r.queue.add(key)
+	}
+	if rec.State != registration.StateRegistering && rec.State != registration.StateUnregistering {
+		// In-flight states are published, not written: the outcome is written next.
+		r.persist(key, rec)
+	}
+}
+
+// remove forgets a trunk after its binding was removed.
+func (r *Reconciler) remove(ctx context.Context, key string, e *entry) {
+	r.mu.Lock()
+	if r.entries[key] != e || e.wanted {
+		r.mu.Unlock()
+		return
+	}
+	delete(r.entries, key)
+	rec := e.rec
+	rec.State = registration.StateUnregistered
+	r.mu.Unlock()
+	r.sched.cancel(key)
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := r.st.Delete(dctx, key); err != nil {
+		r.storeFailed(err)
+	}
+	if r.coord != nil {
+		if err := r.coord.Release(dctx, []string{key}); err != nil {
+			r.log.Debug("lease release failed; it will expire", "trunk", key, "err", err)
+		}
+	}
+	r.mu.Lock()
+	r.publishLocked(rec, true)
+	r.mu.Unlock()
+}
+
+// exchange is one REGISTER transaction as the registrant sees it: send, and resend
+// once for each of a digest challenge (direct mode), a stale nonce, 423 and 420. rec's
+// CSeq, MinExpires and NoGin are updated as it goes.
+type exchange struct {
+	reg   sipmsg.Register
+	cred  sipauth.Credentials
+	creds bool
+}
+
+// result is the final answer of an exchange.
+type result struct {
+	out    sipmsg.Outcome
+	err    error // transport or Requester error (transient)
+	state  registration.State
+	reason string // why it failed, for the record (never a secret)
+}
+
+func (r *Reconciler) run(ctx context.Context, x exchange, rec *registration.Record) result {
+	var ch *sipauth.Challenge
+	var nc uint32
+	staleUsed, did423, did420 := false, false, false
+	for range maxAttempts {
+		rec.CSeq++
+		x.reg.CSeq = rec.CSeq
+		x.reg.Gin = r.spec.Gin && !rec.NoGin
+		x.reg.Auth = nil
+		if ch != nil {
+			nc++
+			a, err := sipauth.Answer(*ch, x.cred, "REGISTER", x.reg.RequestURI(), nc, "")
+			if err != nil {
+				return result{state: registration.StateAuthFailed, reason: "cannot answer the challenge: " + err.Error()}
+			}
+			x.reg.Auth = &a
+		}
+		if _, ok := r.mayAct(rec.TrunkRef); !ok {
+			return result{err: errNotOwner, state: registration.StateRetrying, reason: errNotOwner.Error()}
+		}
+		resp, took, err := r.send(ctx, sipmsg.Build(x.reg))
+		if err != nil {
+			r.obs.Sent("error", took)
+			return result{err: err, state: registration.StateRetrying, reason: errorReason(err)}
+		}
+		out, err := sipmsg.Read(resp, x.reg.Expires)
+		if err != nil {
+			r.obs.Sent("error", took)
+			return result{err: err, state: registration.StateRetrying, reason: err.Error()}
+		}
+		r.obs.Sent(out.Class.String(), took)
+		switch out.Class {
+		case sipmsg.ClassOK:
+			return result{out: out, state: registration.StateRegistered}
+		case sipmsg.ClassChallenge:
+			if r.spec.AuthMode == config.AuthEdgePort {
+				return result{out: out, state: registration.StateAuthFailed,
+					reason: "challenged through Routr: the EdgePort's answer from X-Gateway-Auth was refused (wrong credentials?)"}
+			}
+			if !x.creds {
+				return result{out: out, state: registration.StateAuthFailed, reason: "challenged, but the trunk has no outbound credentials"}
+			}
+			c, err := sipauth.ChallengeFrom(resp.GetMessage())
+			if err != nil {
+				return result{out: out, state: registration.StateAuthFailed, reason: "unusable challenge: " + err.Error()}
+			}
+			if ch != nil {
+				if !c.Stale || staleUsed {
+					return result{out: out, state: registration.StateAuthFailed,
+						reason: "credentials refused: challenged again after answering"}
+				}
+				staleUsed = true
+			}
+			ch, nc = &c, 0
+			r.log.Debug("challenged; answering", "trunk", rec.TrunkRef, "proxy", c.Proxy, "realm", c.Realm,
+				"algorithm", c.Algorithm, "stale", c.Stale)
+		case sipmsg.ClassIntervalTooBrief:
+			if did423 || out.MinExpires <= x.reg.Expires {
+				return result{out: out, state: registration.StateRejected,
+					reason: fmt.Sprintf("423 with Min-Expires %d for Expires %d", out.MinExpires, x.reg.Expires)}
+			}
+			did423 = true
+			r.log.Info("interval too brief; asking for Min-Expires from now on", "trunk", rec.TrunkRef,
+				"asked", x.reg.Expires, "min_expires", out.MinExpires)
+			rec.MinExpires = out.MinExpires
+			x.reg.Expires = out.MinExpires
+			rec.RequestedExpires = out.MinExpires
+		case sipmsg.ClassBadExtension:
+			if did420 || !x.reg.Gin {
+				return result{out: out, state: registration.StateRejected, reason: "420 Bad Extension: " + strings.Join(out.Unsupported, ",")}
+			}
+			did420 = true
+			r.log.Info("registrar does not support gin; sending without it from now on", "trunk", rec.TrunkRef)
+			rec.NoGin = true
+		case sipmsg.ClassRejected:
+			return result{out: out, state: registration.StateRejected, reason: reasonOf(out)}
+		default:
+			return result{out: out, state: registration.StateRetrying, reason: reasonOf(out)}
+		}
+	}
+	return result{state: registration.StateRejected, reason: "too many REGISTERs for one attempt"}
+}
+
+func reasonOf(o sipmsg.Outcome) string {
+	if o.Reason != "" {
+		return fmt.Sprintf("%d %s", o.Code, o.Reason)
+	}
+	return fmt.Sprintf("%d %s", o.Code, o.Type)
+}
+
+// errorReason describes a Requester error without its internals (never a secret: the
+// request is not part of the error).
+func errorReason(err error) string {
+	if _, ok := status.FromError(err); ok {
+		// The status message of a wrapped error repeats the wrapping; keep the cause.
+		msg := err.Error()
+		if i := strings.LastIndex(msg, "desc = "); i >= 0 {
+			msg = msg[i+len("desc = "):]
+		}
+		return "requester: " + status.Code(err).String() + ": " + msg
+	}
+	return err.Error()
+}
+
+// send paces and sends one request.
+func (r *Reconciler) send(ctx context.Context, req *requesterv2beta1.SendMessageRequest) (*requesterv2beta1.SendMessageResponse, time.Duration, error) {
+	if err := r.limiter.Wait(ctx); err != nil {
+		return nil, 0, err
+	}
+	start := time.Now()
+	resp, err := r.req.SendMessage(ctx, req)
+	return resp, time.Since(start), err
+}
+
+// newExchange prepares the REGISTER of rec's binding to uri through edge port ep.
+func (r *Reconciler) newExchange(t trunk.Trunk, rec registration.Record, domain string, port int, transport, user string, ep config.EdgePort) (exchange, error) {
+	x := exchange{
+		reg: sipmsg.Register{
+			Domain: domain, Port: port, Transport: transport, User: user,
+			CallID: rec.CallID, FromTag: rec.FromTag,
+			EdgePortHost: ep.Host, EdgePortPort: ep.Port,
+			Methods: r.spec.Methods, UserAgent: r.spec.UserAgent,
+		},
+		cred:  sipauth.Credentials{Username: t.Username, Password: t.Password},
+		creds: t.HasCredentials(),
+	}
+	if r.spec.AuthMode == config.AuthEdgePort {
+		x.reg.GatewayAuth = anonymousGatewayAuth
+		if x.creds {
+			v, err := sipauth.GatewayAuth(x.cred)
+			if err != nil {
+				return x, err
+			}
+			x.reg.GatewayAuth = v
+		}
+	}
+	return x, nil
+}
+
+// register sends the REGISTER of a wanted trunk and turns the answer into its next state.
+func (r *Reconciler) register(ctx context.Context, key string, e *entry, gen string, t trunk.Trunk, rec registration.Record, uriIdx, epIdx int) (registration.Record, int, int) {
+	u := t.URIs[uriIdx%len(t.URIs)]
+	ep := r.spec.EdgePorts[epIdx%len(r.spec.EdgePorts)]
+	user := t.User(u)
+	rec.AOR = sipmsg.AOR(user, u.Host)
+	rec.Target = net.JoinHostPort(u.Host, strconv.Itoa(portOr5060(u.Port)))
+	rec.Transport = u.Transport
+	rec.EdgePort = ep.Address
+	if fence, ok := r.mayAct(key); ok && r.coord != nil {
+		rec.Owner, rec.Fence = r.coord.ID(), fence
+	}
+	asked := max(r.spec.Expires, rec.MinExpires)
+	rec.RequestedExpires = asked
+	prev := rec.State
+
+	x, err := r.newExchange(t, rec, u.Host, u.Port, u.Transport, user, ep)
+	now := r.clock()
+	if err != nil {
+		rec.UpdatedAt = now
+		r.fail(&rec, registration.StateRejected, "credentials cannot travel in X-Gateway-Auth: "+err.Error(), 0, now)
+		return rec, uriIdx, epIdx
+	}
+	x.reg.Expires = asked
+
+	rec.State = registration.StateRegistering
+	rec.NextAction = registration.ActionNone
+	rec.UpdatedAt = now
+	r.update(key, e, gen, rec, uriIdx, epIdx, nil)
+
+	before := rec
+	res := r.run(ctx, x, &rec)
+	if errors.Is(res.err, errNotOwner) {
+		return before, uriIdx, epIdx
+	}
+	now = r.clock()
+	rec.UpdatedAt = now
+	if res.err == nil {
+		rec.LastResponseCode = res.out.Code
+		rec.LastResponseType = res.out.Type.String()
+		rec.LastReason = res.out.Reason
+	} else {
+		rec.LastResponseCode, rec.LastResponseType, rec.LastReason = 0, "", ""
+	}
+	switch res.state {
+	case registration.StateRegistered:
+		rec.State = registration.StateRegistered
+		rec.GrantedExpires = res.out.Granted
+		rec.ExpiresAt = now.Add(time.Duration(res.out.Granted) * time.Second)
+		if prev != registration.StateRegistered || rec.RegisteredSince.IsZero() {
+			rec.RegisteredSince = now
+		}
+		rec.Failures = 0
+		rec.LastError = ""
+		rec.NextAction = registration.ActionRefresh
+		rec.NextActionAt = now.Add(registration.RefreshAfter(res.out.Granted, mrand.Float64()))
+		if prev != registration.StateRegistered {
+			r.log.Info("registered", "trunk", key, "aor", rec.AOR, "target", rec.Target, "expires", rec.GrantedExpires)
+		} else {
+			r.log.Debug("refreshed", "trunk", key, "expires", rec.GrantedExpires)
+		}
+	case registration.StateRetrying:
+		// Transport trouble toward the provider or the Requester: try the next URI,
+		// then the next EdgePort.
+		if res.err != nil || res.out.Type == sipmessagev2beta1.ResponseType_REQUEST_TIMEOUT {
+			if len(t.URIs) > 1 {
+				uriIdx = (uriIdx + 1) % len(t.URIs)
+			}
+			if (len(t.URIs) == 1 || uriIdx == 0) && len(r.spec.EdgePorts) > 1 {
+				epIdx = (epIdx + 1) % len(r.spec.EdgePorts)
+			}
+		}
+		r.fail(&rec, registration.StateRetrying, res.reason, res.out.RetryAfter, now)
+	default:
+		r.fail(&rec, res.state, res.reason, res.out.RetryAfter, now)
+	}
+	return rec, uriIdx, epIdx
+}
+
+// fail records a failed attempt and when to try again.
+func (r *Reconciler) fail(rec *registration.Record, state registration.State, reason string, retryAfter time.Duration, now time.Time) {
+	prev := rec.State
+	rec.State = state
+	rec.Failures++
+	rec.LastError = reason
+	var wait time.Duration
+	switch state {
+	case registration.StateAuthFailed:
+		wait = r.spec.AuthFailedRetry
+	case registration.StateRejected:
+		wait = r.spec.RejectedRetry
+	default:
+		wait = registration.Backoff(rec.Failures, r.spec.BackoffBase, r.spec.BackoffMax, mrand.Float64())
+		if retryAfter > 0 {
+			wait = retryAfter
+		}
+		// While the binding still lives, retry before it runs out.
+		if left := rec.ExpiresAt.Sub(now); left > 2*time.Second && wait > left/2 {
+			wait = left / 2
+		}
+	}
+	rec.NextAction = registration.ActionRetry
+	rec.NextActionAt = now.Add(wait)
+	if !rec.ExpiresAt.After(now) {
+		rec.GrantedExpires = 0
+	}
+	lvl := r.log.Warn
+	if prev == state {
+		lvl = r.log.Debug
+	}
+	lvl("registration failed", "trunk", rec.TrunkRef, "state", string(state), "reason", reason,
+		"failures", rec.Failures, "retry_in", wait.Round(time.Second).String())
+}
+
+// unregister removes rec's binding (REGISTER with Expires 0), best effort: one
+// exchange, whatever its answer.
+func (r *Reconciler) unregister(ctx context.Context, t trunk.Trunk, rec registration.Record) {
+	user, domain := splitAOR(rec.AOR)
+	host, port := splitTarget(rec.Target)
+	if domain == "" || host == "" || rec.CallID == "" {
+		return
+	}
+	ep := r.spec.EdgePorts[0]
+	for _, p := range r.spec.EdgePorts {
+		if p.Address == rec.EdgePort {
+			ep = p
+		}
+	}
+	x, err := r.newExchange(t, rec, domain, port, rec.Transport, user, ep)
+	if err != nil {
+		return
+	}
+	x.reg.Expires = 0
+	res := r.run(ctx, x, &rec)
+	if res.state == registration.StateRegistered {
+		r.log.Info("unregistered", "trunk", rec.TrunkRef, "aor", rec.AOR, "target", rec.Target)
+	} else {
+		r.log.Warn("unregister failed; the binding will expire at the provider", "trunk", rec.TrunkRef, "reason", res.reason)
+	}
+}
+
+// unregisterAll removes every live binding (shutdown with unregisterOnShutdown).
+func (r *Reconciler) unregisterAll(ctx context.Context) {
+	type job struct {
+		t   trunk.Trunk
+		rec registration.Record
+	}
+	r.mu.Lock()
+	var jobs []job
+	for _, e := range r.entries {
+		if hadBinding(e.rec) {
+			jobs = append(jobs, job{e.trunk, e.rec})
+		}
+	}
+	r.mu.Unlock()
+	sem := make(chan struct{}, max(1, r.spec.MaxInFlight))
+	done := make(chan struct{}, len(jobs))
+	for _, j := range jobs {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; done <- struct{}{} }()
+			r.unregister(ctx, j.t, j.rec)
+			j.rec.State = registration.StateUnregistered
+			j.rec.NextAction, j.rec.NextActionAt = registration.ActionRegister, time.Time{}
+			j.rec.ExpiresAt, j.rec.GrantedExpires = time.Time{}, 0
+			r.persist(j.rec.TrunkRef, j.rec)
+		}()
+	}
+	for range jobs {
+		<-done
+	}
+	r.log.Info("unregistered on shutdown", "count", len(jobs))
+}
+
+func splitAOR(aor string) (user, domain string) {
+	s := strings.TrimPrefix(aor, "sip:")
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		return s[:i], s[i+1:]
+	}
+	return "", s
+}
+
+func splitTarget(target string) (string, int) {
+	h, p, err := net.SplitHostPort(target)
+	if err != nil {
+		return target, 0
+	}
+	n, _ := strconv.Atoi(p)
+	return h, n
+}

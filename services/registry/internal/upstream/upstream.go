@@ -1,0 +1,158 @@
+// Package upstream holds thin adapters over the generated clients of Routr's Trunks API
+// and Requester: connection options, deadlines and error classification, nothing more.
+package upstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
+	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
+)
+
+// MaxAPIAnswer bounds one FindBy answer: 100,000 trunks take about 20 MiB, far above
+// gRPC's default 4 MiB receive limit.
+const MaxAPIAnswer = 512 << 20
+
+// Trunks finds the trunks to register.
+type Trunks interface {
+	FindRegistering(ctx context.Context) ([]*trunksv2beta1.Trunk, error)
+}
+
+// Requester sends one SIP request through Routr's Requester.
+type Requester interface {
+	SendMessage(ctx context.Context, req *requesterv2beta1.SendMessageRequest) (*requesterv2beta1.SendMessageResponse, error)
+}
+
+// API is the Trunks client over gRPC.
+type API struct {
+	conn    *grpc.ClientConn
+	client  trunksv2beta1.TrunksClient
+	timeout time.Duration
+}
+
+// DialAPI connects (lazily) to Routr's API server at addr.
+func DialAPI(addr string, timeout time.Duration) (*API, error) {
+	conn, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxAPIAnswer)))
+	if err != nil {
+		return nil, fmt.Errorf("api %s: %w", addr, err)
+	}
+	return &API{conn: conn, client: trunksv2beta1.NewTrunksClient(conn), timeout: timeout}, nil
+}
+
+// FindRegistering calls Trunks/FindBy(sendRegister, true) within the timeout.
+func (a *API) FindRegistering(ctx context.Context) ([]*trunksv2beta1.Trunk, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	resp, err := a.client.FindBy(ctx, &trunksv2beta1.FindByRequest{FieldName: "sendRegister", FieldValue: "true"})
+	if err != nil {
+		return nil, fmt.Errorf("trunks findBy: %w", err)
+	}
+	return resp.GetItems(), nil
+}
+
+// FindRegisteringRaw is FindRegistering answering the FindByResponse's wire bytes,
+// undecoded: an unchanged answer (the usual discovery tick) can be recognised by its
+// hash without decoding 100,000 trunks.
+func (a *API) FindRegisteringRaw(ctx context.Context) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
+	defer cancel()
+	var raw rawAnswer
+	err := a.conn.Invoke(ctx, trunksv2beta1.Trunks_FindBy_FullMethodName,
+		&trunksv2beta1.FindByRequest{FieldName: "sendRegister", FieldValue: "true"}, &raw,
+		grpc.ForceCodecV2(rawCodec{}))
+	if err != nil {
+		return nil, fmt.Errorf("trunks findBy: %w", err)
+	}
+	return raw.b, nil
+}
+
+// rawAnswer receives an answer's bytes through rawCodec.
+type rawAnswer struct{ b []byte }
+
+// rawCodec marshals requests as protobuf and keeps answers as bytes.
+type rawCodec struct{}
+
+func (rawCodec) Marshal(v any) (mem.BufferSlice, error) {
+	m, ok := v.(proto.Message)
+	if !ok {
+		return nil, fmt.Errorf("raw codec: cannot marshal %T", v)
+	}
+	b, err := proto.Marshal(m)
+	if err != nil {
+		return nil, err
+	}
+	return mem.BufferSlice{mem.SliceBuffer(b)}, nil
+}
+
+func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	r, ok := v.(*rawAnswer)
+	if !ok {
+		return fmt.Errorf("raw codec: cannot unmarshal into %T", v)
+	}
+	r.b = data.Materialize()
+	return nil
+}
+
+func (rawCodec) Name() string { return "proto" }
+
+// Close closes the connection.
+func (a *API) Close() error { return a.conn.Close() }
+
+// RequesterClient is the Requester client over gRPC.
+type RequesterClient struct {
+	conn    *grpc.ClientConn
+	client  requesterv2beta1.RequesterClient
+	timeout time.Duration
+}
+
+// DialRequester connects (lazily) to Routr's Requester at addr. timeout bounds each
+// call: it must be longer than the Requester's 32 s SIP transaction timeout.
+func DialRequester(addr string, timeout time.Duration) (*RequesterClient, error) {
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("requester %s: %w", addr, err)
+	}
+	return &RequesterClient{conn: conn, client: requesterv2beta1.NewRequesterClient(conn), timeout: timeout}, nil
+}
+
+// SendMessage sends req within the timeout.
+func (r *RequesterClient) SendMessage(ctx context.Context, req *requesterv2beta1.SendMessageRequest) (*requesterv2beta1.SendMessageResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	resp, err := r.client.SendMessage(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("requester sendMessage: %w", err)
+	}
+	return resp, nil
+}
+
+// Close closes the connection.
+func (r *RequesterClient) Close() error { return r.conn.Close() }
+
+// Transient reports whether a call error is worth retrying with backoff (unavailable,
+// deadline, resource exhausted, aborted, internal or unknown transport trouble).
+// InvalidArgument, Unimplemented and the like are configuration problems, but are
+// retried too, just as slowly: a registry never gives up on a wanted trunk.
+func Transient(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted,
+		codes.Internal, codes.Unknown, codes.Canceled:
+		return true
+	}
+	return false
+}

@@ -1,0 +1,100 @@
+package upstream
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	credentialsv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/credentials/v2beta1"
+	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
+)
+
+type bigTrunks struct {
+	trunksv2beta1.UnimplementedTrunksServer
+	items []*trunksv2beta1.Trunk
+	delay time.Duration
+}
+
+func (b *bigTrunks) FindBy(ctx context.Context, req *trunksv2beta1.FindByRequest) (*trunksv2beta1.FindByResponse, error) {
+	if req.GetFieldName() != "sendRegister" || req.GetFieldValue() != "true" {
+		return nil, status.Errorf(codes.InvalidArgument, "unexpected query %s=%s", req.GetFieldName(), req.GetFieldValue())
+	}
+	select {
+	case <-time.After(b.delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return &trunksv2beta1.FindByResponse{Items: b.items}, nil
+}
+
+func serveTrunks(t *testing.T, srv *bigTrunks) string {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := grpc.NewServer(grpc.MaxSendMsgSize(MaxAPIAnswer))
+	trunksv2beta1.RegisterTrunksServer(g, srv)
+	go func() { _ = g.Serve(lis) }()
+	t.Cleanup(g.Stop)
+	return lis.Addr().String()
+}
+
+// TestFindBy100kTrunks: one answer with 100,000 trunks is far above gRPC's default
+// 4 MiB receive limit; the API client takes it.
+func TestFindBy100kTrunks(t *testing.T) {
+	const n = 100000
+	items := make([]*trunksv2beta1.Trunk, n)
+	for i := range n {
+		items[i] = &trunksv2beta1.Trunk{Ref: fmt.Sprintf("trunk-%06d", i), Name: fmt.Sprintf("Trunk number %d", i), SendRegister: true,
+			Uris:                []*trunksv2beta1.TrunkURI{{Host: fmt.Sprintf("sip%06d.provider.example.net", i), Port: 5060, Transport: "UDP", User: fmt.Sprintf("user%06d", i), Enabled: true}},
+			OutboundCredentials: &credentialsv2beta1.Credentials{Username: fmt.Sprintf("user%06d", i), Password: fmt.Sprintf("password-%06d", i)}}
+	}
+	if size := proto.Size(&trunksv2beta1.FindByResponse{Items: items}); size <= 4<<20 {
+		t.Fatalf("answer is %d bytes: not above the 4 MiB default, the test proves nothing", size)
+	}
+	api, err := DialAPI(serveTrunks(t, &bigTrunks{items: items}), 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+	got, err := api.FindRegistering(context.Background())
+	if err != nil {
+		t.Fatalf("FindRegistering: %v", err)
+	}
+	if len(got) != n || got[n-1].GetRef() != "trunk-099999" {
+		t.Fatalf("got %d trunks", len(got))
+	}
+	raw, err := api.FindRegisteringRaw(context.Background())
+	if err != nil {
+		t.Fatalf("FindRegisteringRaw: %v", err)
+	}
+	var decoded trunksv2beta1.FindByResponse
+	if err := proto.Unmarshal(raw, &decoded); err != nil {
+		t.Fatal(err)
+	}
+	if !proto.Equal(&decoded, &trunksv2beta1.FindByResponse{Items: got}) {
+		t.Error("the raw answer does not decode to the same trunks")
+	}
+}
+
+// TestFindByDeadline: a slow API answers DeadlineExceeded within the timeout, and the
+// error is transient.
+func TestFindByDeadline(t *testing.T) {
+	api, err := DialAPI(serveTrunks(t, &bigTrunks{delay: time.Minute}), 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+	_, err = api.FindRegistering(context.Background())
+	if status.Code(err) != codes.DeadlineExceeded || !Transient(err) {
+		t.Fatalf("err %v: want a transient DeadlineExceeded", err)
+	}
+}

@@ -1,0 +1,262 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clusterCheck is one line of the several-replicas table.
+type clusterCheck struct {
+	measure  string
+	measured string
+	target   string // "—" when there is none
+	verdict  string // "" when there is no target
+}
+
+const notMeasured = "not measured"
+
+// clusterChecks returns the lines of the several-replicas table.
+func clusterChecks(r ClusterResult) []clusterCheck {
+	verdictOf := func(met bool) string {
+		if met {
+			return verdictMet
+		}
+		return "**" + verdictNotMet + "**"
+	}
+	var out []clusterCheck
+
+	reg := clusterCheck{measure: "every trunk registered, from the first FindBy (s)", measured: notMeasured, target: "—"}
+	red := clusterCheck{measure: "Redis commands / registration (round trips)", measured: notMeasured,
+		target: fmt.Sprintf("≤ %d round trips", TargetRedisRoundTrips), verdict: notMeasured}
+	if r.Registered {
+		reg.measured = fmt.Sprintf("%.2f", r.RegisterTime.Seconds())
+		red.measured = fmt.Sprintf("%.2f (%.3f)", r.RedisPerRegistration(), r.RoundTripsPerRegistration())
+		red.verdict = verdictOf(r.RoundTripsPerRegistration() <= TargetRedisRoundTrips)
+	}
+	out = append(out, reg, red)
+
+	renew := clusterCheck{measure: "Redis commands / lease-renewal round (round trips)", measured: notMeasured, target: "—"}
+	inner := clusterCheck{measure: "Redis commands run / lease-renewal round, the Lua scripts' own included (Redis's count)", measured: notMeasured, target: "—"}
+	cpu := clusterCheck{measure: "idle CPU s / replica / minute: " + strings.Join(r.Replicas, ", ") + " (mean)", measured: notMeasured, target: "—"}
+	if r.IdleMeasured {
+		renew.measured = fmt.Sprintf("%.1f (%.2f)", r.CommandsPerRenewalRound(), r.RoundTripsPerRenewalRound())
+		inner.measured = thousands(int(math.Round(r.ServerCommandsPerRenewalRound())))
+		per := r.IdleCPUPerMinute()
+		parts := make([]string, len(per))
+		var total float64
+		for i, c := range per {
+			parts[i] = fmt.Sprintf("%.3f", c)
+			total += c
+		}
+		cpu.measured = fmt.Sprintf("%s (%.3f)", strings.Join(parts, ", "), total/float64(max(len(per), 1)))
+	}
+	out = append(out, renew, inner, cpu)
+
+	target := fmt.Sprintf("≤ %.0f (lease TTL %s + %s)", r.TargetFailover().Seconds(), seconds(r.LeaseTTL), seconds(TargetFailoverSlack))
+	fail := clusterCheck{measure: "failover after SIGKILL: kill → every trunk of the killed replica REGISTERed again (s)",
+		measured: notMeasured, target: target, verdict: notMeasured}
+	moved := clusterCheck{measure: "trunks moved; of them, kept Call-ID with CSeq = previous + 1", measured: notMeasured,
+		target: "all", verdict: notMeasured}
+	if r.FailoverMeasured {
+		fail.measure = fmt.Sprintf("failover after SIGKILL of %s: kill → every trunk it owned REGISTERed again (s)", r.Victim)
+		if r.FailoverComplete {
+			fail.measured = fmt.Sprintf("%.2f", r.FailoverTime.Seconds())
+			fail.verdict = verdictOf(r.FailoverTime <= r.TargetFailover())
+		} else {
+			fail.measured = fmt.Sprintf("> %.0f (%s of %s)", r.FailoverTimeout.Seconds(), thousands(r.Refreshed), thousands(r.Moved))
+			fail.verdict = verdictOf(false)
+		}
+		moved.measured = fmt.Sprintf("%s; %s", thousands(r.Moved), thousands(r.Continued))
+		moved.verdict = verdictOf(r.Moved > 0 && r.Continued == r.Moved)
+	}
+	return append(out, fail, moved)
+}
+
+// WriteCluster prints the several-replicas scenario as a Markdown table with its
+// targets, then how it was measured and notes. err is RunCluster's error (the
+// phases not reached show as not measured).
+func WriteCluster(w io.Writer, r ClusterResult, err error) {
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "### Several replicas (%d × registry, %s trunks)\n", len(r.Replicas), thousands(r.Trunks))
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| measure | measured | target | verdict |")
+	fmt.Fprintln(w, "|---|---:|---|---|")
+	for _, c := range clusterChecks(r) {
+		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", c.measure, c.measured, c.target, c.verdict)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Method: %d registry processes in cluster mode (leaseTTL %s, registerInterval %s, the single-replica rows' config otherwise) "+
+		"share one Redis through the bench's counting proxy, with one key prefix. "+
+		"*Registered*: from the first FindBy (the discovery leader's) until the Requester had answered 200 OK to every trunk (distinct To users). "+
+		"*Redis / registration*: what the replicas sent to Redis from the first FindBy until they were quiet after the last answer, "+
+		"over the number of trunks. "+
+		"*Redis / lease-renewal round*: once every trunk was registered and the replicas were quiet, the replicas' Redis commands and round trips "+
+		"over an idle window of R whole renewal periods (leaseTTL/3 = %s; each replica renews all its leases, and heartbeats, once per period "+
+		"on its own ticker, so the window holds R rounds of each), divided by R × %d replicas: the whole idle Redis cost of a replica per round, "+
+		"the membership heartbeat and the discovery ticks in the window (the leader's lease renewal, FindBy and version check; "+
+		"the others' fetch of the version) included. "+
+		"*Commands run*: Redis's own count (total_commands_processed, the bench's INFOs taken out) over the same window and divided the same way: "+
+		"it counts the commands each Lua script runs (a renewal is one EVALSHA per 1,000 leases on the wire, a GET and a PEXPIRE per lease in Redis); "+
+		"it is server-wide, so another client of the server would inflate it. "+
+		"*Idle CPU*: each replica's user+system CPU over the same window, scaled to a minute. "+
+		"*Failover*: the replica holding the most trunk leases is SIGKILLed; from the kill until every trunk it held "+
+		"had received a REGISTER again; each must continue its binding (the Call-ID of its last REGISTER before the kill, CSeq one more). "+
+		"Owners are read from the lease keys in Redis (\"<replica>:<fence>\") and checked against the first page of ListRegistrations: "+
+		"a full listing is not used, because every page makes the replica read all the records from Redis (at 100,000 trunks about 3 s a page, "+
+		"100 pages). "+
+		"The replicas log at info level in JSON (the start line gives the control API's address), one line per first registration, "+
+		"which the single-replica rows (warn level) do not.\n", len(r.Replicas), seconds(r.LeaseTTL), seconds(r.Interval), seconds(r.LeaseTTL/3), len(r.Replicas))
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Notes:")
+	for _, n := range clusterNotes(r, err) {
+		fmt.Fprintf(w, "- %s\n", n)
+	}
+}
+
+// clusterNotes describes what else the scenario saw.
+func clusterNotes(r ClusterResult, err error) []string {
+	var out []string
+	if err != nil {
+		label := "**not measured**: "
+		if errors.Is(err, ErrIncomplete) {
+			label = "**not met**: "
+		}
+		out = append(out, label+strings.ReplaceAll(err.Error(), "\n", " ⏎ "))
+	}
+	if r.Registered {
+		s := fmt.Sprintf("registration: %s REGISTERs, the first %.0f ms after the first FindBy; FindBy calls in the phase: %d; ",
+			thousands(int(r.Registers)), ms(r.FirstRegister), r.FindBysDuringPhase)
+		if r.Settled {
+			s += fmt.Sprintf("quiet %.0f ms after the last answer", ms(r.Settle))
+		} else {
+			s += fmt.Sprintf("still busy %.1f s after the last answer (CPU and Redis counted up to then)", r.Settle.Seconds())
+		}
+		s += fmt.Sprintf("; CPU %s s (%.3f s per 1,000 registrations, all replicas)", perReplica(r.Replicas, r.RegisterCPU, "%.2f"),
+			sum(r.RegisterCPU)/float64(max(r.Trunks, 1))*1000)
+		s += fmt.Sprintf("; the replicas' Redis commands %s (%s) in %s round trips; Redis's own count %s (the Lua scripts' commands included)",
+			thousands(int(r.RedisCommands)), breakdown(r.RedisByCommand), thousands(int(r.RedisRoundTrips)),
+			thousands(int(r.RedisServerCommands)))
+		out = append(out, s)
+	}
+	if r.IdleMeasured {
+		out = append(out, fmt.Sprintf("idle window: %.2f s = %d renewal periods of %s; %d FindBy, %d REGISTERs; CPU %s s; "+
+			"the replicas' Redis commands %s (%s) in %s round trips, %.1f commands and %.2f round trips per replica per round; "+
+			"Redis's own count %s, %s per replica per round",
+			r.IdleWindow.Seconds(), r.IdleRounds, seconds(r.LeaseTTL/3), r.IdleFindBys, r.IdleRegisters, perReplica(r.Replicas, r.IdleCPU, "%.3f"),
+			thousands(int(r.IdleRedisCommands)), breakdown(r.IdleRedisByCommand), thousands(int(r.IdleRedisRoundTrips)),
+			r.CommandsPerRenewalRound(), r.RoundTripsPerRenewalRound(),
+			thousands(int(r.IdleRedisServerCommands)), thousands(int(math.Round(r.ServerCommandsPerRenewalRound())))))
+	}
+	if r.Owned != nil {
+		s := fmt.Sprintf("ownership before the kill: %s leases (%s)", thousands(r.Leases), owned(r.Owned))
+		if r.Leases != r.Trunks {
+			s += fmt.Sprintf(" (**%s trunks served**)", thousands(r.Trunks))
+		}
+		s += fmt.Sprintf("; the first page of ListRegistrations through %s (%.2f s): %s registrations, %s of them REGISTERED with the lease's owner and the expected AOR user",
+			r.ListedFrom, r.ListTime.Seconds(), thousands(r.Listed), thousands(r.ListAgree))
+		out = append(out, s)
+	}
+	if r.FailoverMeasured {
+		s := fmt.Sprintf("failover: %s SIGKILLed owning %s trunks; ", r.Victim, thousands(r.Moved))
+		if r.FailoverComplete {
+			s += fmt.Sprintf("the first REGISTERed again %.2f s after the kill, the last %.2f s", r.FailoverFirst.Seconds(), r.FailoverTime.Seconds())
+		} else {
+			s += fmt.Sprintf("**only %s REGISTERed again within %s**", thousands(r.Refreshed), r.FailoverTimeout)
+			if r.Refreshed > 0 {
+				s += fmt.Sprintf(" (the first %.2f s after the kill)", r.FailoverFirst.Seconds())
+			}
+		}
+		s += fmt.Sprintf("; %s REGISTERs in all meanwhile; %s of %s continued their binding (same Call-ID, CSeq + 1)",
+			thousands(int(r.FailoverRegisters)), thousands(r.Continued), thousands(r.Moved))
+		if r.Unmatched > 0 {
+			s += fmt.Sprintf("; %s had no AOR user or no REGISTER before the kill", thousands(r.Unmatched))
+		}
+		s += fmt.Sprintf("; their leases afterwards: %s", owned(r.MovedTo))
+		out = append(out, s)
+	}
+	if len(r.TakenOver) > 0 {
+		s := fmt.Sprintf("the replicas' logs over the run: trunks taken over from a replica that left: %s; "+
+			"leases taken back after they vanished from Redis: %s; trunks found owned by another replica: %s",
+			perReplicaInt(r.Replicas, r.TakenOver), perReplicaInt(r.Replicas, r.TakenBack), perReplicaInt(r.Replicas, r.LostLeases))
+		if sum64(r.TakenBack) > 0 {
+			s += " — **leases lapsed**: a replica did not renew its leases within the lease TTL (its lease loop was busy, e.g. claiming, " +
+				"one record read per trunk, during a takeover), so they expired in Redis before it took them back"
+		}
+		out = append(out, s)
+	}
+	if r.RedisKeys > 0 || err == nil {
+		out = append(out, fmt.Sprintf("%s keys of the scenario's prefixes (records, and the cluster's leases, fences, members, desired set) deleted at the end",
+			thousands(r.RedisKeys)))
+	}
+	for i, n := range r.LogLines {
+		if n == 0 || i >= len(r.Replicas) || len(r.LastLog[i]) == 0 {
+			continue
+		}
+		last := r.LastLog[i][len(r.LastLog[i])-1]
+		if len(last) > 300 {
+			last = last[:300] + "…"
+		}
+		out = append(out, fmt.Sprintf("%s logged %d warning/error lines, the last: `%s`", r.Replicas[i], n, last))
+	}
+	return out
+}
+
+// owned writes "r1 33,346, r2 33,167" (by owner; "" is "no lease").
+func owned(m map[string]int) string {
+	ids := slices.Sorted(maps.Keys(m))
+	parts := make([]string, len(ids))
+	for i, id := range ids {
+		name := id
+		if name == "" {
+			name = "no lease"
+		}
+		parts[i] = fmt.Sprintf("%s %s", name, thousands(m[id]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// seconds writes a duration in seconds, as "3.33 s" or "10 s".
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(math.Round(d.Seconds()*100)/100, 'f', -1, 64) + " s"
+}
+
+func sum64(xs []int64) int64 {
+	var s int64
+	for _, x := range xs {
+		s += x
+	}
+	return s
+}
+
+// perReplicaInt writes "r1 12, r2 0, r3 5".
+func perReplicaInt(ids []string, vals []int64) string {
+	parts := make([]string, 0, len(vals))
+	for i, v := range vals {
+		id := fmt.Sprintf("#%d", i+1)
+		if i < len(ids) {
+			id = ids[i]
+		}
+		parts = append(parts, id+" "+thousands(int(v)))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// perReplica writes "r1 0.12, r2 0.10, r3 0.11".
+func perReplica(ids []string, vals []float64, format string) string {
+	parts := make([]string, 0, len(vals))
+	for i, v := range vals {
+		id := fmt.Sprintf("#%d", i+1)
+		if i < len(ids) {
+			id = ids[i]
+		}
+		parts = append(parts, id+" "+fmt.Sprintf(format, v))
+	}
+	return strings.Join(parts, ", ")
+}

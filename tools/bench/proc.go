@@ -1,0 +1,352 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// errRegistryExited is returned when the registry ends while a row still needs it.
+var errRegistryExited = errors.New("registry exited")
+
+// tailLines is how many of the registry's last output lines are kept for errors.
+const tailLines = 20
+
+// registry is a running registry binary whose output is kept (the last lines, and
+// a count) and whose exit is observed.
+type registry struct {
+	cmd    *exec.Cmd
+	pid    int
+	exited chan struct{} // closed once the process has been waited for
+
+	// started is closed once the JSON start line was read (procOptions.json only).
+	started chan struct{}
+
+	mu      sync.Mutex // guards the fields below
+	exitErr error
+	lines   int      // output lines seen (LOGS_LEVEL=warn: warnings and errors)
+	tail    []string // the last tailLines of them
+	control string   // the control API's address, from the JSON start line
+	tallies map[string]int64
+}
+
+// procOptions changes how a registry runs.
+type procOptions struct {
+	// env is added to the environment after LOGS_LEVEL=warn (later entries win).
+	env []string
+	// json says the output is JSON lines (LOGS_FORMAT=json), possibly at level info:
+	// only the lines of level WARN or ERROR are counted and kept, and the start line
+	// ("registry starting") gives the control API's address.
+	json bool
+	// tally names JSON log messages to count (json only): each line with one of
+	// them adds its "count" field, or 1 without one (see registry.tally).
+	tally []string
+}
+
+// startRegistry starts bin with the config file, LOGS_LEVEL=warn and its output read
+// into the registry's tail.
+func startRegistry(bin, config string) (*registry, error) {
+	return startRegistryWith(bin, config, procOptions{})
+}
+
+// startRegistryWith is startRegistry with options.
+func startRegistryWith(bin, config string, opts procOptions) (*registry, error) {
+	cmd := exec.Command(bin, "--config", config)
+	// Later entries win: the bench's log level overrides the environment's.
+	cmd.Env = append(append(os.Environ(), "LOGS_LEVEL=warn"), opts.env...)
+	// The registry must not outlive a bench that dies without stopping it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("start registry: %w", err)
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return nil, fmt.Errorf("start registry %s: %w", bin, err)
+	}
+	pw.Close() // the child holds its own copy
+	r := &registry{cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{}), started: make(chan struct{})}
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		defer pr.Close()
+		sc := bufio.NewScanner(pr)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		sawStart := false
+		for sc.Scan() {
+			if opts.json {
+				line := sc.Bytes()
+				if !sawStart {
+					if control, ok := startLineControl(line); ok {
+						sawStart = true
+						r.mu.Lock()
+						r.control = control
+						r.mu.Unlock()
+						close(r.started)
+					}
+				}
+				for _, msg := range opts.tally {
+					if n, ok := tallyLine(line, msg); ok {
+						r.mu.Lock()
+						if r.tallies == nil {
+							r.tallies = map[string]int64{}
+						}
+						r.tallies[msg] += n
+						r.mu.Unlock()
+					}
+				}
+				if !warnOrError(line) {
+					continue
+				}
+			}
+			r.mu.Lock()
+			r.lines++
+			r.tail = append(r.tail, sc.Text())
+			if len(r.tail) > tailLines {
+				r.tail = r.tail[len(r.tail)-tailLines:]
+			}
+			r.mu.Unlock()
+		}
+	}()
+	go func() {
+		err := cmd.Wait()
+		<-read // the whole output is in before anyone looks at the exit
+		r.mu.Lock()
+		r.exitErr = err
+		r.mu.Unlock()
+		close(r.exited)
+	}()
+	return r, nil
+}
+
+// startLineMsg is the message of the registry's start line.
+const startLineMsg = "registry starting"
+
+// startLineControl reads the control API's address from the registry's JSON start
+// line ({"msg":"registry starting",...,"control":"127.0.0.1:41234",...}); ok is false
+// for any other line.
+func startLineControl(line []byte) (string, bool) {
+	if !bytes.Contains(line, []byte(startLineMsg)) {
+		return "", false
+	}
+	var entry struct {
+		Msg     string `json:"msg"`
+		Control string `json:"control"`
+	}
+	if json.Unmarshal(line, &entry) != nil || entry.Msg != startLineMsg || entry.Control == "" {
+		return "", false
+	}
+	return entry.Control, true
+}
+
+// tallyLine reports whether a JSON log line has the message msg, and what it adds
+// to its tally: its "count" field, else 1.
+func tallyLine(line []byte, msg string) (int64, bool) {
+	if !bytes.Contains(line, []byte(msg)) {
+		return 0, false
+	}
+	var entry struct {
+		Msg   string `json:"msg"`
+		Count *int64 `json:"count"`
+	}
+	if json.Unmarshal(line, &entry) != nil || entry.Msg != msg {
+		return 0, false
+	}
+	if entry.Count != nil {
+		return *entry.Count, true
+	}
+	return 1, true
+}
+
+// tally returns how much the lines with msg added up to (procOptions.tally).
+func (r *registry) tally(msg string) int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.tallies[msg]
+}
+
+// warnOrError reports whether a JSON log line is of level WARN or ERROR (slog's
+// JSON handler writes "level":"WARN"; a line that is not JSON counts, as it may be a
+// panic).
+func warnOrError(line []byte) bool {
+	if len(line) == 0 || line[0] != '{' {
+		return len(bytes.TrimSpace(line)) > 0
+	}
+	return bytes.Contains(line, []byte(`"level":"WARN`)) || bytes.Contains(line, []byte(`"level":"ERROR`))
+}
+
+// waitStarted waits for the JSON start line and returns the control API's address.
+func (r *registry) waitStarted(ctx context.Context, d time.Duration) (string, error) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-r.started:
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.control, nil
+	case <-r.exited:
+		return "", r.exitError()
+	case <-ctx.Done():
+		return "", ctx.Err()
+	case <-t.C:
+		return "", fmt.Errorf("no %q line from the registry within %s", startLineMsg, d)
+	}
+}
+
+// kill sends SIGKILL and waits for the exit.
+func (r *registry) kill() {
+	select {
+	case <-r.exited:
+	default:
+		_ = r.cmd.Process.Kill()
+		<-r.exited
+	}
+}
+
+// output returns how many lines the registry wrote and the last of them.
+func (r *registry) output() (int, []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lines, append([]string(nil), r.tail...)
+}
+
+// exitError describes an exit that happened while the registry was still needed.
+func (r *registry) exitError() error {
+	r.mu.Lock()
+	err := r.exitErr
+	tail := strings.Join(r.tail, "\n  ")
+	r.mu.Unlock()
+	if err == nil {
+		err = errors.New("exit status 0")
+	}
+	if tail == "" {
+		tail = "(no output)"
+	}
+	return fmt.Errorf("%w early (%v); its last output:\n  %s", errRegistryExited, err, tail)
+}
+
+// stop sends SIGTERM and waits for the exit, killing the process after grace.
+func (r *registry) stop(grace time.Duration) error {
+	select {
+	case <-r.exited:
+	default:
+		_ = r.cmd.Process.Signal(syscall.SIGTERM)
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-r.exited:
+		case <-t.C:
+			_ = r.cmd.Process.Kill()
+			<-r.exited
+			return fmt.Errorf("registry did not stop within %s of SIGTERM: killed", grace)
+		}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.exitErr != nil {
+		return fmt.Errorf("registry exit after SIGTERM: %w", r.exitErr)
+	}
+	return nil
+}
+
+// clockTicks is the kernel's USER_HZ, the unit of utime and stime in /proc/<pid>/stat.
+var clockTicks = sync.OnceValue(func() float64 {
+	out, err := exec.Command("getconf", "CLK_TCK").Output()
+	if err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(out))); err == nil && n > 0 {
+			return float64(n)
+		}
+	}
+	return 100 // USER_HZ on every Linux architecture Go supports
+})
+
+// cpuSeconds returns the user plus system CPU time the process has used.
+func cpuSeconds(pid int) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	ticks, err := parseStatTicks(data)
+	if err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return float64(ticks) / clockTicks(), nil
+}
+
+// parseStatTicks returns utime+stime (fields 14 and 15) from /proc/<pid>/stat. The
+// command name (field 2) is in parentheses and may hold spaces and parentheses, so
+// the fields are counted from the last ')'.
+func parseStatTicks(stat []byte) (int64, error) {
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, errors.New("no command name")
+	}
+	// After ")": field 3 (state) is the first.
+	f := strings.Fields(string(stat[i+1:]))
+	const utime, stime = 14 - 3, 15 - 3
+	if len(f) <= stime {
+		return 0, fmt.Errorf("%d fields after the command name, want more than %d", len(f), stime)
+	}
+	u, err := strconv.ParseInt(f[utime], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("utime: %w", err)
+	}
+	s, err := strconv.ParseInt(f[stime], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("stime: %w", err)
+	}
+	return u + s, nil
+}
+
+// memory returns the peak (VmHWM) and current (VmRSS) resident set size, in bytes.
+func memory(pid int) (peak, rss int64, err error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	peak, rss, err = parseStatusMemory(data)
+	if err != nil {
+		return 0, 0, fmt.Errorf("/proc/%d/status: %w", pid, err)
+	}
+	return peak, rss, nil
+}
+
+// parseStatusMemory reads VmHWM and VmRSS ("VmHWM:\t  12345 kB") from /proc/<pid>/status.
+func parseStatusMemory(status []byte) (peak, rss int64, err error) {
+	var gotPeak, gotRSS bool
+	for line := range strings.Lines(string(status)) {
+		name, value, ok := strings.Cut(line, ":")
+		if !ok || (name != "VmHWM" && name != "VmRSS") {
+			continue
+		}
+		f := strings.Fields(value)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, 0, fmt.Errorf("%s: unexpected value %q", name, strings.TrimSpace(value))
+		}
+		kb, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("%s: %w", name, err)
+		}
+		if name == "VmHWM" {
+			peak, gotPeak = kb<<10, true
+		} else {
+			rss, gotRSS = kb<<10, true
+		}
+	}
+	if !gotPeak || !gotRSS {
+		return 0, 0, errors.New("no VmHWM or VmRSS line")
+	}
+	return peak, rss, nil
+}

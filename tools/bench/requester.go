@@ -1,0 +1,276 @@
+package bench
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
+	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
+)
+
+// grantedExpires is the lifetime every 200 OK grants: long enough that no refresh falls
+// due while a row runs (the registrant refreshes at 50-80 % of it).
+const grantedExpires = 600
+
+// okRequester is a Requester that answers every SendMessage at once with 200 OK, as
+// fakerequester's default script does, and counts the distinct AOR users it has
+// answered OK to, without keeping the requests. It stands in for fakerequester
+// because the bench must know the moment the N-th distinct trunk is answered, and
+// fakerequester with NoRecord counts calls only.
+type okRequester struct {
+	requesterv2beta1.UnimplementedRequesterServer
+
+	want     int64
+	calls    atomic.Int64 // every SendMessage
+	distinct atomic.Int64 // distinct AOR users answered OK with a lifetime > 0
+	firstAt  atomic.Int64 // unix nanoseconds of the first call, 0 before
+	lastAt   atomic.Int64 // unix nanoseconds of the latest call
+	seen     sync.Map     // AOR user -> struct{}
+
+	doneOnce sync.Once
+	done     chan struct{} // closed when distinct reaches want
+	doneAt   time.Time     // set before done is closed
+
+	// With track, the latest REGISTER of every AOR user is kept (users), and the
+	// first one of each watched user at or after the mark (see watchFrom).
+	track     bool
+	users     sync.Map     // AOR user -> *sentRegister (track only)
+	markNanos atomic.Int64 // unix nanoseconds of the mark, 0 before watchFrom
+	watchMu   sync.Mutex   // guards the fields below
+	watch     map[string]*watchEntry
+	watchLeft int
+	watchLast time.Time     // when the last watched user got its first REGISTER
+	watchDone chan struct{} // closed when watchLeft reaches 0
+}
+
+// watchEntry is a watched user's first REGISTER at or after the mark, and the one
+// before it (nil when none came before).
+type watchEntry struct {
+	before, after *sentRegister
+}
+
+// sentRegister is one REGISTER as the Requester saw it.
+type sentRegister struct {
+	at     time.Time
+	callID string
+	cseq   int // -1 when the request had no readable CSeq extension
+}
+
+func newOKRequester(want int) *okRequester {
+	return &okRequester{want: int64(want), done: make(chan struct{})}
+}
+
+// newTrackingRequester is newOKRequester that also keeps, per AOR user, the latest
+// REGISTER's time, Call-ID and CSeq, and can watch users for a REGISTER after a mark.
+func newTrackingRequester(want int) *okRequester {
+	q := newOKRequester(want)
+	q.track = true
+	return q
+}
+
+// lastOf returns the latest REGISTER for user (track only).
+func (q *okRequester) lastOf(user string) (sentRegister, bool) {
+	v, ok := q.users.Load(user)
+	if !ok {
+		return sentRegister{}, false
+	}
+	r := v.(*atomic.Pointer[sentRegister]).Load()
+	return *r, true
+}
+
+// watchFrom sets the mark at at and watches users: the returned channel is closed
+// once each of them has received a REGISTER at or after at (at once for no users).
+// It is called once (track only).
+func (q *okRequester) watchFrom(users []string, at time.Time) <-chan struct{} {
+	q.watchMu.Lock()
+	defer q.watchMu.Unlock()
+	q.watch = make(map[string]*watchEntry, len(users))
+	for _, u := range users {
+		q.watch[u] = &watchEntry{}
+	}
+	q.watchLeft = len(q.watch)
+	q.watchDone = make(chan struct{})
+	if q.watchLeft == 0 {
+		q.watchLast = at
+		close(q.watchDone)
+	}
+	q.markNanos.Store(at.UnixNano())
+	return q.watchDone
+}
+
+// watched returns, for each watched user that got one, its first REGISTER at or
+// after the mark with the one before it, and when the last of them arrived (zero
+// until every one did).
+func (q *okRequester) watched() (map[string]watchEntry, time.Time) {
+	q.watchMu.Lock()
+	defer q.watchMu.Unlock()
+	out := make(map[string]watchEntry, len(q.watch))
+	for u, e := range q.watch {
+		if e.after != nil {
+			out[u] = *e
+		}
+	}
+	return out, q.watchLast
+}
+
+// record keeps one REGISTER (track only). A trunk has one REGISTER in flight at a
+// time, so the one it replaces is the one before it.
+func (q *okRequester) record(user string, r *sentRegister) {
+	v, ok := q.users.Load(user)
+	if !ok {
+		v, _ = q.users.LoadOrStore(user, new(atomic.Pointer[sentRegister]))
+	}
+	prev := v.(*atomic.Pointer[sentRegister]).Swap(r)
+	mark := q.markNanos.Load()
+	if mark == 0 || r.at.UnixNano() < mark {
+		return
+	}
+	q.watchMu.Lock()
+	defer q.watchMu.Unlock()
+	if e, watched := q.watch[user]; watched && e.after == nil {
+		e.before, e.after = prev, r
+		if q.watchLeft--; q.watchLeft == 0 {
+			q.watchLast = r.at
+			close(q.watchDone)
+		}
+	}
+}
+
+// parseCSeq reads "<n> REGISTER" (the CSeq extension's value); -1 when it is not.
+func parseCSeq(v string) int {
+	num, method, ok := strings.Cut(strings.TrimSpace(v), " ")
+	if !ok || !strings.EqualFold(strings.TrimSpace(method), "REGISTER") {
+		return -1
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil || n < 0 {
+		return -1
+	}
+	return n
+}
+
+// SendMessage answers 200 OK, granting min(asked, 600) seconds (600 when nothing was
+// asked), with the Call-ID, From and To of the request, its CSeq echoed as an
+// extension, and a Contact sip:<user>@127.0.0.1:5060 carrying the granted expiry.
+func (q *okRequester) SendMessage(_ context.Context, req *requesterv2beta1.SendMessageRequest) (*requesterv2beta1.SendMessageResponse, error) {
+	now := time.Now()
+	q.calls.Add(1)
+	q.firstAt.CompareAndSwap(0, now.UnixNano())
+	q.lastAt.Store(now.UnixNano())
+
+	msg := req.GetMessage()
+	user := msg.GetTo().GetAddress().GetUri().GetUser()
+	granted := int32(grantedExpires)
+	if e := msg.GetExpires(); e != nil && e.GetExpires() >= 0 && e.GetExpires() < granted {
+		granted = e.GetExpires()
+	}
+	answer := &sipmessagev2beta1.SIPMessage{
+		MessageType:  &sipmessagev2beta1.SIPMessage_ResponseType{ResponseType: sipmessagev2beta1.ResponseType_OK},
+		ReasonPhrase: "OK",
+		CallId:       msg.GetCallId(),
+		From:         msg.GetFrom(),
+		To:           msg.GetTo(),
+		Contact: &sipmessagev2beta1.Contact{
+			Address: &sipmessagev2beta1.Address{Uri: &sipmessagev2beta1.SipURI{User: user, Host: "127.0.0.1", Port: 5060}},
+			Expires: granted,
+		},
+		Expires: &sipmessagev2beta1.Expires{Expires: granted},
+	}
+	cseq := ""
+	for _, e := range msg.GetExtensions() {
+		if strings.EqualFold(e.GetName(), "CSeq") {
+			cseq = e.GetValue()
+			answer.Extensions = []*sipmessagev2beta1.Extension{{Name: "CSeq", Value: cseq}}
+			break
+		}
+	}
+	if q.track && user != "" {
+		q.record(user, &sentRegister{at: now, callID: msg.GetCallId().GetCallId(), cseq: parseCSeq(cseq)})
+	}
+	if granted > 0 && user != "" {
+		if _, loaded := q.seen.LoadOrStore(user, struct{}{}); !loaded {
+			if q.distinct.Add(1) == q.want {
+				q.doneOnce.Do(func() {
+					q.doneAt = time.Now()
+					close(q.done)
+				})
+			}
+		}
+	}
+	return &requesterv2beta1.SendMessageResponse{Message: answer}, nil
+}
+
+// first returns when the first call arrived (zero before any).
+func (q *okRequester) first() time.Time { return unixNano(q.firstAt.Load()) }
+
+// last returns when the latest call arrived (zero before any).
+func (q *okRequester) last() time.Time { return unixNano(q.lastAt.Load()) }
+
+func unixNano(n int64) time.Time {
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// findByWatch is fakeapi's FindByLog writer: it notes when each FindBy arrived and
+// wakes whoever waits for one. fakeapi writes one line per call, under its own lock.
+type findByWatch struct {
+	onFirst func(time.Time) // called once, in the writer, at the first call
+
+	mu      sync.Mutex
+	times   []time.Time
+	changed chan struct{} // closed and replaced on every call
+}
+
+func newFindByWatch(onFirst func(time.Time)) *findByWatch {
+	return &findByWatch{onFirst: onFirst, changed: make(chan struct{})}
+}
+
+// Write records one FindBy call.
+func (w *findByWatch) Write(p []byte) (int, error) {
+	now := time.Now()
+	w.mu.Lock()
+	w.times = append(w.times, now)
+	first := len(w.times) == 1
+	close(w.changed)
+	w.changed = make(chan struct{})
+	w.mu.Unlock()
+	if first && w.onFirst != nil {
+		w.onFirst(now)
+	}
+	return len(p), nil
+}
+
+// count returns how many FindBy calls arrived.
+func (w *findByWatch) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.times)
+}
+
+// waitAfter waits for a FindBy call that arrives after t and returns its time.
+func (w *findByWatch) waitAfter(ctx context.Context, t time.Time, exited <-chan struct{}) (time.Time, error) {
+	for {
+		w.mu.Lock()
+		for _, at := range w.times {
+			if at.After(t) {
+				w.mu.Unlock()
+				return at, nil
+			}
+		}
+		changed := w.changed
+		w.mu.Unlock()
+		select {
+		case <-changed:
+		case <-exited:
+			return time.Time{}, errRegistryExited
+		case <-ctx.Done():
+			return time.Time{}, ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs and starts what the tests need on a Debian machine: Kamailio and sipp (Debian
+# packages), a Redis on 127.0.0.1:6379 (started when none answers), and the pinned Go
+# tools (buf, protoc plugins, grpcurl: built from tools/go.mod). Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+step() { printf '\n=== %s\n' "$*"; }
+sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+
+need=()
+command -v kamailio >/dev/null && command -v kamcmd >/dev/null || need+=(kamailio)
+command -v sipp >/dev/null || need+=(sip-tester)
+command -v redis-server >/dev/null || need+=(redis-server)
+if [ ${#need[@]} -gt 0 ]; then
+  step "installing ${need[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+kamailio -v | head -1
+
+step "redis on 127.0.0.1:6379"
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  $sudo mkdir -p /var/lib/redis /var/log/redis
+  $sudo redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/ci.log
+  for _ in $(seq 1 100); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+redis-cli -h 127.0.0.1 -p 6379 ping
+
+step "pinned Go tools"
+go build -o /dev/null github.com/bufbuild/buf/cmd/buf github.com/fullstorydev/grpcurl/cmd/grpcurl
+echo ok
