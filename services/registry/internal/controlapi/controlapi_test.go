@@ -482,6 +482,23 @@ var apiCases = []apiCase{
 		_, err = s.Recv()
 		wantCode(t, err, connect.CodeUnavailable, "shutting down")
 	}},
+	{"watch/deadline ends the stream with DEADLINE_EXCEEDED, not a clean end", func(t *testing.T, e *env, c rpc, _ func(*testing.T, string) rpc) {
+		ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+		defer cancel()
+		s, err := c.Watch(ctx, &registryv1.WatchRegistrationsRequest{TrunkRef: "t-a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recvN(t, s, 1)
+		sub := e.subscription(t)
+		_, err = s.Recv()
+		wantCode(t, err, connect.CodeDeadlineExceeded, "")
+		select {
+		case <-sub.gone:
+		case <-time.After(waitLimit):
+			t.Fatal("the handler did not unsubscribe after the deadline")
+		}
+	}},
 	{"watch/bad state", func(t *testing.T, _ *env, c rpc, _ func(*testing.T, string) rpc) {
 		s, err := c.Watch(ctxFor(t), &registryv1.WatchRegistrationsRequest{States: []registryv1.RegistrationState{stUnspec}})
 		if err == nil {

@@ -294,7 +294,10 @@ func (s *service) WatchRegistrations(ctx context.Context, req *connect.Request[r
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			// The caller's deadline or cancellation ends the stream with that
+			// status (DEADLINE_EXCEEDED or CANCELED), never as a clean end: a
+			// client must not read a cut stream as "nothing more will change".
+			return ctx.Err()
 		case ev, ok := <-events:
 			if !ok {
 				return connect.NewError(connect.CodeUnavailable, errors.New("registry is shutting down; watch again"))
