@@ -168,6 +168,29 @@ func TestClusterFailover(t *testing.T) {
 	}
 	before150 := len(forKey(f.req.Requests(), "u150"))
 	client := registryv1connect.NewRegistrationServiceClient(http.DefaultClient, "http://"+other.control)
+	// Watches on a replica that does not own the trunk: every trunk in the snapshot,
+	// and the owner's changes stream in.
+	watchCtx, stopWatch := context.WithTimeout(context.Background(), 30*time.Second)
+	defer stopWatch()
+	everything, err := client.WatchRegistrations(watchCtx, connect.NewRequest(&registryv1.WatchRegistrationsRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inSnapshot := map[string]bool{}
+	for len(inSnapshot) < n && everything.Receive() {
+		inSnapshot[everything.Msg().GetRegistration().GetTrunkRef()] = true
+	}
+	if len(inSnapshot) != n {
+		t.Errorf("a Watch on one replica saw %d trunks in its snapshot (%v), want all %d", len(inSnapshot), everything.Err(), n)
+	}
+	watch150, err := client.WatchRegistrations(watchCtx, connect.NewRequest(&registryv1.WatchRegistrationsRequest{TrunkRef: "u150"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !watch150.Receive() {
+		t.Fatalf("Watch u150 on a non-owner: no snapshot: %v", watch150.Err())
+	}
+	seq150 := watch150.Msg().GetRegistration().GetCseq()
 	fr, err := client.ForceRegister(context.Background(), connect.NewRequest(&registryv1.ForceRegisterRequest{TrunkRef: "u150"}))
 	if err != nil {
 		t.Fatalf("ForceRegister through a non-owner: %v", err)
@@ -178,6 +201,26 @@ func TestClusterFailover(t *testing.T) {
 	if n := len(forKey(f.req.Requests(), "u150")); n != before150+1 {
 		t.Errorf("%d REGISTERs for u150 after one forced, want %d", n, before150+1)
 	}
+	for {
+		if !watch150.Receive() {
+			t.Fatalf("Watch u150 on a non-owner saw no change after the forced REGISTER (CSeq was %d): %v", seq150, watch150.Err())
+		}
+		m := watch150.Msg()
+		if m.GetRemoved() || m.GetRegistration().GetTrunkRef() != "u150" {
+			t.Fatalf("Watch u150: unexpected %v", m)
+		}
+		if m.GetRegistration().GetCseq() > seq150 {
+			if got := m.GetRegistration(); got.GetOwner() != owner150 || got.GetCseq() != seq150+1 {
+				t.Errorf("Watch u150 on a non-owner: %v, want CSeq %d by %s", got, seq150+1, owner150)
+			}
+			break
+		}
+	}
+	// That replica's list is as current as its Watch.
+	if got := owners(t, other.control)["u150"]; got.GetCseq() != seq150+1 {
+		t.Errorf("ListRegistrations on a non-owner after the change: u150 CSeq %d, want %d", got.GetCseq(), seq150+1)
+	}
+	stopWatch()
 	// SIGKILL the replica that owns u000.
 	victim := all["u000"].GetOwner()
 	var killed *replica

@@ -50,7 +50,9 @@
 //     still ours with the fence we hold; returns which were.
 //   - release (KEYS: up to 1000 lease keys): DEL each lease that is ours.
 //   - fencedPut (KEYS: record and lease key of up to 500 trunks): SET each record
-//     PX its TTL only when its lease holds "<ourID>:<rec.Fence>".
+//     PX its TTL only when its lease holds "<ourID>:<rec.Fence>", then PUBLISH
+//     the records written, as one message, on the changes channel (prefix +
+//     "changes"; see FollowChanges).
 //   - discovery, discoveryRelease, publish, fetch: one or two keys under L.
 //
 // Every lease, fence, discovery and desired key carries the same hash tag, so

@@ -84,19 +84,25 @@ end
 return n
 `)
 
-// fencedPutScript writes each record whose lease holds the writer's value.
-// KEYS: record and lease key of each record, in turn. ARGV: per record, the
-// expected lease value, the record's value, its TTL in ms. Returns a string with
-// '1' for each record written and '0' for each refused.
+// fencedPutScript writes each record whose lease holds the writer's value, and
+// publishes the records it wrote on the changes channel (one message per call;
+// see FollowChanges). KEYS: record and lease key of each record, in turn. ARGV:
+// the channel, the message's head, then per record the expected lease value,
+// the record's value and its TTL in ms. Returns a string with '1' for each
+// record written and '0' for each refused.
 var fencedPutScript = redis.NewScript(`
-local out = {}
+local out, pub = {}, {}
 for i = 1, #KEYS / 2 do
-  if redis.call('GET', KEYS[2*i]) == ARGV[3*i-2] then
-    redis.call('SET', KEYS[2*i-1], ARGV[3*i-1], 'PX', ARGV[3*i])
+  if redis.call('GET', KEYS[2*i]) == ARGV[3*i] then
+    redis.call('SET', KEYS[2*i-1], ARGV[3*i+1], 'PX', ARGV[3*i+2])
     out[i] = '1'
+    pub[#pub+1] = ARGV[3*i+1]
   else
     out[i] = '0'
   end
+end
+if #pub > 0 then
+  redis.call('PUBLISH', ARGV[1], ARGV[2] .. table.concat(pub, ',') .. ']}')
 end
 return table.concat(out)
 `)
@@ -333,7 +339,8 @@ func (c *Cluster) CheckStorePrefix(storePrefix string) error {
 // TrunkRef or cannot be encoded, or (ErrCrossSlot) when on a Redis Cluster
 // storePrefix fails CheckStorePrefix. On a failed round trip it returns the
 // error and the refs refused before it; records of later round trips are not
-// written.
+// written. The records written are published to FollowChanges, in the same
+// Lua call as their write.
 func (c *Cluster) FencedPutMany(ctx context.Context, storePrefix string, recs []registration.Record, grace time.Duration) (refused []string, err error) {
 	if err := c.CheckStorePrefix(storePrefix); err != nil {
 		return nil, fmt.Errorf("cluster fenced put: %w", err)
@@ -355,13 +362,15 @@ func (c *Cluster) FencedPutMany(ctx context.Context, storePrefix string, recs []
 		args = append(args, c.leaseValue(rec.Fence), value, ttl.Milliseconds())
 	}
 	var batches []scriptBatch
+	channel, head := c.changesChannel(), c.changeHead()
 	for start := 0; start < len(recs); start += fencedChunk {
 		end := min(start+fencedChunk, len(recs))
 		keys := make([]string, 0, 2*(end-start))
 		for _, rec := range recs[start:end] {
 			keys = append(keys, storePrefix+rec.TrunkRef, c.leaseKey(rec.TrunkRef))
 		}
-		batches = append(batches, scriptBatch{keys: keys, args: args[3*start : 3*end]})
+		batchArgs := append([]any{channel, head}, args[3*start:3*end]...)
+		batches = append(batches, scriptBatch{keys: keys, args: batchArgs})
 	}
 	seen := make(map[string]bool)
 	err = c.evalBatches(ctx, fencedPutScript, batches, fencedScriptsPerRT, func(b int, reply any) error {

@@ -36,6 +36,8 @@ type Coordinator interface {
 	Leaving(ctx context.Context, id string) (bool, error)
 	PublishDesired(ctx context.Context, blob []byte) error
 	FetchDesired(ctx context.Context, have string) ([]byte, string, bool, error)
+	FollowChanges(ctx context.Context, synced func(), onChange func(cluster.Change)) error
+	PublishDeleted(ctx context.Context, refs []string) error
 }
 
 var _ Coordinator = (*cluster.Cluster)(nil)
@@ -354,10 +356,9 @@ func (r *Reconciler) lose(refs []string) {
 	}
 	r.mu.Lock()
 	for _, ref := range refs {
-		if e, ok := r.entries[ref]; ok {
-			delete(r.entries, ref)
-			r.publishLocked(e.rec, true)
-		}
+		// Not a removal for watchers: the new owner's write of the trunk reaches
+		// them through the change feed.
+		delete(r.entries, ref)
 	}
 	r.mu.Unlock()
 	for _, ref := range refs {

@@ -112,9 +112,7 @@ type Reconciler struct {
 	claimHold   time.Time
 	reassigning atomic.Bool // a reassignment runs outside the lease loop
 
-	sharedMu sync.Mutex // the control API's cached view of every replica's records
-	shared   []registration.Record
-	sharedAt time.Time
+	mirror mirror // every replica's records, for the control API (several replicas)
 
 	// answerSum and answerLen describe the last API answer applied (0: none).
 	answerSum  atomic.Uint64
@@ -264,6 +262,9 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	cancelWork()
 	<-commitDone
 	r.flushDirty(context.Background())
+	if r.coord != nil {
+		r.closeMirror()
+	}
 	r.closeSubs()
 	return nil
 }
@@ -646,7 +647,8 @@ func (r *Reconciler) appendLocal(out []registration.Record) []registration.Recor
 }
 
 // Records returns every registration known: from memory with one replica; with
-// several, every replica's (read from the store), this replica's own from memory.
+// several, every replica's (from the mirror, see mirror.go), this replica's own from
+// memory.
 func (r *Reconciler) Records() []registration.Record {
 	var shared []registration.Record
 	if r.coord != nil {
@@ -663,29 +665,26 @@ func (r *Reconciler) Records() []registration.Record {
 	return r.appendLocal(out)
 }
 
-// sharedListTTL is how long every replica's records, read from Redis, serve the
-// control API: paging through 100,000 trunks reads them once, not once a page.
-const sharedListTTL = 5 * time.Second
-
-// sharedRecords lists every replica's records from the store, cached briefly.
+// sharedRecords lists every replica's records: from the mirror, started if needed;
+// from the store when the mirror cannot go live (nothing when the store fails too).
 func (r *Reconciler) sharedRecords() []registration.Record {
-	r.sharedMu.Lock()
-	defer r.sharedMu.Unlock()
-	if r.clock().Sub(r.sharedAt) < sharedListTTL && r.shared != nil {
-		return r.shared
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), mirrorWait)
 	defer cancel()
+	if r.useMirror(ctx, false) {
+		if recs, ok := r.mirrorRecords(); ok {
+			return recs
+		}
+	}
 	recs, err := r.st.List(ctx)
 	if err != nil {
-		return r.shared
+		r.log.Debug("reading every replica's records failed", "err", err)
+		return nil
 	}
-	r.shared, r.sharedAt = recs, r.clock()
 	return recs
 }
 
-// Record returns one trunk's registration (with several replicas, from the store when
-// another replica owns it).
+// Record returns one trunk's registration (with several replicas, from the mirror or
+// the store when another replica owns it).
 func (r *Reconciler) Record(ref string) (registration.Record, bool) {
 	r.mu.Lock()
 	e, ok := r.entries[ref]
@@ -696,6 +695,9 @@ func (r *Reconciler) Record(ref string) (registration.Record, bool) {
 	r.mu.Unlock()
 	if ok || r.coord == nil {
 		return rec, ok
+	}
+	if rec, found, live := r.mirrorRecord(ref); live {
+		return rec, found
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -754,7 +756,10 @@ func (r *Reconciler) Refs() []string {
 }
 
 // Subscribe streams every change; cancel stops it. A subscriber that falls more than
-// buf events behind misses events (the channel is never blocked on).
+// buf events behind misses events (the channel is never blocked on). With several
+// replicas the stream carries every replica's changes: Subscribe starts the mirror
+// and waits (bounded) until it is live, so that Records and Record read after it
+// are a snapshot the stream continues.
 func (r *Reconciler) Subscribe(buf int) (<-chan Event, func()) {
 	ch := make(chan Event, buf)
 	r.mu.Lock()
@@ -762,13 +767,26 @@ func (r *Reconciler) Subscribe(buf int) (<-chan Event, func()) {
 	r.nextSub++
 	r.subs[id] = ch
 	r.mu.Unlock()
-	return ch, func() {
-		r.mu.Lock()
-		if c, ok := r.subs[id]; ok {
-			delete(r.subs, id)
-			close(c)
+	if r.coord != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), mirrorWait)
+		if !r.useMirror(ctx, true) {
+			r.log.Warn("watching only this replica's changes: the change feed is not live")
 		}
-		r.mu.Unlock()
+		cancel()
+	}
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			if r.coord != nil {
+				r.dropWatcher()
+			}
+			r.mu.Lock()
+			if c, ok := r.subs[id]; ok {
+				delete(r.subs, id)
+				close(c)
+			}
+			r.mu.Unlock()
+		})
 	}
 }
 

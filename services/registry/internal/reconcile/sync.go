@@ -190,10 +190,18 @@ func (r *Reconciler) remove(ctx context.Context, key string, e *entry) {
 	r.sched.cancel(key)
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := r.st.Delete(dctx, key); err != nil {
-		r.storeFailed(err)
+	delErr := r.st.Delete(dctx, key)
+	if delErr != nil {
+		r.storeFailed(delErr)
 	}
 	if r.coord != nil {
+		// Other replicas' mirrors drop the record too (when the delete failed, it
+		// stays until its TTL, there as here).
+		if delErr == nil {
+			if err := r.coord.PublishDeleted(dctx, []string{key}); err != nil {
+				r.log.Debug("publishing a removal failed; other replicas' watchers miss it", "trunk", key, "err", err)
+			}
+		}
 		if err := r.coord.Release(dctx, []string{key}); err != nil {
 			r.log.Debug("lease release failed; it will expire", "trunk", key, "err", err)
 		}

@@ -1,0 +1,157 @@
+package cluster_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"sipreg.dev/services/registry/internal/cluster"
+	"sipreg.dev/services/registry/internal/registration"
+)
+
+// follower runs FollowChanges on a client of its own (named, so that the test
+// can cut its connection) and hands over what it is called with.
+type follower struct {
+	synced  chan struct{}
+	changes chan cluster.Change
+	done    chan error
+}
+
+func follow(t *testing.T, b backend, name string) *follower {
+	t.Helper()
+	client := redis.NewClient(&redis.Options{Addr: b.addr, ClientName: name, DialTimeout: time.Second})
+	t.Cleanup(func() { client.Close() })
+	c := b.cluster(t, "watcher", cluster.Options{Client: client})
+	f := &follower{synced: make(chan struct{}, 4), changes: make(chan cluster.Change, 16), done: make(chan error, 1)}
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		f.done <- c.FollowChanges(ctx,
+			func() { f.synced <- struct{}{} },
+			func(ch cluster.Change) { f.changes <- ch })
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-f.done; !errors.Is(err, context.Canceled) {
+			t.Errorf("FollowChanges ended with %v, want context.Canceled", err)
+		}
+	})
+	return f
+}
+
+func (f *follower) waitSynced(t *testing.T) {
+	t.Helper()
+	select {
+	case <-f.synced:
+	case <-time.After(10 * time.Second):
+		t.Fatal("subscription not confirmed")
+	}
+}
+
+func (f *follower) next(t *testing.T) cluster.Change {
+	t.Helper()
+	select {
+	case ch := <-f.changes:
+		return ch
+	case <-time.After(10 * time.Second):
+		t.Fatal("no change published")
+		return cluster.Change{}
+	}
+}
+
+// TestFollowChanges: the records a fenced write stores reach every follower in one
+// message, those it refuses do not; deletions do; and a follower whose connection is
+// cut subscribes again and says so (synced), then goes on receiving.
+func TestFollowChanges(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := t.Context()
+		f := follow(t, b, "follower-"+b.prefix)
+		f.waitSynced(t)
+
+		client := b.client(t)
+		a := b.cluster(t, "replica-a", cluster.Options{Client: client})
+		bb := b.cluster(t, "replica-b", cluster.Options{Client: client})
+		if _, err := a.Claim(ctx, []string{"t1", "t2"}); err != nil {
+			t.Fatal(err)
+		}
+		rec := func(ref string, cseq uint32) registration.Record {
+			return registration.Record{
+				TrunkRef: ref, AOR: "sip:" + ref + "@example.net", State: registration.StateRegistered,
+				CallID: "call-" + ref, FromTag: "tag", CSeq: cseq, Fence: 1,
+				ExpiresAt: time.Now().Add(time.Hour).UTC().Truncate(time.Second),
+			}
+		}
+		// B holds no lease: refused, and nothing is published.
+		if refused, err := bb.FencedPutMany(ctx, b.prefix+"rec:", []registration.Record{rec("t1", 9)}, time.Hour); err != nil || !slices.Equal(refused, []string{"t1"}) {
+			t.Fatalf("B's write: refused %v, %v", refused, err)
+		}
+		if refused, err := a.FencedPutMany(ctx, b.prefix+"rec:", []registration.Record{rec("t1", 2), rec("t2", 3)}, time.Hour); err != nil || len(refused) != 0 {
+			t.Fatalf("A's write: refused %v, %v", refused, err)
+		}
+		ch := f.next(t)
+		if ch.Replica != "replica-a" || len(ch.Put) != 2 || len(ch.Deleted) != 0 {
+			t.Fatalf("change = %+v, want A's two records", ch)
+		}
+		for i, want := range []registration.Record{rec("t1", 2), rec("t2", 3)} {
+			want.Owner = "replica-a"
+			got := ch.Put[i]
+			if got.TrunkRef != want.TrunkRef || got.CSeq != want.CSeq || got.Owner != want.Owner || got.CallID != want.CallID ||
+				!got.ExpiresAt.Equal(want.ExpiresAt) || got.State != want.State {
+				t.Errorf("put[%d] = %+v, want %+v", i, got, want)
+			}
+		}
+
+		if err := a.PublishDeleted(ctx, []string{"t2"}); err != nil {
+			t.Fatal(err)
+		}
+		if ch := f.next(t); ch.Replica != "replica-a" || len(ch.Put) != 0 || !slices.Equal(ch.Deleted, []string{"t2"}) {
+			t.Fatalf("change = %+v, want t2 deleted by A", ch)
+		}
+
+		// Cut the follower's connection: it subscribes again, and says so.
+		if b.mini != nil {
+			b.mini.Close()
+			if err := b.mini.Restart(); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			killClient(t, b, "follower-"+b.prefix)
+		}
+		f.waitSynced(t)
+		if refused, err := a.FencedPutMany(ctx, b.prefix+"rec:", []registration.Record{rec("t1", 4)}, time.Hour); err != nil || len(refused) != 0 {
+			t.Fatalf("A's write after the cut: refused %v, %v", refused, err)
+		}
+		if ch := f.next(t); len(ch.Put) != 1 || ch.Put[0].CSeq != 4 {
+			t.Fatalf("change after the cut = %+v", ch)
+		}
+	})
+}
+
+// killClient closes the connection of the client named name on the real Redis.
+func killClient(t *testing.T, b backend, name string) {
+	t.Helper()
+	list, err := b.raw.ClientList(t.Context()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(list, "\n") {
+		var id string
+		for _, field := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(field, "id="); ok {
+				id = v
+			}
+			if field == "name="+name && id != "" {
+				if err := b.raw.Do(t.Context(), "CLIENT", "KILL", "ID", id).Err(); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+		}
+	}
+	t.Fatalf("no client named %s in %s", name, list)
+}
