@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -183,44 +182,13 @@ func TestClusterFailover(t *testing.T) {
 	if len(inSnapshot) != n {
 		t.Errorf("a Watch on one replica saw %d trunks in its snapshot (%v), want all %d", len(inSnapshot), everything.Err(), n)
 	}
-	watch150, err := client.WatchRegistrations(watchCtx, connect.NewRequest(&registryv1.WatchRegistrationsRequest{TrunkRef: "u150"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !watch150.Receive() {
-		t.Fatalf("Watch u150 on a non-owner: no snapshot: %v", watch150.Err())
-	}
-	seq150 := watch150.Msg().GetRegistration().GetCseq()
-	fr, err := client.ForceRegister(context.Background(), connect.NewRequest(&registryv1.ForceRegisterRequest{TrunkRef: "u150"}))
-	if err != nil {
-		t.Fatalf("ForceRegister through a non-owner: %v", err)
-	}
-	if got := fr.Msg.GetResults()[0].GetRegistration(); got.GetOwner() != owner150 || got.GetState() != registryv1.RegistrationState_REGISTRATION_STATE_REGISTERED {
-		t.Errorf("forced registration %v: want registered by the owner %s", got, owner150)
-	}
+	stopWatch()
+	// Forced through a replica that does not own it: run once, by the owner, and seen
+	// by a watcher there.
+	forceWatched(t, other.control, "u150", owner150)
 	if n := len(forKey(f.req.Requests(), "u150")); n != before150+1 {
 		t.Errorf("%d REGISTERs for u150 after one forced, want %d", n, before150+1)
 	}
-	for {
-		if !watch150.Receive() {
-			t.Fatalf("Watch u150 on a non-owner saw no change after the forced REGISTER (CSeq was %d): %v", seq150, watch150.Err())
-		}
-		m := watch150.Msg()
-		if m.GetRemoved() || m.GetRegistration().GetTrunkRef() != "u150" {
-			t.Fatalf("Watch u150: unexpected %v", m)
-		}
-		if m.GetRegistration().GetCseq() > seq150 {
-			if got := m.GetRegistration(); got.GetOwner() != owner150 || got.GetCseq() != seq150+1 {
-				t.Errorf("Watch u150 on a non-owner: %v, want CSeq %d by %s", got, seq150+1, owner150)
-			}
-			break
-		}
-	}
-	// That replica's list is as current as its Watch.
-	if got := owners(t, other.control)["u150"]; got.GetCseq() != seq150+1 {
-		t.Errorf("ListRegistrations on a non-owner after the change: u150 CSeq %d, want %d", got.GetCseq(), seq150+1)
-	}
-	stopWatch()
 	// SIGKILL the replica that owns u000.
 	victim := all["u000"].GetOwner()
 	var killed *replica
@@ -439,19 +407,9 @@ func TestClusterPausedReplica(t *testing.T) {
 // TestClusterRedisRestart: the replicas' Redis restarts empty mid-run; no binding lapses
 // at the registrar and none is duplicated (same Call-IDs, CSeq +1).
 func TestClusterRedisRestart(t *testing.T) {
-	if _, err := exec.LookPath("redis-server"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("redis-server not installed")
-		}
-		t.Skip("redis-server not installed")
-	}
+	needRedisServer(t)
 	port := freePort(t)
-	startRedis := func() *proc {
-		p := startProcPath(t, "redis-server", "--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-		p.waitLine("redis ready", 20*time.Second, func(l string) bool { return strings.Contains(l, "Ready to accept connections") })
-		return p
-	}
-	redis := startRedis()
+	redis := startRedisOn(t, port)
 	const n = 60
 	f := startFakes(t, fakerequester.Script{Default: fakerequester.Behaviour{Kind: fakerequester.KindOK, Expires: 12}}, clusterTrunks(n))
 	prefix := fmt.Sprintf("e2e-restart-%d:", time.Now().UnixNano())
@@ -464,7 +422,7 @@ func TestClusterRedisRestart(t *testing.T) {
 		t.Logf("redis stop: %v", err)
 	}
 	restartAt := time.Now()
-	startRedis()
+	startRedisOn(t, port)
 	// Every trunk refreshed after the restart (12 s bindings, refreshed at 6 s).
 	waitRecords(t, f, "refreshes after the Redis restart", func(r []fakerequester.Recorded) bool {
 		seen := map[string]bool{}
