@@ -158,6 +158,7 @@ func TestClusterModeOnRedisTopologies(t *testing.T) {
 				}
 			}
 			forceWatched(t, reps[0].control, ref, owner)
+			forceAllOnce(t, f, reps[0].control, n)
 			if failover == nil {
 				return
 			}
@@ -210,5 +211,37 @@ func forceWatched(t *testing.T, control, ref, owner string) {
 	// The replica's list is as current as its Watch.
 	if got := owners(t, control)[ref]; got.GetCseq() != seq+1 {
 		t.Errorf("ListRegistrations on %s after the change: %s CSeq %d, want %d", control, ref, got.GetCseq(), seq+1)
+	}
+}
+
+// forceAllOnce calls ForceRegister{all} on one replica: every trunk of the cluster gets
+// exactly one more REGISTER, from its owner, and a result without error.
+func forceAllOnce(t *testing.T, f *fakes, control string, n int) {
+	t.Helper()
+	before := map[string]int{}
+	for _, x := range f.req.Requests() {
+		before[x.Key]++
+	}
+	client := registryv1connect.NewRegistrationServiceClient(http.DefaultClient, "http://"+control)
+	res, err := client.ForceRegister(context.Background(), connect.NewRequest(&registryv1.ForceRegisterRequest{All: true}))
+	if err != nil {
+		t.Fatalf("ForceRegister all on %s: %v", control, err)
+	}
+	if got := len(res.Msg.GetResults()); got != n {
+		t.Errorf("ForceRegister all on %s: %d results, want one per trunk of the cluster (%d)", control, got, n)
+	}
+	for _, r := range res.Msg.GetResults() {
+		if r.GetError() != "" || r.GetRegistration().GetOwner() == "" {
+			t.Errorf("ForceRegister all: %v", r)
+		}
+	}
+	after := map[string]int{}
+	for _, x := range f.req.Requests() {
+		after[x.Key]++
+	}
+	for ref, c := range before {
+		if after[ref] != c+1 {
+			t.Errorf("%s: %d REGISTERs after ForceRegister all, want %d", ref, after[ref], c+1)
+		}
 	}
 }

@@ -38,6 +38,8 @@ type Engine interface {
 	Explain(ref string) (reconcile.Explanation, error)
 	// StoreFault returns the current store error and since when (nil when healthy).
 	StoreFault() (error, time.Time)
+	// Peers lists the other live replicas (none with one replica).
+	Peers() []reconcile.Peer
 }
 
 var _ Engine = (*reconcile.Reconciler)(nil)

@@ -27,6 +27,7 @@ type fakeEngine struct {
 	subscribe  func(buf int) (<-chan reconcile.Event, func())
 	explain    func(ref string) (reconcile.Explanation, error)
 	storeFault func() (error, time.Time)
+	peers      []reconcile.Peer
 }
 
 var _ controlapi.Engine = (*fakeEngine)(nil)
@@ -40,6 +41,7 @@ func (f *fakeEngine) Force(ctx context.Context, ref string) (registration.Record
 func (f *fakeEngine) Subscribe(buf int) (<-chan reconcile.Event, func()) { return f.subscribe(buf) }
 func (f *fakeEngine) Explain(ref string) (reconcile.Explanation, error)  { return f.explain(ref) }
 func (f *fakeEngine) StoreFault() (error, time.Time)                     { return f.storeFault() }
+func (f *fakeEngine) Peers() []reconcile.Peer                            { return f.peers }
 
 // Secrets planted in the fake engine's data; no reply may contain any of them.
 const (

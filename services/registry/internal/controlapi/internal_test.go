@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +18,7 @@ import (
 	"connectrpc.com/connect"
 
 	registryv1 "sipreg.dev/gen/pb/sipreg/registry/v1"
+	"sipreg.dev/gen/pb/sipreg/registry/v1/registryv1connect"
 	"sipreg.dev/services/registry/internal/reconcile"
 	"sipreg.dev/services/registry/internal/registration"
 )
@@ -104,9 +107,16 @@ type stubEngine struct {
 	refs   func() []string
 	force  func(ctx context.Context, ref string) (registration.Record, error)
 	record func(ref string) (registration.Record, bool)
+	// peers and records: several replicas (ForceRegister all).
+	peers   []reconcile.Peer
+	records []registration.Record
 }
 
-func (s *stubEngine) Refs() []string { return s.refs() }
+func (s *stubEngine) Refs() []string          { return s.refs() }
+func (s *stubEngine) Peers() []reconcile.Peer { return s.peers }
+func (s *stubEngine) Records() []registration.Record {
+	return slices.Clone(s.records)
+}
 func (s *stubEngine) Force(ctx context.Context, ref string) (registration.Record, error) {
 	return s.force(ctx, ref)
 }
@@ -252,3 +262,84 @@ type listEngine struct {
 }
 
 func (e *listEngine) Records() []registration.Record { return slices.Clone(e.recs) }
+
+// TestForceAllFansOutToPeers: with several replicas, ForceRegister{all} runs on every
+// live replica for its own trunks, with the caller's token, never twice (the forwarded
+// call is not forwarded again), and the trunks of a replica that cannot be reached are
+// reported as not forced.
+func TestForceAllFansOutToPeers(t *testing.T) {
+	const token = "fan-out-token"
+	serve := func(eng Engine) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := NewServer(ln.Addr().String(), NewHandler(eng, Options{Token: token, Logger: slog.New(slog.DiscardHandler)}))
+		go func() { _ = srv.Serve(ln) }()
+		t.Cleanup(func() { _ = srv.Close() })
+		return ln.Addr().String()
+	}
+	forcer := func(n *atomic.Int32, owner string) func(context.Context, string) (registration.Record, error) {
+		return func(_ context.Context, ref string) (registration.Record, error) {
+			n.Add(1)
+			return registration.Record{TrunkRef: ref, Owner: owner, State: registration.StateRegistered}, nil
+		}
+	}
+	var byR1, byR2 atomic.Int32
+	r1 := &stubEngine{refs: func() []string { return []string{"t-a1"} }, force: forcer(&byR1, "r1")}
+	r2 := &stubEngine{refs: func() []string { return []string{"t-b2", "t-b1"} }, force: forcer(&byR2, "r2")}
+	addr1, addr2 := serve(r1), serve(r2)
+	r2.peers = []reconcile.Peer{{ID: "r1", Advertise: addr1}}
+	r1.peers = []reconcile.Peer{{ID: "r2", Advertise: addr2}, {ID: "r3", Advertise: "127.0.0.1:1"}, {ID: "r4"}}
+	r1.records = []registration.Record{
+		{TrunkRef: "t-a1", Owner: "r1"}, {TrunkRef: "t-b1", Owner: "r2"},
+		{TrunkRef: "t-c1", Owner: "r3", State: registration.StateRegistered}, {TrunkRef: "t-d1", Owner: "r4"},
+	}
+
+	client := registryv1connect.NewRegistrationServiceClient(http.DefaultClient, "http://"+addr1)
+	req := connect.NewRequest(&registryv1.ForceRegisterRequest{All: true})
+	req.Header().Set("Authorization", "Bearer "+token)
+	res, err := client.ForceRegister(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range res.Msg.GetResults() {
+		got = append(got, r.GetTrunkRef())
+		switch r.GetTrunkRef() {
+		case "t-a1", "t-b1", "t-b2":
+			if r.GetError() != "" || r.GetRegistration().GetState() != registryv1.RegistrationState_REGISTRATION_STATE_REGISTERED {
+				t.Errorf("%s: %v", r.GetTrunkRef(), r)
+			}
+		case "t-c1":
+			if !strings.Contains(r.GetError(), "not forced") || !strings.Contains(r.GetError(), "r3") || r.GetRegistration().GetOwner() != "r3" {
+				t.Errorf("t-c1 (owner unreachable): %v", r)
+			}
+		case "t-d1":
+			if !strings.Contains(r.GetError(), "advertiseAddr") {
+				t.Errorf("t-d1 (owner without address): %v", r)
+			}
+		}
+	}
+	if want := []string{"t-a1", "t-b1", "t-b2", "t-c1", "t-d1"}; !slices.Equal(got, want) {
+		t.Fatalf("results for %v, want %v", got, want)
+	}
+	if byR1.Load() != 1 || byR2.Load() != 2 {
+		t.Fatalf("forced %d on r1 and %d on r2, want 1 and 2 (each trunk once)", byR1.Load(), byR2.Load())
+	}
+}
+
+func TestMergeResults(t *testing.T) {
+	r := func(ref, err string) *registryv1.ForceRegisterResult {
+		return &registryv1.ForceRegisterResult{TrunkRef: ref, Error: err}
+	}
+	got := mergeResults([]*registryv1.ForceRegisterResult{r("b", "moved"), r("d", "")},
+		[]*registryv1.ForceRegisterResult{r("a", ""), r("b", ""), r("c", "x")})
+	var flat []string
+	for _, x := range got {
+		flat = append(flat, x.GetTrunkRef()+"="+x.GetError())
+	}
+	if want := []string{"a=", "b=", "c=x", "d="}; !slices.Equal(flat, want) {
+		t.Fatalf("merged %v, want %v", flat, want)
+	}
+}

@@ -104,19 +104,27 @@ func (s *service) GetRegistration(_ context.Context, req *connect.Request[regist
 // forwarded twice.
 const forwardedHeader = "X-Sipreg-Forwarded"
 
-// ownerClient returns a client of the replica that owns a trunk (several replicas),
-// and the request header to send there; ok is false when the call must not be
-// forwarded (already forwarded once, or the owner has no address).
-func (s *service) ownerClient(h http.Header, no *reconcile.NotOwnerError) (registryv1connect.RegistrationServiceClient, http.Header, error) {
-	if h.Get(forwardedHeader) != "" || no.Advertise == "" {
-		return nil, nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("trunk %s is owned by replica %s, which cannot be reached from here", no.Ref, no.Owner))
-	}
+// peerClient returns a client of another replica's control API and the headers of a
+// call forwarded there: the caller's credentials, and the mark that keeps it from being
+// forwarded again.
+func (s *service) peerClient(h http.Header, advertise string) (registryv1connect.RegistrationServiceClient, http.Header) {
 	out := http.Header{}
 	if a := h.Get("Authorization"); a != "" {
 		out.Set("Authorization", a)
 	}
 	out.Set(forwardedHeader, "1")
-	return registryv1connect.NewRegistrationServiceClient(s.forwardClient, "http://"+no.Advertise), out, nil
+	return registryv1connect.NewRegistrationServiceClient(s.forwardClient, "http://"+advertise), out
+}
+
+// ownerClient returns a client of the replica that owns a trunk, and the headers to
+// send there; an Unavailable error when the call must not be forwarded (already
+// forwarded once, or the owner has no address).
+func (s *service) ownerClient(h http.Header, no *reconcile.NotOwnerError) (registryv1connect.RegistrationServiceClient, http.Header, error) {
+	if h.Get(forwardedHeader) != "" || no.Advertise == "" {
+		return nil, nil, connect.NewError(connect.CodeUnavailable, fmt.Errorf("trunk %s is owned by replica %s, which cannot be reached from here", no.Ref, no.Owner))
+	}
+	client, out := s.peerClient(h, no.Advertise)
+	return client, out, nil
 }
 
 // forward runs a one-trunk ForceRegister on the replica that owns the trunk, with the
@@ -135,6 +143,44 @@ func (s *service) forward(ctx context.Context, req *connect.Request[registryv1.F
 	return connect.NewResponse(resp.Msg), nil
 }
 
+// forceAllPeers runs ForceRegister{all} on every other live replica (each for the
+// trunks it owns) and returns their results. The trunks of a replica that cannot be
+// reached get a result that says so, with their registration as this replica sees it.
+func (s *service) forceAllPeers(ctx context.Context, h http.Header, peers []reconcile.Peer) []*registryv1.ForceRegisterResult {
+	answers := make([][]*registryv1.ForceRegisterResult, len(peers))
+	var wg sync.WaitGroup
+	for i, p := range peers {
+		wg.Go(func() {
+			err := errors.New("it has no control API address (spec.advertiseAddr)")
+			if p.Advertise != "" {
+				client, out := s.peerClient(h, p.Advertise)
+				fwd := connect.NewRequest(&registryv1.ForceRegisterRequest{All: true})
+				maps.Copy(fwd.Header(), out)
+				var resp *connect.Response[registryv1.ForceRegisterResponse]
+				if resp, err = client.ForceRegister(ctx, fwd); err == nil {
+					answers[i] = resp.Msg.GetResults()
+					return
+				}
+			}
+			s.log.Warn("forced registration of another replica's trunks failed", "replica", p.ID, "err", err)
+			for _, rec := range s.engine.Records() {
+				if rec.Owner == p.ID {
+					answers[i] = append(answers[i], &registryv1.ForceRegisterResult{
+						TrunkRef: rec.TrunkRef, Registration: toProto(rec),
+						Error: fmt.Sprintf("not forced: its owner, replica %s, could not be reached: %v", p.ID, err),
+					})
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var out []*registryv1.ForceRegisterResult
+	for _, a := range answers {
+		out = append(out, a...)
+	}
+	return out
+}
+
 // ForceRegister registers one trunk (trunk_ref) or every wanted trunk (all) now. With
 // several replicas, a trunk owned by another replica is registered by that one (the
 // call is forwarded to it).
@@ -146,10 +192,12 @@ func (s *service) forward(ctx context.Context, req *connect.Request[registryv1.F
 // Internal with the engine's message.
 //
 // All: every trunk of Engine.Refs, at most forceAllParallel at a time, all within one
-// ForceTimeout. Each result carries the trunk's registration (its current one when the
-// forced REGISTER failed) and, on failure, the message the one-trunk call would have
-// returned. The call itself fails only with Unavailable when the registry is stopping,
-// or with the caller's own cancellation or deadline.
+// ForceTimeout; with several replicas, each other live replica does the same for its
+// own trunks at the same time (the call is forwarded to each), and the results are
+// merged, ordered by trunk ref. Each result carries the trunk's registration (its
+// current one when the forced REGISTER failed) and, on failure, the message the
+// one-trunk call would have returned. The call itself fails only with Unavailable when
+// the registry is stopping, or with the caller's own cancellation or deadline.
 func (s *service) ForceRegister(ctx context.Context, req *connect.Request[registryv1.ForceRegisterRequest]) (*connect.Response[registryv1.ForceRegisterResponse], error) {
 	ref, all := req.Msg.GetTrunkRef(), req.Msg.GetAll()
 	switch {
@@ -175,6 +223,16 @@ func (s *service) ForceRegister(ctx context.Context, req *connect.Request[regist
 		}), nil
 	}
 
+	var fromPeers []*registryv1.ForceRegisterResult
+	peersDone := make(chan struct{})
+	if peers := s.engine.Peers(); len(peers) > 0 && req.Header().Get(forwardedHeader) == "" {
+		go func() {
+			defer close(peersDone)
+			fromPeers = s.forceAllPeers(fctx, req.Header(), peers)
+		}()
+	} else {
+		close(peersDone)
+	}
 	refs := s.engine.Refs()
 	slices.Sort(refs)
 	results := make([]*registryv1.ForceRegisterResult, len(refs))
@@ -208,8 +266,12 @@ func (s *service) ForceRegister(ctx context.Context, req *connect.Request[regist
 		results[i] = res
 	}
 	wg.Wait()
+	<-peersDone
 	if err := ctx.Err(); err != nil {
 		return nil, contextError(err)
+	}
+	if len(fromPeers) > 0 {
+		results = mergeResults(results, fromPeers)
 	}
 	if stopping.Load() {
 		return nil, connect.NewError(connect.CodeUnavailable, reconcile.ErrStopping)
@@ -379,4 +441,20 @@ func contextError(err error) *connect.Error {
 
 func notFound(ref string) *connect.Error {
 	return connect.NewError(connect.CodeNotFound, fmt.Errorf("trunk %q not found", ref))
+}
+
+// mergeResults orders both lists' results by trunk ref, one per trunk: a trunk that
+// moved between replicas during the call may be in both, and the one without an error
+// is kept.
+func mergeResults(a, b []*registryv1.ForceRegisterResult) []*registryv1.ForceRegisterResult {
+	out := append(a, b...)
+	slices.SortStableFunc(out, func(x, y *registryv1.ForceRegisterResult) int {
+		if c := strings.Compare(x.GetTrunkRef(), y.GetTrunkRef()); c != 0 {
+			return c
+		}
+		return strings.Compare(x.GetError(), y.GetError()) // "" (no error) first
+	})
+	return slices.CompactFunc(out, func(x, y *registryv1.ForceRegisterResult) bool {
+		return x.GetTrunkRef() == y.GetTrunkRef()
+	})
 }

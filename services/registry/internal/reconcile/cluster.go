@@ -51,6 +51,23 @@ func (e *NotOwnerError) Error() string {
 	return fmt.Sprintf("trunk %s is owned by replica %s", e.Ref, e.Owner)
 }
 
+// Peer is another live replica, with its control API address (may be empty).
+type Peer struct{ ID, Advertise string }
+
+// Peers lists the other live replicas (none with one replica).
+func (r *Reconciler) Peers() []Peer {
+	if r.coord == nil {
+		return nil
+	}
+	var out []Peer
+	for _, m := range r.coord.Members() {
+		if m.ID != r.coord.ID() {
+			out = append(out, Peer{ID: m.ID, Advertise: m.Advertise})
+		}
+	}
+	return out
+}
+
 // notOwner explains why this replica does not hold ref.
 func (r *Reconciler) notOwner(ref string) error {
 	r.mu.Lock()
