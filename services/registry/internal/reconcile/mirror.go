@@ -113,9 +113,12 @@ func (r *Reconciler) startMirrorLocked() {
 
 // stopMirror drops the mirror; the next use starts it again.
 func (r *Reconciler) stopMirror() {
-	m := &r.mirror
-	m.mu.Lock()
-	defer m.mu.Unlock()
+	r.mirror.mu.Lock()
+	defer r.mirror.mu.Unlock()
+	r.mirror.stopLocked()
+}
+
+func (m *mirror) stopLocked() {
 	if m.stop != nil {
 		m.stop()
 	}
@@ -124,10 +127,10 @@ func (r *Reconciler) stopMirror() {
 
 // closeMirror stops the mirror for good (the reconciler stops).
 func (r *Reconciler) closeMirror() {
-	r.stopMirror()
 	r.mirror.mu.Lock()
+	defer r.mirror.mu.Unlock()
+	r.mirror.stopLocked()
 	r.mirror.closed = true
-	r.mirror.mu.Unlock()
 }
 
 // mirrorIdleCheck stops the mirror once nobody has used it for mirrorIdle.
