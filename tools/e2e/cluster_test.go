@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"syscall"
@@ -84,9 +82,7 @@ func owners(t *testing.T, control string) map[string]*registryv1.Registration {
 }
 
 func clusterConfig(t *testing.T, f *fakes, extra ...string) string {
-	redis := redisAddr(t)
-	host, port, _ := net.SplitHostPort(redis)
-	prefix := fmt.Sprintf("e2e-cluster-%d-%d:", os.Getpid(), time.Now().UnixNano())
+	host, port, prefix := sharedRedis(t, "cluster")
 	return registryConfig(f.reqAddr, f.apiAddr, append([]string{"registerInterval: 1", "startupSpread: 1s",
 		"httpAddr: 127.0.0.1:0", "controlAddr: 127.0.0.1:0", "clusterMode: true", "leaseTTL: 3s",
 		"keyPrefix: \"" + prefix + "\"", "cache:", "  provider: redis",

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -203,9 +205,7 @@ func TestRegisterMessageAndRefresh(t *testing.T) {
 // TestRestartContinuesBinding restarts the registry on the same Redis: the Call-ID and
 // From-tag stay, and CSeq keeps going up by one.
 func TestRestartContinuesBinding(t *testing.T) {
-	redis := redisAddr(t)
-	host, port, _ := net.SplitHostPort(redis)
-	prefix := fmt.Sprintf("e2e-%d-%d:", os.Getpid(), time.Now().UnixNano())
+	host, port, prefix := sharedRedis(t, "restart")
 	f := startFakes(t, fakerequester.Script{Default: fakerequester.Behaviour{Kind: fakerequester.KindOK, Expires: 6}},
 		[]*trunksv2beta1.Trunk{trunk("t1", "sip.provider.net", "alice", "pw")})
 	cfg := registryConfig(f.reqAddr, f.apiAddr, "registerInterval: 1", "startupSpread: 0s", "httpAddr: 127.0.0.1:0",
@@ -332,6 +332,30 @@ func redisAddr(t *testing.T) string {
 	}
 	c.Close()
 	return addr
+}
+
+// sharedRedis returns the shared Redis (see redisAddr) and a key prefix of the test's
+// own, named after what; every key under it, and under the cluster keys' prefix
+// derived from it, is deleted when the test ends (after the processes it starts stop).
+func sharedRedis(t *testing.T, what string) (host, port, prefix string) {
+	t.Helper()
+	host, port, _ = net.SplitHostPort(redisAddr(t))
+	prefix = fmt.Sprintf("e2e-%s-%d-%d:", what, os.Getpid(), time.Now().UnixNano())
+	t.Cleanup(func() {
+		for _, pattern := range []string{prefix + "*", strings.TrimSuffix(prefix, ":") + "-cluster:*"} {
+			out, err := exec.Command("redis-cli", "-h", host, "-p", port, "--scan", "--pattern", pattern).Output()
+			if err != nil {
+				t.Logf("cleanup: redis-cli --scan %s: %v", pattern, err)
+				continue
+			}
+			for keys := range slices.Chunk(strings.Fields(string(out)), 500) {
+				if out, err := exec.Command("redis-cli", append([]string{"-h", host, "-p", port, "del"}, keys...)...).CombinedOutput(); err != nil {
+					t.Logf("cleanup: redis-cli del: %v: %s", err, out)
+				}
+			}
+		}
+	})
+	return host, port, prefix
 }
 
 var _ = codes.OK
