@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -58,8 +59,10 @@ func (c *Cluster) PublishDeleted(ctx context.Context, refs []string) error {
 }
 
 // FollowChanges subscribes to the records every replica writes or deletes and
-// calls onChange with each change (this replica's own included), in the order
-// Redis published them, until ctx ends; it then returns ctx's error. synced is
+// calls onChange with each change, in the order Redis published them, until ctx
+// ends; it then returns ctx's error. The records this replica wrote itself are
+// not decoded nor passed on (its caller has them already); its deletions are,
+// and every other replica's changes. synced is
 // called each time the subscription is confirmed: first, and again after each
 // reconnection (Redis restarted, connection lost). Changes published while the
 // subscription was down are lost, so a caller that keeps a copy of the records
@@ -70,6 +73,7 @@ func (c *Cluster) FollowChanges(ctx context.Context, synced func(), onChange fun
 	if c.client == nil {
 		return errNoClient
 	}
+	own := c.changeHead()
 	ps := c.client.Subscribe(ctx, c.changesChannel())
 	// Receive does not watch ctx: closing the subscription ends a blocked read.
 	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
@@ -105,6 +109,9 @@ func (c *Cluster) FollowChanges(ctx context.Context, synced func(), onChange fun
 				synced()
 			}
 		case *redis.Message:
+			if strings.HasPrefix(m.Payload, own) {
+				continue // this replica's own writes, as fencedPutScript published them
+			}
 			var ch Change
 			if err := json.Unmarshal([]byte(m.Payload), &ch); err != nil || ch.Replica == "" {
 				c.log.Warn("unreadable message on the changes channel skipped", "channel", m.Channel, "bytes", len(m.Payload))

@@ -17,6 +17,7 @@ import (
 // follower runs FollowChanges on a client of its own (named, so that the test
 // can cut its connection) and hands over what it is called with.
 type follower struct {
+	c       *cluster.Cluster
 	synced  chan struct{}
 	changes chan cluster.Change
 	done    chan error
@@ -27,7 +28,7 @@ func follow(t *testing.T, b backend, name string) *follower {
 	client := redis.NewClient(&redis.Options{Addr: b.addr, ClientName: name, DialTimeout: time.Second})
 	t.Cleanup(func() { client.Close() })
 	c := b.cluster(t, "watcher", cluster.Options{Client: client})
-	f := &follower{synced: make(chan struct{}, 4), changes: make(chan cluster.Change, 16), done: make(chan error, 1)}
+	f := &follower{c: c, synced: make(chan struct{}, 4), changes: make(chan cluster.Change, 16), done: make(chan error, 1)}
 	ctx, cancel := context.WithCancel(t.Context())
 	go func() {
 		f.done <- c.FollowChanges(ctx,
@@ -64,7 +65,8 @@ func (f *follower) next(t *testing.T) cluster.Change {
 }
 
 // TestFollowChanges: the records a fenced write stores reach every follower in one
-// message, those it refuses do not; deletions do; and a follower whose connection is
+// message, those it refuses do not; deletions do; the follower's own writes are not
+// passed back to it; and a follower whose connection is
 // cut subscribes again and says so (synced), then goes on receiving.
 func TestFollowChanges(t *testing.T) {
 	t.Parallel()
@@ -106,6 +108,19 @@ func TestFollowChanges(t *testing.T) {
 			}
 		}
 
+		// The follower's own write is not passed back to it; its deletion is.
+		if _, err := f.c.Claim(ctx, []string{"t3"}); err != nil {
+			t.Fatal(err)
+		}
+		if refused, err := f.c.FencedPutMany(ctx, b.prefix+"rec:", []registration.Record{rec("t3", 1)}, time.Hour); err != nil || len(refused) != 0 {
+			t.Fatalf("the follower's own write: refused %v, %v", refused, err)
+		}
+		if err := f.c.PublishDeleted(ctx, []string{"t3"}); err != nil {
+			t.Fatal(err)
+		}
+		if ch := f.next(t); ch.Replica != "watcher" || len(ch.Put) != 0 || !slices.Equal(ch.Deleted, []string{"t3"}) {
+			t.Fatalf("change = %+v, want only the follower's own deletion of t3", ch)
+		}
 		if err := a.PublishDeleted(ctx, []string{"t2"}); err != nil {
 			t.Fatal(err)
 		}

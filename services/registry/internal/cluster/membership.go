@@ -25,9 +25,12 @@ type memberEntry struct {
 // Run takes part in the membership until ctx ends: a heartbeat at once and
 // then every LeaseTTL/3 adds this replica to the members set with an expiry of
 // LeaseTTL, removes members dead for 3 LeaseTTL, and reads the live ones into
-// the local view (Members). A failed heartbeat is logged and retried at the
-// next tick; meanwhile the view keeps the last answer, less the members whose
-// expiry passed by the local clock (this replica included). When ctx ends, Run
+// the local view (Members). Between heartbeats, a member leaves the view the
+// moment its expiry passes by the local clock, so a replica that died is seen
+// gone LeaseTTL after its last heartbeat, not up to a heartbeat period later (a
+// live member's expiry is always renewed by then). A failed heartbeat is logged
+// and retried at the next tick; meanwhile the view keeps the last answer, less
+// the members whose expiry passed (this replica included). When ctx ends, Run
 // leaves: it removes this replica from the set, gives up the discovery lease
 // if it holds it, empties the view, and returns nil. Trunk leases are left to
 // the caller (Release). Run must not be called twice at the same time.
@@ -35,16 +38,34 @@ func (c *Cluster) Run(ctx context.Context) error {
 	every := c.ttl / 3
 	tick := time.NewTicker(every)
 	defer tick.Stop()
+	expiry := time.NewTimer(every)
+	defer expiry.Stop()
 	c.heartbeat(ctx, every)
 	for {
+		expiry.Reset(c.untilExpiry(every))
 		select {
 		case <-ctx.Done():
 			c.leave(ctx, every)
 			return nil
 		case <-tick.C:
 			c.heartbeat(ctx, every)
+		case <-expiry.C:
+			c.refreshView(c.now(), nil, nil) // no new answer: only drops the expired
 		}
 	}
+}
+
+// untilExpiry is how long until the soonest expiry in the view passes, at most
+// limit.
+func (c *Cluster) untilExpiry(limit time.Duration) time.Duration {
+	c.viewMu.Lock()
+	defer c.viewMu.Unlock()
+	now, wait := c.now(), limit
+	for _, exp := range c.entries {
+		// A millisecond past it: the view keeps a member until its expiry passes.
+		wait = min(wait, exp.Sub(now)+time.Millisecond)
+	}
+	return max(wait, time.Millisecond)
 }
 
 // heartbeat sends one heartbeat and refreshes the view; it takes at most limit.

@@ -194,6 +194,34 @@ func TestMembershipExpiry(t *testing.T) {
 	})
 }
 
+// TestMembershipExpiryBetweenHeartbeats: a member whose heartbeats stopped leaves the
+// view when its expiry passes, without waiting for this replica's next heartbeat.
+func TestMembershipExpiryBetweenHeartbeats(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		const ttl = 30 * time.Second // heartbeats every 10 s
+		err := b.raw.ZAdd(t.Context(), b.prefix+"members",
+			redis.Z{Score: float64(time.Now().Add(time.Second).UnixMilli()), Member: `{"id":"dying"}`}).Err()
+		if err != nil {
+			t.Fatal(err)
+		}
+		trips := &roundTrips{}
+		c := b.cluster(t, "replica-a", cluster.Options{LeaseTTL: ttl, Client: b.client(t, trips)})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- c.Run(ctx) }()
+		defer func() {
+			cancel()
+			<-done
+		}()
+		waitMembers(t, c, "dying", "replica-a")
+		waitMembers(t, c, "replica-a")
+		if n := trips.Count(); n != 1 {
+			t.Errorf("%d round trips when the dead member left the view, want 1 (the first heartbeat only)", n)
+		}
+	})
+}
+
 func TestMembershipRedisDown(t *testing.T) {
 	t.Parallel()
 	b := miniBackend(t)

@@ -291,35 +291,64 @@ func (r *Reconciler) getMany(ctx context.Context, refs []string) map[string]regi
 
 // leaseLoop renews this replica's leases every third of the lease TTL, drops the ones
 // lost, and claims trunks that became this replica's (members left or joined).
+//
+// After the members change, trunks that could not be claimed yet (the lease of a
+// replica that died has not run out, or a replica handing over has not released) are
+// tried again every claimRetry, not only at the next renewal, for a lease TTL and a
+// renewal period: the takeover follows the lease's expiry closely.
 func (r *Reconciler) leaseLoop(ctx context.Context) {
-	t := time.NewTicker(r.coord.LeaseTTL() / 3)
+	ttl := r.coord.LeaseTTL()
+	t := time.NewTicker(ttl / 3)
 	defer t.Stop()
+	retry := make(chan struct{}, 1)
+	var changedAt time.Time
 	for {
-		membersChanged := false
+		membersChanged, renew := false, true
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-r.coord.MembersChanged():
-			membersChanged = true
+			membersChanged, changedAt = true, r.clock()
+		case <-retry:
+			renew = false
 		}
-		lost, err := r.coord.Renew(ctx)
-		if err != nil {
-			r.log.Debug("lease renewal failed", "err", err)
+		var lost []string
+		if renew {
+			var err error
+			if lost, err = r.coord.Renew(ctx); err != nil {
+				r.log.Debug("lease renewal failed", "err", err)
+			}
+			r.lose(r.reclaim(ctx, lost))
 		}
-		r.lose(r.reclaim(ctx, lost))
 		r.mu.Lock()
 		set, have, unclaimed := r.desiredSet, r.haveDesired, r.unclaimed
 		r.mu.Unlock()
 		if have && (membersChanged || unclaimed > 0 || len(lost) > 0) && r.reassigning.CompareAndSwap(false, true) {
+			soon := r.clock().Sub(changedAt) < ttl+ttl/3
 			// Claims may take a while at scale: renewals must go on meanwhile.
 			go func() {
 				defer r.reassigning.Store(false)
 				r.reconcileDesired(ctx, set)
+				r.mu.Lock()
+				left := r.unclaimed
+				r.mu.Unlock()
+				if left > 0 && soon {
+					time.AfterFunc(claimRetry(ttl), func() {
+						select {
+						case retry <- struct{}{}:
+						default:
+						}
+					})
+				}
 			}()
 		}
 	}
 }
+
+// claimRetry is how often trunks not claimed yet are tried again after the members
+// change: a twentieth of the lease TTL (500 ms at the default 10 s).
+func claimRetry(ttl time.Duration) time.Duration { return ttl / 20 }
 
 // reclaim tries to take back leases this replica lost and returns those another replica
 // holds. A lease can vanish without a new owner (Redis restarted empty, or cut off past

@@ -21,7 +21,9 @@ import (
 // read queued and applied after it in order. So the copy misses nothing from the
 // moment it is live; a lost connection (whose changes are gone) makes it read the
 // store again, and watchers get the difference. Changes to trunks this replica
-// holds are not taken from the feed: its own entries are newer.
+// holds are not taken from the feed: its own entries are newer (and its own writes
+// are not even passed back by FollowChanges; Records and Record read them from the
+// entries).
 type mirror struct {
 	// mu guards everything below. Lock order: mirror.mu, then Reconciler.mu.
 	mu      sync.Mutex
