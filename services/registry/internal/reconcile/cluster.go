@@ -237,12 +237,16 @@ func (r *Reconciler) claim(ctx context.Context, claims []desiredTrunk, now time.
 			at := now.Add(time.Duration(mrand.Int64N(int64(time.Second))))
 			e.rec.NextAction, e.rec.NextActionAt = registration.ActionRefresh, at
 			r.sched.at(d.t.Ref, at)
+			// Its outcome, within a second, shows the new owner: no record write
+			// before it (half the writes of a failover, and no wait for them).
+			e.claiming = false
 			from[prev]++
 			r.log.Debug("trunk taken over from a replica that left", "trunk", d.t.Ref, "from", prev, "fence", fence)
 		}
 	}
 	// Write the new owner and fence at once, so every replica's control API shows who
-	// holds each trunk now (the next REGISTER may be minutes away).
+	// holds each trunk now (the next REGISTER may be minutes away; a trunk taken over
+	// from a replica that died is refreshed at once and shown by that outcome).
 	// Only bindings that already had a record (a fresh trunk has nothing to show yet);
 	// their workers wait for this write, so it never overwrites a newer outcome.
 	taken := make([]registration.Record, 0, len(claimed))
