@@ -50,9 +50,9 @@ const (
 	mirrorWait = 15 * time.Second
 )
 
-// useMirror starts the mirror if needed and waits (up to mirrorWait) until it is
-// live; it reports whether it is. watch counts a subscriber in (release with
-// dropWatcher).
+// useMirror starts the mirror if needed and waits until it is live or ctx ends (the
+// callers allow mirrorWait); it reports whether it is live. watch counts a subscriber
+// in (release with dropWatcher).
 func (r *Reconciler) useMirror(ctx context.Context, watch bool) bool {
 	m := &r.mirror
 	m.mu.Lock()
@@ -69,12 +69,9 @@ func (r *Reconciler) useMirror(ctx context.Context, watch bool) bool {
 	}
 	ready := m.ready
 	m.mu.Unlock()
-	wait := time.NewTimer(mirrorWait)
-	defer wait.Stop()
 	select {
 	case <-ready:
 		return true
-	case <-wait.C:
 	case <-ctx.Done():
 	}
 	m.mu.Lock()

@@ -668,13 +668,16 @@ func (r *Reconciler) Records() []registration.Record {
 // sharedRecords lists every replica's records: from the mirror, started if needed;
 // from the store when the mirror cannot go live (nothing when the store fails too).
 func (r *Reconciler) sharedRecords() []registration.Record {
-	ctx, cancel := context.WithTimeout(context.Background(), mirrorWait)
-	defer cancel()
-	if r.useMirror(ctx, false) {
+	wait, cancelWait := context.WithTimeout(context.Background(), mirrorWait)
+	live := r.useMirror(wait, false)
+	cancelWait()
+	if live {
 		if recs, ok := r.mirrorRecords(); ok {
 			return recs
 		}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), mirrorWait)
+	defer cancel()
 	recs, err := r.st.List(ctx)
 	if err != nil {
 		r.log.Debug("reading every replica's records failed", "err", err)
