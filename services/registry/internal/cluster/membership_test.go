@@ -91,6 +91,20 @@ func waitMembers(t *testing.T, c *cluster.Cluster, ids ...string) []cluster.Memb
 	}
 }
 
+// runMembership runs c's membership until the test ends.
+func runMembership(t *testing.T, c *cluster.Cluster) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+}
+
 func TestMembership(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b backend) {
@@ -176,13 +190,7 @@ func TestMembershipExpiry(t *testing.T) {
 			t.Fatal(err)
 		}
 		c := b.cluster(t, "replica-a", cluster.Options{LeaseTTL: ttl})
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() { done <- c.Run(ctx) }()
-		defer func() {
-			cancel()
-			<-done
-		}()
+		runMembership(t, c)
 		waitMembers(t, c, "ghost", "replica-a")
 		if _, err := b.raw.ZScore(t.Context(), key, `{"id":"ancient"}`).Result(); !errors.Is(err, redis.Nil) {
 			t.Errorf("an entry dead for 10 LeaseTTL was not pruned (%v)", err)
@@ -207,13 +215,7 @@ func TestMembershipExpiryBetweenHeartbeats(t *testing.T) {
 		}
 		trips := &roundTrips{}
 		c := b.cluster(t, "replica-a", cluster.Options{LeaseTTL: ttl, Client: b.client(t, trips)})
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan error, 1)
-		go func() { done <- c.Run(ctx) }()
-		defer func() {
-			cancel()
-			<-done
-		}()
+		runMembership(t, c)
 		waitMembers(t, c, "dying", "replica-a")
 		waitMembers(t, c, "replica-a")
 		if n := trips.Count(); n != 1 {
@@ -228,13 +230,7 @@ func TestMembershipRedisDown(t *testing.T) {
 	clock := newFakeClock()
 	// Scores come from the fake clock, heartbeats from the real one.
 	c := b.cluster(t, "replica-a", cluster.Options{LeaseTTL: time.Second, Clock: clock.Now})
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- c.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	runMembership(t, c)
 	waitMembers(t, c, "replica-a")
 	b.mini.Close()
 	// Without Redis the view keeps the last answer until its expiry passes.
