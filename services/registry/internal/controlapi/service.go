@@ -148,35 +148,48 @@ func (s *service) forward(ctx context.Context, req *connect.Request[registryv1.F
 // reached get a result that says so, with their registration as this replica sees it.
 func (s *service) forceAllPeers(ctx context.Context, h http.Header, peers []reconcile.Peer) []*registryv1.ForceRegisterResult {
 	answers := make([][]*registryv1.ForceRegisterResult, len(peers))
+	failed := make([]error, len(peers))
 	var wg sync.WaitGroup
 	for i, p := range peers {
 		wg.Go(func() {
-			err := errors.New("it has no control API address (spec.advertiseAddr)")
-			if p.Advertise != "" {
-				client, out := s.peerClient(h, p.Advertise)
-				fwd := connect.NewRequest(&registryv1.ForceRegisterRequest{All: true})
-				maps.Copy(fwd.Header(), out)
-				var resp *connect.Response[registryv1.ForceRegisterResponse]
-				if resp, err = client.ForceRegister(ctx, fwd); err == nil {
-					answers[i] = resp.Msg.GetResults()
-					return
-				}
+			if p.Advertise == "" {
+				failed[i] = errors.New("it has no control API address (spec.advertiseAddr)")
+				return
 			}
-			s.log.Warn("forced registration of another replica's trunks failed", "replica", p.ID, "err", err)
-			for _, rec := range s.engine.Records() {
-				if rec.Owner == p.ID {
-					answers[i] = append(answers[i], &registryv1.ForceRegisterResult{
-						TrunkRef: rec.TrunkRef, Registration: toProto(rec),
-						Error: fmt.Sprintf("not forced: its owner, replica %s, could not be reached: %v", p.ID, err),
-					})
-				}
+			client, out := s.peerClient(h, p.Advertise)
+			fwd := connect.NewRequest(&registryv1.ForceRegisterRequest{All: true})
+			maps.Copy(fwd.Header(), out)
+			resp, err := client.ForceRegister(ctx, fwd)
+			if err != nil {
+				failed[i] = err
+				return
 			}
+			answers[i] = resp.Msg.GetResults()
 		})
 	}
 	wg.Wait()
 	var out []*registryv1.ForceRegisterResult
 	for _, a := range answers {
 		out = append(out, a...)
+	}
+	// The unreachable replicas' trunks, from one reading of every registration.
+	why := map[string]error{}
+	for i, err := range failed {
+		if err != nil {
+			s.log.Warn("forced registration of another replica's trunks failed", "replica", peers[i].ID, "err", err)
+			why[peers[i].ID] = err
+		}
+	}
+	if len(why) == 0 {
+		return out
+	}
+	for _, rec := range s.engine.Records() {
+		if err, ok := why[rec.Owner]; ok {
+			out = append(out, &registryv1.ForceRegisterResult{
+				TrunkRef: rec.TrunkRef, Registration: toProto(rec),
+				Error: fmt.Sprintf("not forced: its owner, replica %s, could not be reached: %v", rec.Owner, err),
+			})
+		}
 	}
 	return out
 }
