@@ -62,9 +62,9 @@ func (c *Cluster) PublishDeleted(ctx context.Context, refs []string) error {
 // calls onChange with each change, in the order Redis published them, until ctx
 // ends; it then returns ctx's error. The records this replica wrote itself are
 // not decoded nor passed on (its caller has them already); its deletions are,
-// and every other replica's changes. synced is
-// called each time the subscription is confirmed: first, and again after each
-// reconnection (Redis restarted, connection lost). Changes published while the
+// and every other replica's changes. synced is called each time the
+// subscription is confirmed: first, and again after each reconnection (Redis
+// restarted, connection lost). Changes published while the
 // subscription was down are lost, so a caller that keeps a copy of the records
 // reads them again on synced; every change published after synced returned
 // reaches onChange. A message that cannot be read is logged and skipped. The
