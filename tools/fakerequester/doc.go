@@ -54,6 +54,15 @@
 // is per matched key, or per AOR user (else target host) for the default behaviour,
 // and starts again when the behaviour of that key is set.
 //
+// # Arrival order
+//
+// Requests lists the calls answered, in the order they were answered. Arrivals lists
+// every call received, in the order it arrived (Recorded.Seq), the ones still in
+// flight included, and WaitArrivals waits on it: with answers of different delays,
+// that is the order a registrar would see the requests in. Recorded.Local names the
+// listener a call came in on: one Server served on one listener per client tells the
+// clients apart.
+//
 // # Script format
 //
 // A script is a YAML (or JSON) document:
@@ -88,11 +97,14 @@
 //
 // With Options.RecordFile, every call appends one JSON line once it is answered:
 //
-//	{"at": "<receive time, RFC 3339>", "key": "<AOR user or target host>",
+//	{"at": "<receive time, RFC 3339>", "seq": <arrival number, from 1>,
+//	 "local": "<the server's address the call came in on>",
+//	 "key": "<AOR user or target host>",
 //	 "request": <SendMessageRequest in protojson>,
 //	 "response": <SIPMessage in protojson, absent on error>,
 //	 "error": "<gRPC message, absent on success>", "code": "<gRPC code name>"}
 //
-// ReadRecords reads such a file back. The file holds credentials as sent: it is for
+// Lines are written in the order calls are answered; sort by seq for the order they
+// arrived in. ReadRecords reads such a file back. The file holds credentials as sent: it is for
 // tests only.
 package fakerequester

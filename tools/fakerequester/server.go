@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
@@ -33,10 +34,18 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Recorded is one call the server answered.
+// Recorded is one call the server received.
 type Recorded struct {
 	// At is when the call arrived.
 	At time.Time
+	// Seq numbers the calls in the order they arrived, from 1. Requests lists calls in
+	// the order they were answered, which differs when answers take different times:
+	// sort by Seq (or use Arrivals) for the order a registrar would see them in.
+	Seq int64
+	// Local is the server's own address the call came in on (the listener's
+	// "host:port"). Serving one Server on several listeners, one per client, tells
+	// the clients' calls apart.
+	Local string
 	// Key is the AOR user of the To header, or the target host when there is none.
 	Key string
 	// Req is the request as received.
@@ -60,9 +69,10 @@ type Server struct {
 	keys   map[string]*keyState
 
 	count     atomic.Int64
-	recMu     sync.Mutex // guards records and changed
+	recMu     sync.Mutex // guards records, arrivals and changed
 	records   []Recorded
-	changed   chan struct{} // closed and replaced on every new record
+	arrivals  []Recorded    // every call in arrival order, answered ones updated
+	changed   chan struct{} // closed and replaced on every arrival and every answer
 	flightMu  sync.Mutex    // guards inFlight and maxFlight
 	inFlight  map[string]int
 	maxFlight int
@@ -130,6 +140,34 @@ func (s *Server) Count() int {
 	return int(s.count.Load())
 }
 
+// Arrivals returns every call received so far (unless NoRecord), in the order they
+// arrived (by Seq), including the calls still in flight: those have neither Resp nor
+// Err yet.
+func (s *Server) Arrivals() []Recorded {
+	s.recMu.Lock()
+	defer s.recMu.Unlock()
+	return append([]Recorded(nil), s.arrivals...)
+}
+
+// WaitArrivals blocks until pred holds over the calls received (as Arrivals lists
+// them), or ctx ends. pred runs on every arrival and every answer, outside the
+// server's locks; it must not keep or change the slice.
+func (s *Server) WaitArrivals(ctx context.Context, pred func([]Recorded) bool) error {
+	for {
+		s.recMu.Lock()
+		snapshot, changed := append([]Recorded(nil), s.arrivals...), s.changed
+		s.recMu.Unlock()
+		if pred(snapshot) {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("fakerequester: wait for arrivals: %w", ctx.Err())
+		}
+	}
+}
+
 // Requests returns the answered calls in the order they were answered.
 func (s *Server) Requests() []Recorded {
 	s.recMu.Lock()
@@ -138,7 +176,8 @@ func (s *Server) Requests() []Recorded {
 }
 
 // Wait blocks until pred holds over the answered calls, or ctx ends. pred runs on
-// every new record, outside the server's locks; it must not keep or change the slice.
+// every new record (and may run on arrivals too), outside the server's locks; it must
+// not keep or change the slice.
 func (s *Server) Wait(ctx context.Context, pred func([]Recorded) bool) error {
 	for {
 		s.recMu.Lock()
@@ -200,13 +239,17 @@ type requesterService struct {
 func (r *requesterService) SendMessage(ctx context.Context, req *requesterv2beta1.SendMessageRequest) (*requesterv2beta1.SendMessageResponse, error) {
 	s := r.s
 	at := time.Now()
-	s.count.Add(1)
 	user := req.GetMessage().GetTo().GetAddress().GetUri().GetUser()
 	host := targetHost(req.GetTarget())
 	key := user
 	if key == "" {
 		key = host
 	}
+	var local string
+	if p, ok := peer.FromContext(ctx); ok && p.LocalAddr != nil {
+		local = p.LocalAddr.String()
+	}
+	rec := s.arrive(Recorded{At: at, Key: key, Local: local, Req: req})
 	s.enter(key)
 	defer s.leave(key)
 
@@ -216,7 +259,8 @@ func (r *requesterService) SendMessage(ctx context.Context, req *requesterv2beta
 	} else {
 		s.log.Debug("answered", "trunk", key, "response", msg.GetResponseType().String())
 	}
-	s.record(Recorded{At: at, Key: key, Req: req, Resp: msg, Err: err})
+	rec.Resp, rec.Err = msg, err
+	s.record(rec)
 	if err != nil {
 		return nil, err
 	}
@@ -372,8 +416,24 @@ func (s *Server) leave(key string) {
 	}
 }
 
-// record keeps r in memory (unless NoRecord) and in RecordFile (if any), and wakes
-// the waiters.
+// arrive counts a call as it arrives, numbers it, keeps it among the arrivals (unless
+// NoRecord) and wakes the waiters. Numbering and keeping happen under one lock, so
+// Arrivals is always in Seq order.
+func (s *Server) arrive(r Recorded) Recorded {
+	s.recMu.Lock()
+	defer s.recMu.Unlock()
+	r.Seq = s.count.Add(1)
+	if s.opts.NoRecord {
+		return r
+	}
+	s.arrivals = append(s.arrivals, r)
+	close(s.changed)
+	s.changed = make(chan struct{})
+	return r
+}
+
+// record keeps an answered call r in memory (unless NoRecord) and in RecordFile (if
+// any), updates its arrival, and wakes the waiters.
 func (s *Server) record(r Recorded) {
 	if s.recFile != nil {
 		if err := s.recFile.write(r); err != nil {
@@ -386,6 +446,10 @@ func (s *Server) record(r Recorded) {
 	s.recMu.Lock()
 	defer s.recMu.Unlock()
 	s.records = append(s.records, r)
+	// Arrivals hold every call in Seq order from 1, without gaps: r is at Seq-1.
+	if i := int(r.Seq - 1); i >= 0 && i < len(s.arrivals) && s.arrivals[i].Seq == r.Seq {
+		s.arrivals[i] = r
+	}
 	close(s.changed)
 	s.changed = make(chan struct{})
 }
