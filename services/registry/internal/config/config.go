@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -63,7 +65,8 @@ type Spec struct {
 
 	// Expires is the lifetime asked for in each REGISTER, in seconds.
 	Expires int
-	// UserAgent is the User-Agent header value.
+	// UserAgent is the User-Agent header value: SIP TEXT-UTF8 (no control character but
+	// a tab), never empty.
 	UserAgent string
 	// AuthMode is AuthEdgePort or AuthRegistry.
 	AuthMode string
@@ -78,6 +81,10 @@ type Spec struct {
 	RegistersPerSecond float64
 	// StartupSpread spreads the first REGISTER of each trunk after a start.
 	StartupSpread time.Duration
+	// StartupCacheWait is how long, at a start with the cache unreachable, the registry
+	// waits for it before it sends a REGISTER for a trunk whose record it could not read
+	// (0: it does not wait).
+	StartupCacheWait time.Duration
 	// Retry policy.
 	BackoffBase      time.Duration
 	BackoffMax       time.Duration
@@ -87,9 +94,13 @@ type Spec struct {
 	ShutdownTimeout  time.Duration
 	ControlAddr      string
 	ControlToken     string
-	HTTPAddr         string
-	LogFormat        string
-	KeyPrefix        string
+	// MaxWatchStreams caps the WatchRegistrations streams open at once on this replica.
+	MaxWatchStreams int
+	// ForceInterval is the least time between two forced REGISTERs of one trunk.
+	ForceInterval time.Duration
+	HTTPAddr      string
+	LogFormat     string
+	KeyPrefix     string
 	// ClusterMode shares the trunks among every replica on the same Redis.
 	ClusterMode bool
 	// LeaseTTL is how long a replica's claim on a trunk lasts without renewal.
@@ -148,12 +159,15 @@ func defaults() Spec {
 		MaxInFlight:        64,
 		RegistersPerSecond: 100,
 		StartupSpread:      5 * time.Second,
+		StartupCacheWait:   30 * time.Second,
 		BackoffBase:        30 * time.Second,
 		BackoffMax:         30 * time.Minute,
 		RejectedRetry:      30 * time.Minute,
 		AuthFailedRetry:    30 * time.Minute,
 		ShutdownTimeout:    10 * time.Second,
 		ControlAddr:        ":51910",
+		MaxWatchStreams:    256,
+		ForceInterval:      time.Second,
 		HTTPAddr:           ":8080",
 		LogFormat:          "text",
 		KeyPrefix:          "sipreg:registration:",
@@ -305,7 +319,7 @@ func (p *parser) spec(n *yaml.Node, s *Spec) error {
 		case "expires":
 			s.Expires, err = p.integer(field, v, 1, math.MaxInt32)
 		case "userAgent":
-			s.UserAgent, err = p.str(field, v)
+			s.UserAgent, err = p.userAgent(field, v)
 		case "authMode":
 			s.AuthMode, err = p.str(field, v)
 			if err == nil && s.AuthMode != AuthEdgePort && s.AuthMode != AuthRegistry {
@@ -323,6 +337,8 @@ func (p *parser) spec(n *yaml.Node, s *Spec) error {
 			s.RegistersPerSecond, err = p.float(field, v)
 		case "startupSpread":
 			s.StartupSpread, err = p.duration(field, v, false)
+		case "startupCacheWait":
+			s.StartupCacheWait, err = p.duration(field, v, false)
 		case "backoffBase":
 			s.BackoffBase, err = p.duration(field, v, true)
 		case "backoffMax":
@@ -339,6 +355,10 @@ func (p *parser) spec(n *yaml.Node, s *Spec) error {
 			s.ControlAddr, err = p.listenAddr(field, v)
 		case "controlToken":
 			s.ControlToken, err = p.str(field, v)
+		case "maxWatchStreams":
+			s.MaxWatchStreams, err = p.integer(field, v, 1, math.MaxInt32)
+		case "forceInterval":
+			s.ForceInterval, err = p.duration(field, v, true)
 		case "httpAddr":
 			s.HTTPAddr, err = p.listenAddr(field, v)
 		case "logFormat":
@@ -476,8 +496,11 @@ func (p *parser) duration(field string, v *yaml.Node, positive bool) (time.Durat
 			return 0, p.errf(field, "line %d: %q is not a number of seconds or a duration such as 60s", v.Line, s)
 		}
 	}
-	if d < 0 || (positive && d == 0) {
+	if positive && d <= 0 {
 		return 0, p.errf(field, "line %d: %q must be greater than zero", v.Line, s)
+	}
+	if d < 0 {
+		return 0, p.errf(field, "line %d: %q must not be negative", v.Line, s)
 	}
 	return d, nil
 }
@@ -519,16 +542,109 @@ func (p *parser) methods(field string, v *yaml.Node) ([]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		s = strings.ToUpper(s)
-		if s == "" || strings.ContainsAny(s, " \t\r\n,:") {
-			return nil, p.errf(f, "line %d: %q is not a SIP method", m.Line, m.Value)
+		// The grammar is checked before upper-casing: some non-ASCII letters upper-case
+		// to ASCII ones (ſ to S).
+		if !isToken(s) {
+			return nil, p.errf(f, "line %d: %q is not a SIP method (an RFC 3261 token: letters, digits and -.!%%*_+`'~)", m.Line, m.Value)
 		}
+		s = strings.ToUpper(s)
 		if !seen[s] {
 			seen[s] = true
 			out = append(out, s)
 		}
 	}
 	return out, nil
+}
+
+// userAgent reads a User-Agent value: it goes on the SIP wire as is, so it must be
+// TEXT-UTF8 (RFC 3261 §25.1): valid UTF-8 without control characters, tab aside, and
+// not empty once trimmed.
+func (p *parser) userAgent(field string, v *yaml.Node) (string, error) {
+	s, err := p.str(field, v)
+	if err != nil {
+		return "", err
+	}
+	if s == "" {
+		return "", p.errf(field, "line %d: empty (leave it out for the default)", v.Line)
+	}
+	if err := textUTF8(s); err != nil {
+		return "", p.errf(field, "line %d: %q: %v", v.Line, s, err)
+	}
+	return s, nil
+}
+
+// textUTF8 checks RFC 3261's TEXT-UTF8 (with its linear white space): valid UTF-8 and no
+// control character (C0, DEL, C1) other than a tab.
+func textUTF8(s string) error {
+	if !utf8.ValidString(s) {
+		return errors.New("not valid UTF-8")
+	}
+	for _, r := range s {
+		if r != '\t' && unicode.IsControl(r) {
+			return fmt.Errorf("holds the control character %U (a SIP header value allows none but tab)", r)
+		}
+	}
+	return nil
+}
+
+// isToken reports whether s is an RFC 3261 token:
+// 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~").
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !isAlphaNum(c) && !strings.ContainsRune("-.!%*_+`'~", rune(c)) {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlpha(c byte) bool    { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+func isAlphaNum(c byte) bool { return isAlpha(c) || '0' <= c && c <= '9' }
+
+// sipHost checks the host of addr (host, as net.SplitHostPort returned it) against
+// RFC 3261's host rule: a hostname, an IPv4 address, or an IPv6 address in brackets.
+func sipHost(addr, host string) error {
+	if strings.HasPrefix(addr, "[") {
+		if strings.Contains(host, ":") && net.ParseIP(host) != nil {
+			return nil
+		}
+		return fmt.Errorf("[%s] is not an IPv6 address", host)
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.To4() != nil {
+		return nil
+	}
+	if isHostname(host) {
+		return nil
+	}
+	return fmt.Errorf("host %q is not a hostname, an IPv4 address or an [IPv6] address", host)
+}
+
+// isHostname checks RFC 3261's hostname: *( domainlabel "." ) toplabel [ "." ], where a
+// label is letters, digits and inner hyphens, and the top label starts with a letter.
+func isHostname(h string) bool {
+	h = strings.TrimSuffix(h, ".")
+	if h == "" {
+		return false
+	}
+	labels := strings.Split(h, ".")
+	for i, l := range labels {
+		if l == "" || l[0] == '-' || l[len(l)-1] == '-' {
+			return false
+		}
+		for j := 0; j < len(l); j++ {
+			if !isAlphaNum(l[j]) && l[j] != '-' {
+				return false
+			}
+		}
+		if i == len(labels)-1 && !isAlpha(l[0]) {
+			return false
+		}
+	}
+	return true
 }
 
 func (p *parser) edgePorts(field string, v *yaml.Node) ([]EdgePort, error) {
@@ -561,6 +677,9 @@ func (p *parser) edgePorts(field string, v *yaml.Node) ([]EdgePort, error) {
 		}
 		host, port, err := splitHostPort(ep.Address)
 		if err != nil {
+			return nil, p.errf(f+".address", "%q: %v", ep.Address, err)
+		}
+		if err := sipHost(ep.Address, host); err != nil {
 			return nil, p.errf(f+".address", "%q: %v", ep.Address, err)
 		}
 		ep.Host, ep.Port = host, port

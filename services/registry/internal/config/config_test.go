@@ -150,6 +150,10 @@ func TestParseDefaults(t *testing.T) {
 		{"RegistersPerSecond > 0", s.RegistersPerSecond > 0, true},
 		{"MaxInFlight > 0", s.MaxInFlight > 0, true},
 		{"ControlAddr", s.ControlAddr, ":51910"},
+		{"StartupCacheWait", s.StartupCacheWait, 30 * time.Second},
+		{"MaxWatchStreams", s.MaxWatchStreams, 256},
+		{"ForceInterval", s.ForceInterval, time.Second},
+		{"UserAgent", s.UserAgent, "Routr Registry (sipreg)"},
 		{"HTTPAddr", s.HTTPAddr, ":8080"},
 		{"LogFormat", s.LogFormat, "text"},
 		{"Methods", len(s.Methods), 0},
@@ -241,6 +245,36 @@ func TestParseValid(t *testing.T) {
 					t.Errorf("spec = %+v", s)
 				}
 			}},
+		{name: "hardening", input: withSpec(requester, api,
+			"startupCacheWait: 2m", "maxWatchStreams: 8", "forceInterval: 250ms",
+			`userAgent: "Acme\tRegistry/1.0 (ünïcode; ok)"`,
+			"methods: [invite, x-Custom.1!%*_+`'~]",
+			"edgePorts:", "  - address: 10.0.0.7:5060", "  - address: 'edge-1.example.org.:5061'", "  - address: '[::ffff:10.0.0.8]:5062'"),
+			check: func(t *testing.T, c *config.Config) {
+				s := c.Spec
+				if s.StartupCacheWait != 2*time.Minute || s.MaxWatchStreams != 8 || s.ForceInterval != 250*time.Millisecond {
+					t.Errorf("startupCacheWait, maxWatchStreams, forceInterval = %v, %d, %v", s.StartupCacheWait, s.MaxWatchStreams, s.ForceInterval)
+				}
+				if s.UserAgent != "Acme\tRegistry/1.0 (ünïcode; ok)" {
+					t.Errorf("userAgent = %q", s.UserAgent)
+				}
+				if !slices.Equal(s.Methods, []string{"INVITE", "X-CUSTOM.1!%*_+`'~"}) {
+					t.Errorf("methods = %q", s.Methods)
+				}
+				hosts := []string{}
+				for _, ep := range s.EdgePorts {
+					hosts = append(hosts, ep.Host)
+				}
+				if !slices.Equal(hosts, []string{"10.0.0.7", "edge-1.example.org.", "::ffff:10.0.0.8"}) {
+					t.Errorf("edgePorts hosts = %q", hosts)
+				}
+			}},
+		{name: "startupCacheWait-0", input: minimal("startupCacheWait: 0"),
+			check: func(t *testing.T, c *config.Config) {
+				if c.Spec.StartupCacheWait != 0 {
+					t.Errorf("startupCacheWait = %v, want 0 (do not wait)", c.Spec.StartupCacheWait)
+				}
+			}},
 		{name: "json-durations", input: `{"kind":"registry","apiVersion":"v2beta1","spec":{"requesterAddr":"r:1","apiAddr":"a:2",` +
 			`"registerInterval":"1m30s","edgePorts":[{"address":"e:3"}],"cache":{"provider":"redis","parameters":"host=h,port=1"}}}`,
 			check: func(t *testing.T, c *config.Config) {
@@ -330,6 +364,49 @@ func TestParseInvalid(t *testing.T) {
 		{"methods-string", minimal("methods: INVITE"), "spec.methods", []string{"line 7"}},
 		{"methods-item-bad", minimal(`methods: [INVITE, "MES SAGE"]`), "spec.methods[1]", nil},
 		{"methods-item-list", minimal(`methods: [[INVITE]]`), "spec.methods[0]", nil},
+		// Methods go on the wire (Allow): each must be an RFC 3261 token.
+		{"methods-item-empty", minimal(`methods: [INVITE, ""]`), "spec.methods[1]", []string{"line 7", "token"}},
+		{"methods-item-comma", minimal(`methods: ["INVITE,BYE"]`), "spec.methods[0]", []string{"token"}},
+		{"methods-item-colon", minimal(`methods: ["X:Y"]`), "spec.methods[0]", []string{"token"}},
+		{"methods-item-slash", minimal(`methods: ["A/B"]`), "spec.methods[0]", []string{"token"}},
+		{"methods-item-quote", minimal(`methods: ['"INVITE"']`), "spec.methods[0]", []string{"token"}},
+		{"methods-item-parenthesis", minimal(`methods: ["INVITE()"]`), "spec.methods[0]", []string{"token"}},
+		{"methods-item-crlf", minimal(`methods: ["INVITE\r\nX-Evil: 1"]`), "spec.methods[0]", []string{"token"}},
+		{"methods-item-non-ascii", minimal(`methods: ["ınvıte"]`), "spec.methods[0]", []string{"token"}},
+		{"methods-item-long-s", minimal(`methods: ["meſſage"]`), "spec.methods[0]", []string{"token"}},
+		// userAgent goes on the wire (User-Agent): TEXT-UTF8, not empty.
+		{"userAgent-empty", minimal(`userAgent: ""`), "spec.userAgent", []string{"line 7", "empty"}},
+		{"userAgent-blank", minimal(`userAgent: "  "`), "spec.userAgent", []string{"line 7", "empty"}},
+		{"userAgent-null", minimal(`userAgent:`), "spec.userAgent", []string{"line 7", "empty"}},
+		{"userAgent-crlf", minimal(`userAgent: "Acme\r\nX-Evil: 1"`), "spec.userAgent", []string{"line 7", "U+000D"}},
+		{"userAgent-lf", minimal(`userAgent: "Acme\nX-Evil: 1"`), "spec.userAgent", []string{"U+000A"}},
+		{"userAgent-nul", minimal(`userAgent: "Acme\0"`), "spec.userAgent", []string{"U+0000"}},
+		{"userAgent-del", minimal(`userAgent: "Acme\x7f"`), "spec.userAgent", []string{"U+007F"}},
+		{"userAgent-c1", minimal(`userAgent: "Ac\u0085me"`), "spec.userAgent", []string{"U+0085"}},
+		{"userAgent-list", minimal(`userAgent: [Acme]`), "spec.userAgent", []string{"line 7"}},
+		// EdgePort hosts go on the wire (Route): hostname, IPv4 or [IPv6].
+		{"edgePorts-host-underscore", withSpec(requester, api, "edgePorts: [{address: 'edge_1.example:5060'}]"),
+			"spec.edgePorts[0].address", []string{`"edge_1.example"`, "hostname"}},
+		{"edgePorts-host-space", withSpec(requester, api, "edgePorts: [{address: 'edge 1:5060'}]"), "spec.edgePorts[0].address", []string{"hostname"}},
+		{"edgePorts-host-at", withSpec(requester, api, "edgePorts: [{address: 'alice@edge:5060'}]"), "spec.edgePorts[0].address", []string{"hostname"}},
+		{"edgePorts-host-leading-hyphen", withSpec(requester, api, "edgePorts: [{address: '-edge.example:5060'}]"), "spec.edgePorts[0].address", []string{"hostname"}},
+		{"edgePorts-host-trailing-hyphen", withSpec(requester, api, "edgePorts: [{address: 'edge-.example:5060'}]"), "spec.edgePorts[0].address", []string{"hostname"}},
+		{"edgePorts-host-empty-label", withSpec(requester, api, "edgePorts: [{address: 'edge..example:5060'}]"), "spec.edgePorts[0].address", []string{"hostname"}},
+		{"edgePorts-host-digit-toplabel", withSpec(requester, api, "edgePorts: [{address: 'edge.123:5060'}]"), "spec.edgePorts[0].address", []string{"hostname"}},
+		{"edgePorts-host-bad-ipv4", withSpec(requester, api, "edgePorts: [{address: '999.1.1.1:5060'}]"), "spec.edgePorts[0].address", []string{"hostname"}},
+		{"edgePorts-host-non-ascii", withSpec(requester, api, "edgePorts: [{address: 'édge.example:5060'}]"), "spec.edgePorts[0].address", []string{"hostname"}},
+		{"edgePorts-host-bracketed-ipv4", withSpec(requester, api, "edgePorts: [{address: '[10.0.0.1]:5060'}]"), "spec.edgePorts[0].address", []string{"IPv6"}},
+		{"edgePorts-host-bracketed-name", withSpec(requester, api, "edgePorts: [{address: '[edge]:5060'}]"), "spec.edgePorts[0].address", []string{"IPv6"}},
+		{"edgePorts-host-ipv6-zone", withSpec(requester, api, "edgePorts: [{address: '[fe80::1%eth0]:5060'}]"), "spec.edgePorts[0].address", []string{"IPv6"}},
+		// New durations and limits.
+		{"startupCacheWait-negative", minimal("startupCacheWait: -1s"), "spec.startupCacheWait", []string{"line 7", "must not be negative"}},
+		{"startupCacheWait-abc", minimal("startupCacheWait: soon"), "spec.startupCacheWait", []string{"line 7", `"soon"`}},
+		{"maxWatchStreams-0", minimal("maxWatchStreams: 0"), "spec.maxWatchStreams", []string{"line 7", "out of range"}},
+		{"maxWatchStreams-negative", minimal("maxWatchStreams: -3"), "spec.maxWatchStreams", []string{"line 7", "out of range"}},
+		{"maxWatchStreams-float", minimal("maxWatchStreams: 2.5"), "spec.maxWatchStreams", []string{"line 7", "whole number"}},
+		{"forceInterval-0", minimal("forceInterval: 0"), "spec.forceInterval", []string{"line 7", "greater than zero"}},
+		{"forceInterval-negative", minimal("forceInterval: -1s"), "spec.forceInterval", []string{"line 7", "greater than zero"}},
+		{"forceInterval-list", minimal("forceInterval: [1s]"), "spec.forceInterval", []string{"line 7"}},
 		{"cache-not-mapping", minimal("cache: memory"), "spec.cache", []string{"line 7"}},
 		{"cache-provider-unknown", minimal("cache: {provider: memcached}"), "spec.cache.provider", []string{`"memcached"`}},
 		{"cache-provider-missing", minimal(`cache: {parameters: "host=redis"}`), "spec.cache.provider", []string{"missing"}},

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
+	"unicode/utf8"
 
 	"sipreg.dev/services/registry/internal/config"
 )
@@ -56,6 +58,24 @@ func FuzzParse(f *testing.F) {
 		}
 		if p := s.Cache.Redis.Port; p < 1 || p > 65535 || s.Cache.Redis.Host == "" {
 			t.Fatalf("accepted redis %+v", s.Cache.Redis)
+		}
+		if s.MaxWatchStreams < 1 || s.ForceInterval <= 0 || s.StartupCacheWait < 0 {
+			t.Fatalf("accepted maxWatchStreams %d, forceInterval %v, startupCacheWait %v", s.MaxWatchStreams, s.ForceInterval, s.StartupCacheWait)
+		}
+		// What goes on the SIP wire follows its grammar.
+		if strings.TrimSpace(s.UserAgent) == "" || !utf8.ValidString(s.UserAgent) ||
+			strings.ContainsFunc(s.UserAgent, func(r rune) bool { return r != '\t' && unicode.IsControl(r) }) {
+			t.Fatalf("accepted userAgent %q", s.UserAgent)
+		}
+		for i, m := range s.Methods {
+			if m == "" || strings.Trim(m, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~") != "" {
+				t.Fatalf("accepted methods[%d] %q", i, m)
+			}
+		}
+		for i, ep := range s.EdgePorts {
+			if strings.Trim(ep.Host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.:") != "" {
+				t.Fatalf("accepted edgePorts[%d] host %q", i, ep.Host)
+			}
 		}
 	})
 }
