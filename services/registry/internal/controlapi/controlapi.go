@@ -32,8 +32,8 @@ type Engine interface {
 	Refs() []string
 	// Force registers ref now and waits for the outcome (or ctx).
 	Force(ctx context.Context, ref string) (registration.Record, error)
-	// Subscribe streams every change until cancel is called.
-	Subscribe(buf int) (<-chan reconcile.Event, func())
+	// Subscribe streams every change until the subscription is closed.
+	Subscribe() *reconcile.Subscription
 	// Explain describes the next action for ref, with the REGISTER it would send.
 	Explain(ref string) (reconcile.Explanation, error)
 	// StoreFault returns the current store error and since when (nil when healthy).

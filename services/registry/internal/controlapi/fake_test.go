@@ -24,7 +24,7 @@ type fakeEngine struct {
 	record     func(ref string) (registration.Record, bool)
 	refs       func() []string
 	force      func(ctx context.Context, ref string) (registration.Record, error)
-	subscribe  func(buf int) (<-chan reconcile.Event, func())
+	subscribe  func() *reconcile.Subscription
 	explain    func(ref string) (reconcile.Explanation, error)
 	storeFault func() (error, time.Time)
 	peers      []reconcile.Peer
@@ -38,10 +38,10 @@ func (f *fakeEngine) Refs() []string                                { return f.r
 func (f *fakeEngine) Force(ctx context.Context, ref string) (registration.Record, error) {
 	return f.force(ctx, ref)
 }
-func (f *fakeEngine) Subscribe(buf int) (<-chan reconcile.Event, func()) { return f.subscribe(buf) }
-func (f *fakeEngine) Explain(ref string) (reconcile.Explanation, error)  { return f.explain(ref) }
-func (f *fakeEngine) StoreFault() (error, time.Time)                     { return f.storeFault() }
-func (f *fakeEngine) Peers() []reconcile.Peer                            { return f.peers }
+func (f *fakeEngine) Subscribe() *reconcile.Subscription                { return f.subscribe() }
+func (f *fakeEngine) Explain(ref string) (reconcile.Explanation, error) { return f.explain(ref) }
+func (f *fakeEngine) StoreFault() (error, time.Time)                    { return f.storeFault() }
+func (f *fakeEngine) Peers() []reconcile.Peer                           { return f.peers }
 
 // Secrets planted in the fake engine's data; no reply may contain any of them.
 const (
@@ -137,10 +137,26 @@ func newFixture() *fixture {
 			}
 			return registration.Record{}, fmt.Errorf("%w: %s", reconcile.ErrUnknownTrunk, ref)
 		},
-		subscribe: func(buf int) (<-chan reconcile.Event, func()) {
-			s := &subscription{ch: make(chan reconcile.Event, buf), gone: make(chan struct{})}
+		subscribe: func() *reconcile.Subscription {
+			s := &subscription{ch: make(chan reconcile.Event, 16), gone: make(chan struct{})}
+			sub := reconcile.NewSubscription(0, sync.OnceFunc(func() { close(s.gone) }))
+			// The test feeds s.ch; closing it is the registry stopping.
+			go func() {
+				for {
+					select {
+					case ev, ok := <-s.ch:
+						if !ok {
+							sub.End(reconcile.ErrStopping)
+							return
+						}
+						sub.Push(ev)
+					case <-s.gone:
+						return
+					}
+				}
+			}()
 			f.subs <- s
-			return s.ch, sync.OnceFunc(func() { close(s.gone) })
+			return sub
 		},
 		explain: func(ref string) (reconcile.Explanation, error) {
 			r, ok := f.recs[ref]

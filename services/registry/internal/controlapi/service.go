@@ -31,9 +31,6 @@ const (
 	// forceAllParallel bounds the Force calls in flight for ForceRegister{all: true}; the
 	// engine's own limits (in-flight cap, rate) still apply behind it.
 	forceAllParallel = 16
-	// watchBuffer is the per-watcher event buffer. The engine never blocks on a watcher: one
-	// that falls further behind misses changes.
-	watchBuffer = 256
 )
 
 // service implements the RegistrationService over an Engine.
@@ -331,8 +328,8 @@ func (s *service) forceError(ref string, err error) *connect.Error {
 // it happens. A change racing with the snapshot may follow it although the snapshot
 // already shows it (the last message per trunk is always current); none is lost. A
 // client that has seen the response headers knows the subscription is live. A watcher that
-// falls more than watchBuffer events behind misses changes (the engine never waits for
-// it). The stream ends when the client goes away, or with Unavailable when the registry
+// falls more than the engine's backlog behind is dropped with ResourceExhausted (the
+// engine never waits for it, and never misses a change silently). The stream ends when the client goes away, or with Unavailable when the registry
 // stops. The states filter applies to changes into a state; removals of a matching trunk
 // are always sent.
 func (s *service) WatchRegistrations(ctx context.Context, req *connect.Request[registryv1.WatchRegistrationsRequest], stream *connect.ServerStream[registryv1.WatchRegistrationsResponse]) error {
@@ -341,8 +338,8 @@ func (s *service) WatchRegistrations(ctx context.Context, req *connect.Request[r
 		return err
 	}
 	ref := req.Msg.GetTrunkRef()
-	events, unsubscribe := s.engine.Subscribe(watchBuffer)
-	defer unsubscribe()
+	sub := s.engine.Subscribe()
+	defer sub.Close()
 	if err := stream.Send(nil); err != nil {
 		return err
 	}
@@ -367,27 +364,29 @@ func (s *service) WatchRegistrations(ctx context.Context, req *connect.Request[r
 	snapshot = nil
 
 	for {
-		select {
-		case <-ctx.Done():
+		ev, err := sub.Next(ctx)
+		switch {
+		case err == nil:
+		case ctx.Err() != nil:
 			// The caller's deadline or cancellation ends the stream with that
 			// status (DEADLINE_EXCEEDED or CANCELED), never as a clean end: a
 			// client must not read a cut stream as "nothing more will change".
 			return ctx.Err()
-		case ev, ok := <-events:
-			if !ok {
-				return connect.NewError(connect.CodeUnavailable, errors.New("registry is shutting down; watch again"))
-			}
-			if ref != "" && ev.Record.TrunkRef != ref {
-				continue
-			}
-			if !ev.Removed && !states.match(ev.Record.State) {
-				continue
-			}
-			if err := stream.Send(&registryv1.WatchRegistrationsResponse{
-				Registration: toProto(ev.Record), Removed: ev.Removed,
-			}); err != nil {
-				return err
-			}
+		case errors.Is(err, reconcile.ErrWatcherTooSlow):
+			return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%w: this stream is dropped; watch again", err))
+		default:
+			return connect.NewError(connect.CodeUnavailable, errors.New("registry is shutting down; watch again"))
+		}
+		if ref != "" && ev.Record.TrunkRef != ref {
+			continue
+		}
+		if !ev.Removed && !states.match(ev.Record.State) {
+			continue
+		}
+		if err := stream.Send(&registryv1.WatchRegistrationsResponse{
+			Registration: toProto(ev.Record), Removed: ev.Removed,
+		}); err != nil {
+			return err
 		}
 	}
 }

@@ -173,7 +173,7 @@ func start(t *testing.T, spec config.Spec, api *fakeAPI, req *fakeRequester, st 
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	r := New(Options{Spec: spec, Store: st, Trunks: api, Requester: req, Logger: log})
-	events, unsub := r.Subscribe(100000)
+	events, unsub := subscribeChan(r, 100000)
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{t: t, api: api, req: req, st: st, r: r, events: events, cancel: cancel, done: make(chan error, 1), claimed: map[int]bool{}}
 	go func() { h.done <- r.Run(ctx) }()
@@ -227,3 +227,21 @@ func stateIs(ref string, s registration.State) func(Event) bool {
 }
 
 var errUnavailable = errors.New("unavailable")
+
+// subscribeChan subscribes to r and pumps the events into a channel of buf (closed when
+// the subscription ends); cancel closes the subscription.
+func subscribeChan(r *Reconciler, buf int) (<-chan Event, func()) {
+	sub := r.Subscribe()
+	ch := make(chan Event, buf)
+	go func() {
+		defer close(ch)
+		for {
+			ev, err := sub.Next(context.Background())
+			if err != nil {
+				return
+			}
+			ch <- ev
+		}
+	}()
+	return ch, sub.Close
+}

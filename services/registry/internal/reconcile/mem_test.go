@@ -39,7 +39,7 @@ func BenchmarkMemory100k(b *testing.B) {
 		spec := testSpec()
 		spec.MaxInFlight, spec.RegistersPerSecond = 512, 1e9
 		r := New(Options{Spec: spec, Store: store.NewMemory(), Trunks: api, Requester: req})
-		events, unsub := r.Subscribe(n * 4)
+		events, unsub := subscribeChan(r, n*4)
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() { _ = r.Run(ctx) }()
 		registered := 0

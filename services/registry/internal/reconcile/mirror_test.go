@@ -93,7 +93,7 @@ func TestMirror(t *testing.T) {
 
 	subscribed := make(chan (<-chan Event), 1)
 	go func() {
-		events, _ := r.Subscribe(64)
+		events, _ := subscribeChan(r, 64)
 		subscribed <- events
 	}()
 	var feed feedCall

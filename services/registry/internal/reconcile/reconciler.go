@@ -62,6 +62,9 @@ type Options struct {
 	// Coord shares the trunks among several replicas on one Redis (nil: this replica
 	// registers every trunk).
 	Coord Coordinator
+	// WatchBacklog bounds the unread events of one subscription (DefaultWatchBacklog
+	// when 0).
+	WatchBacklog int
 	// StorePrefix and TTLGrace are the Redis record layout, for fenced writes.
 	StorePrefix string
 	TTLGrace    time.Duration
@@ -88,15 +91,16 @@ type Reconciler struct {
 	limiter *rate.Limiter
 	commit  *committer
 
-	mu       sync.Mutex
-	entries  map[string]*entry
-	targets  map[string]int      // REGISTERs in flight per target
-	parked   map[string][]string // keys waiting for a target slot
-	subs     map[int]chan Event
-	nextSub  int
-	apiDown  bool
-	started  time.Time
-	stopping atomic.Bool
+	mu         sync.Mutex
+	entries    map[string]*entry
+	targets    map[string]int      // REGISTERs in flight per target
+	parked     map[string][]string // keys waiting for a target slot
+	subs       map[int]*Subscription
+	subsClosed bool
+	nextSub    int
+	apiDown    bool
+	started    time.Time
+	stopping   atomic.Bool
 
 	discoveries atomic.Int64
 	storeErr    atomic.Pointer[storeFault]
@@ -111,6 +115,8 @@ type Reconciler struct {
 	unclaimed   int // trunks this replica should own but could not claim yet
 	claimHold   time.Time
 	reassigning atomic.Bool // a reassignment runs outside the lease loop
+
+	watchBacklog int
 
 	mirror mirror // every replica's records, for the control API (several replicas)
 
@@ -186,14 +192,15 @@ func New(o Options) *Reconciler {
 	}
 	r := &Reconciler{
 		spec: o.Spec, st: o.Store, api: o.Trunks, req: o.Requester, log: o.Logger, obs: o.Observer, clock: o.Clock,
-		queue:   newQueue(),
-		sched:   newSchedule(o.Clock),
-		limiter: rate.NewLimiter(rate.Limit(o.Spec.RegistersPerSecond), burst),
-		entries: map[string]*entry{},
-		targets: map[string]int{},
-		parked:  map[string][]string{},
-		subs:    map[int]chan Event{},
-		coord:   o.Coord, storePrefix: o.StorePrefix, ttlGrace: o.TTLGrace,
+		queue:        newQueue(),
+		sched:        newSchedule(o.Clock),
+		limiter:      rate.NewLimiter(rate.Limit(o.Spec.RegistersPerSecond), burst),
+		entries:      map[string]*entry{},
+		targets:      map[string]int{},
+		parked:       map[string][]string{},
+		subs:         map[int]*Subscription{},
+		watchBacklog: o.WatchBacklog,
+		coord:        o.Coord, storePrefix: o.StorePrefix, ttlGrace: o.TTLGrace,
 	}
 	r.commit = newCommitter(r.writeRecords)
 	return r
@@ -758,18 +765,31 @@ func (r *Reconciler) Refs() []string {
 	return out
 }
 
-// Subscribe streams every change; cancel stops it. A subscriber that falls more than
-// buf events behind misses events (the channel is never blocked on). With several
-// replicas the stream carries every replica's changes: Subscribe starts the mirror
-// and waits (bounded) until it is live, so that Records and Record read after it
-// are a snapshot the stream continues.
-func (r *Reconciler) Subscribe(buf int) (<-chan Event, func()) {
-	ch := make(chan Event, buf)
+// Subscribe streams every change until the subscription is closed. Its queue is
+// allocated as events wait (Options.WatchBacklog bounds it; a reader further behind is
+// dropped with ErrWatcherTooSlow, the engine never waits for it), and it ends with
+// ErrStopping when the registry stops. With several replicas the stream carries every
+// replica's changes: Subscribe starts the mirror and waits (bounded) until it is live,
+// so that Records and Record read after it are a snapshot the stream continues.
+func (r *Reconciler) Subscribe() *Subscription {
 	r.mu.Lock()
 	id := r.nextSub
 	r.nextSub++
-	r.subs[id] = ch
+	sub := NewSubscription(r.watchBacklog, func() {
+		r.mu.Lock()
+		delete(r.subs, id)
+		r.mu.Unlock()
+		if r.coord != nil {
+			r.dropWatcher()
+		}
+	})
+	r.subs[id] = sub
+	stopped := r.subsClosed
 	r.mu.Unlock()
+	if stopped {
+		sub.End(ErrStopping)
+		return sub
+	}
 	if r.coord != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), mirrorWait)
 		if !r.useMirror(ctx, true) {
@@ -777,37 +797,21 @@ func (r *Reconciler) Subscribe(buf int) (<-chan Event, func()) {
 		}
 		cancel()
 	}
-	var once sync.Once
-	return ch, func() {
-		once.Do(func() {
-			if r.coord != nil {
-				r.dropWatcher()
-			}
-			r.mu.Lock()
-			if c, ok := r.subs[id]; ok {
-				delete(r.subs, id)
-				close(c)
-			}
-			r.mu.Unlock()
-		})
-	}
+	return sub
 }
 
 func (r *Reconciler) publishLocked(rec registration.Record, removed bool) {
-	for _, ch := range r.subs {
-		select {
-		case ch <- Event{Record: rec, Removed: removed}:
-		default:
-		}
+	for _, sub := range r.subs {
+		sub.Push(Event{Record: rec, Removed: removed})
 	}
 }
 
 func (r *Reconciler) closeSubs() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for id, ch := range r.subs {
-		delete(r.subs, id)
-		close(ch)
+	r.subsClosed = true
+	for _, sub := range r.subs {
+		sub.End(ErrStopping)
 	}
 }
 

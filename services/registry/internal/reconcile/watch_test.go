@@ -1,0 +1,112 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"sipreg.dev/services/registry/internal/registration"
+)
+
+func TestSubscriptionQueue(t *testing.T) {
+	ev := func(ref string) Event { return Event{Record: registration.Record{TrunkRef: ref}} }
+	ctx := context.Background()
+
+	t.Run("nothing allocated until an event waits", func(t *testing.T) {
+		s := NewSubscription(4, nil)
+		if s.q != nil {
+			t.Fatalf("queue allocated up front: cap %d", cap(s.q))
+		}
+	})
+	t.Run("events in order, then the end after the queued ones", func(t *testing.T) {
+		s := NewSubscription(4, nil)
+		s.Push(ev("a"))
+		s.Push(ev("b"))
+		s.End(ErrStopping)
+		s.Push(ev("late")) // after the end: dropped
+		for _, want := range []string{"a", "b"} {
+			got, err := s.Next(ctx)
+			if err != nil || got.Record.TrunkRef != want {
+				t.Fatalf("Next = %q, %v; want %q", got.Record.TrunkRef, err, want)
+			}
+		}
+		if _, err := s.Next(ctx); !errors.Is(err, ErrStopping) {
+			t.Fatalf("Next after the queued events = %v, want ErrStopping", err)
+		}
+	})
+	t.Run("a reader past the backlog is dropped and its memory freed", func(t *testing.T) {
+		s := NewSubscription(3, nil)
+		for _, r := range []string{"a", "b", "c", "d"} {
+			s.Push(ev(r))
+		}
+		if n := s.pending(); n != 0 {
+			t.Fatalf("pending after overflow = %d, want the queue freed", n)
+		}
+		if _, err := s.Next(ctx); !errors.Is(err, ErrWatcherTooSlow) {
+			t.Fatalf("Next = %v, want ErrWatcherTooSlow", err)
+		}
+	})
+	t.Run("a reader that keeps up is never dropped", func(t *testing.T) {
+		s := NewSubscription(2, nil)
+		for i := range 1000 {
+			s.Push(ev("x"))
+			s.Push(ev("y"))
+			if _, err := s.Next(ctx); err != nil {
+				t.Fatalf("round %d: %v", i, err)
+			}
+			if _, err := s.Next(ctx); err != nil {
+				t.Fatalf("round %d: %v", i, err)
+			}
+		}
+	})
+	t.Run("Next waits for a push; ctx ends the wait", func(t *testing.T) {
+		s := NewSubscription(4, nil)
+		got := make(chan string, 1)
+		go func() {
+			e, _ := s.Next(ctx)
+			got <- e.Record.TrunkRef
+		}()
+		s.Push(ev("z"))
+		if r := <-got; r != "z" {
+			t.Fatalf("Next = %q, want z", r)
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		if _, err := s.Next(cctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Next with a cancelled ctx = %v", err)
+		}
+	})
+	t.Run("Close runs onClose once and ends Next", func(t *testing.T) {
+		n := 0
+		s := NewSubscription(4, func() { n++ })
+		s.Push(ev("a"))
+		s.Close()
+		s.Close()
+		if n != 1 {
+			t.Fatalf("onClose ran %d times", n)
+		}
+		if _, err := s.Next(ctx); err == nil {
+			t.Fatal("Next after Close succeeded")
+		}
+	})
+}
+
+func TestSubscribeAfterStopEnds(t *testing.T) {
+	r := New(Options{Spec: testSpec()})
+	live := r.Subscribe()
+	r.closeSubs()
+	if _, err := live.Next(context.Background()); !errors.Is(err, ErrStopping) {
+		t.Fatalf("open subscription at stop: %v, want ErrStopping", err)
+	}
+	late := r.Subscribe()
+	if _, err := late.Next(context.Background()); !errors.Is(err, ErrStopping) {
+		t.Fatalf("subscription after stop: %v, want ErrStopping", err)
+	}
+	live.Close()
+	late.Close()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.subs) != 0 {
+		t.Fatalf("%d subscriptions left after Close", len(r.subs))
+	}
+}
