@@ -46,6 +46,9 @@ type Metrics struct {
 	fetches     prometheus.Counter
 	fetchErrors prometheus.Counter
 	trunks      prometheus.Gauge
+	skipped     prometheus.Counter
+	authFails   prometheus.Counter
+	watchers    prometheus.Gauge
 	storeDown   atomic.Bool
 	records     *recordCollector
 }
@@ -75,6 +78,18 @@ func New(src Source) *Metrics {
 			Name: "sipreg_api_trunks",
 			Help: "Trunks marked sendRegister in the last successful discovery.",
 		}),
+		skipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sipreg_cache_skipped_records_total",
+			Help: "Redis keys under the record prefix that held no readable record, skipped when records were loaded.",
+		}),
+		authFails: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sipreg_control_auth_failures_total",
+			Help: "Control API calls refused for a missing or invalid bearer token.",
+		}),
+		watchers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sipreg_watch_streams",
+			Help: "WatchRegistrations streams open on this replica.",
+		}),
 	}
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sipreg_register_requests_total",
@@ -87,6 +102,7 @@ func New(src Source) *Metrics {
 	m.records = &recordCollector{src: src, storeDown: &m.storeDown, now: time.Now}
 	m.reg.MustRegister(
 		requests, m.duration, m.fetches, m.fetchErrors, m.trunks, m.records,
+		m.skipped, m.authFails, m.watchers,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -122,6 +138,18 @@ func (m *Metrics) Discovery(trunks int, err error) {
 func (m *Metrics) Store(err error) {
 	m.storeDown.Store(err != nil)
 }
+
+// CacheRecordSkipped counts one Redis key under the record prefix that held no readable
+// record and was skipped.
+func (m *Metrics) CacheRecordSkipped() { m.skipped.Inc() }
+
+// ControlAuthFailed counts one control API call refused for a missing or invalid bearer
+// token.
+func (m *Metrics) ControlAuthFailed() { m.authFails.Inc() }
+
+// WatchStreams adds delta (1 when a WatchRegistrations stream opens, -1 when it ends) to
+// the open streams.
+func (m *Metrics) WatchStreams(delta int) { m.watchers.Add(float64(delta)) }
 
 // recordCollector computes the record gauges at scrape time, in one pass over the records
 // and without allocating per record.

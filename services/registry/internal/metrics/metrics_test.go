@@ -80,8 +80,46 @@ sipreg_api_fetch_errors_total 0
 # HELP sipreg_api_trunks Trunks marked sendRegister in the last successful discovery.
 # TYPE sipreg_api_trunks gauge
 sipreg_api_trunks 0
+`+controlHeads+`
+sipreg_cache_skipped_records_total 0
+sipreg_control_auth_failures_total 0
+sipreg_watch_streams 0
 `, "sipreg_registrations", "sipreg_cache_up", "sipreg_soonest_expiry_seconds", "sipreg_register_requests_total",
-		"sipreg_api_fetches_total", "sipreg_api_fetch_errors_total", "sipreg_api_trunks")
+		"sipreg_api_fetches_total", "sipreg_api_fetch_errors_total", "sipreg_api_trunks",
+		"sipreg_cache_skipped_records_total", "sipreg_control_auth_failures_total", "sipreg_watch_streams")
+}
+
+// controlHeads are the HELP and TYPE lines of the skipped-records, control auth and
+// watch stream series (the text format accepts them ahead of the samples).
+const controlHeads = `
+# HELP sipreg_cache_skipped_records_total Redis keys under the record prefix that held no readable record, skipped when records were loaded.
+# TYPE sipreg_cache_skipped_records_total counter
+# HELP sipreg_control_auth_failures_total Control API calls refused for a missing or invalid bearer token.
+# TYPE sipreg_control_auth_failures_total counter
+# HELP sipreg_watch_streams WatchRegistrations streams open on this replica.
+# TYPE sipreg_watch_streams gauge
+`
+
+func TestControlAndCacheSeries(t *testing.T) {
+	m := New(nil)
+	for range 3 {
+		m.CacheRecordSkipped()
+	}
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(m.ControlAuthFailed)
+	}
+	for range 5 {
+		wg.Go(func() { m.WatchStreams(1) })
+	}
+	wg.Wait()
+	m.WatchStreams(-1)
+	m.WatchStreams(-1)
+	scrape(t, m, controlHeads+`
+sipreg_cache_skipped_records_total 3
+sipreg_control_auth_failures_total 100
+sipreg_watch_streams 3
+`, "sipreg_cache_skipped_records_total", "sipreg_control_auth_failures_total", "sipreg_watch_streams")
 }
 
 func TestObserverAndRecords(t *testing.T) {
