@@ -66,6 +66,16 @@ type RedisOptions struct {
 	TTLGrace time.Duration
 	// Now is the clock for TTLs (default time.Now); tests inject their own.
 	Now func() time.Time
+	// OnSkip, when not nil, is told of each key under Prefix that holds no
+	// record this code can read (another type than string, a value that is not
+	// JSON, a record of another trunk or of an unknown version): the full Redis
+	// key, and a reason wrapping ErrCorrupt (and ErrUnknownVersion for an
+	// unknown version). List and GetMany skip such a key and Get returns the
+	// reason; each call reports each such key once, just before it returns,
+	// and only when it does not fail otherwise. It runs on the goroutine of the
+	// call, so concurrent calls may run it at once: it must be safe for
+	// concurrent use, and quick.
+	OnSkip func(key string, reason error)
 }
 
 // LogValue logs the options without the password.
@@ -143,7 +153,8 @@ func (o RedisOptions) universal() *redis.UniversalOptions {
 }
 
 // Redis is a Store in Redis (single server, Sentinel or Cluster): each record is
-// the JSON of a registration.Record under Prefix+TrunkRef, with a TTL.
+// a string under Prefix+TrunkRef, with a TTL, holding the JSON of the
+// registration.Record and its format version (see EncodeRecord).
 type Redis struct {
 	client redis.UniversalClient
 	opts   RedisOptions
@@ -184,7 +195,8 @@ func NewRedis(opts RedisOptions) (*Redis, error) {
 func (r *Redis) RoundTrips() int64 { return r.trips.Count() }
 
 // Get returns the record of trunkRef, an error wrapping ErrNotFound, or one
-// wrapping ErrCorrupt when the stored value cannot be read back.
+// wrapping ErrCorrupt when the key holds no record this code can read (the
+// reason, which OnSkip is told as well).
 func (r *Redis) Get(ctx context.Context, trunkRef string) (registration.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return registration.Record{}, fmt.Errorf("redis get %s: %w", trunkRef, err)
@@ -193,47 +205,128 @@ func (r *Redis) Get(ctx context.Context, trunkRef string) (registration.Record, 
 		// Put never writes it: no need to ask.
 		return registration.Record{}, fmt.Errorf("redis get %s: %w", trunkRef, ErrNotFound)
 	}
-	data, err := r.client.Get(ctx, r.key(trunkRef)).Bytes()
+	key := r.key(trunkRef)
+	rec, err := readGet(trunkRef, r.client.Get(ctx, key))
 	switch {
 	case errors.Is(err, redis.Nil):
 		return registration.Record{}, fmt.Errorf("redis get %s: %w", trunkRef, ErrNotFound)
-	case err != nil:
+	case errors.Is(err, ErrCorrupt):
+		r.report([]skipped{{key, err}})
 		return registration.Record{}, fmt.Errorf("redis get %s: %w", trunkRef, err)
-	}
-	rec, err := decode(trunkRef, data)
-	if err != nil {
+	case err != nil:
 		return registration.Record{}, fmt.Errorf("redis get %s: %w", trunkRef, err)
 	}
 	return rec, nil
 }
 
-// GetMany reads the records of refs in pipelines of 1,000 GETs; unknown refs and
-// unreadable values are left out of the answer (Get reports why for one).
+// GetMany reads the records of refs in pipelines of 1000 GETs. Unknown refs
+// (and the empty one) are left out of the answer; so is a key that holds no
+// record this code can read, reported to OnSkip (Get returns why for one). Any
+// other failure stops it: it returns the records read until then and the error.
 func (r *Redis) GetMany(ctx context.Context, refs []string) (map[string]registration.Record, error) {
-	out := make(map[string]registration.Record, len(refs))
-	for start := 0; start < len(refs); start += 1000 {
-		chunk := refs[start:min(start+1000, len(refs))]
-		cmds := make([]*redis.StringCmd, len(chunk))
-		_, err := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, ref := range chunk {
-				cmds[i] = p.Get(ctx, r.key(ref))
-			}
-			return nil
-		})
-		if err != nil && !errors.Is(err, redis.Nil) {
+	if err := ctx.Err(); err != nil {
+		return map[string]registration.Record{}, fmt.Errorf("redis get many: %w", err)
+	}
+	// Each key is asked for, and reported, once.
+	unique := make([]string, 0, len(refs))
+	seen := make(map[string]struct{}, len(refs))
+	for _, ref := range refs {
+		if _, dup := seen[ref]; dup || ref == "" {
+			continue
+		}
+		seen[ref] = struct{}{}
+		unique = append(unique, ref)
+	}
+	out := make(map[string]registration.Record, len(unique))
+	var skips []skipped
+	for start := 0; start < len(unique); start += batchSize {
+		chunk := unique[start:min(start+batchSize, len(unique))]
+		keys := make([]string, len(chunk))
+		for i, ref := range chunk {
+			keys[i] = r.key(ref)
+		}
+		err := r.getBatch(ctx, keys, chunk, func(rec registration.Record) {
+			out[rec.TrunkRef] = rec
+		}, &skips)
+		if err != nil {
 			return out, fmt.Errorf("redis get many: %w", err)
 		}
-		for i, ref := range chunk {
-			data, err := cmds[i].Bytes()
-			if err != nil {
-				continue
-			}
-			if rec, err := decode(ref, data); err == nil {
-				out[ref] = rec
-			}
+	}
+	r.report(skips)
+	return out, nil
+}
+
+// skipped is a key that holds no record this code can read, and why.
+type skipped struct {
+	key    string
+	reason error
+}
+
+// report tells OnSkip of each key skipped.
+func (r *Redis) report(skips []skipped) {
+	if r.opts.OnSkip == nil {
+		return
+	}
+	for _, s := range skips {
+		r.opts.OnSkip(s.key, s.reason)
+	}
+}
+
+// getBatch GETs keys, the keys of refs, in one pipeline: found is called with
+// each record read, a key that holds no record this code can read is added to
+// skips, and a vanished key is left out. Any other failure is returned, naming
+// the trunk when one command carries it.
+func (r *Redis) getBatch(ctx context.Context, keys, refs []string, found func(registration.Record), skips *[]skipped) error {
+	gets := make([]*redis.StringCmd, len(keys))
+	// The pipeline's own error is the first of its commands' errors (a vanished
+	// key's redis.Nil or a WRONGTYPE included): each command is looked at below.
+	_, pipeErr := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, key := range keys {
+			gets[i] = p.Get(ctx, key)
+		}
+		return nil
+	})
+	var batchSkips []skipped
+	for i, get := range gets {
+		rec, err := readGet(refs[i], get)
+		switch {
+		case err == nil:
+			found(rec)
+		case errors.Is(err, redis.Nil):
+			// Expired or deleted meanwhile.
+		case errors.Is(err, ErrCorrupt):
+			batchSkips = append(batchSkips, skipped{keys[i], err})
+		default:
+			return fmt.Errorf("get %s: %w", refs[i], err)
 		}
 	}
-	return out, nil
+	if pipeErr != nil && !errors.Is(pipeErr, redis.Nil) && !wrongType(pipeErr) {
+		// Not carried by any command (none failed above).
+		return pipeErr
+	}
+	*skips = append(*skips, batchSkips...)
+	return nil
+}
+
+// readGet reads the answer to the GET of trunkRef's key: its record; an error
+// wrapping ErrCorrupt when the key holds no record this code can read (told
+// from the GET's own answer: no TYPE is asked); or the command's error as it
+// is, redis.Nil for a missing key.
+func readGet(trunkRef string, get *redis.StringCmd) (registration.Record, error) {
+	data, err := get.Bytes()
+	switch {
+	case wrongType(err):
+		return registration.Record{}, fmt.Errorf("%w: wrong type: not a string", ErrCorrupt)
+	case err != nil:
+		return registration.Record{}, err
+	}
+	return decode(trunkRef, data)
+}
+
+// wrongType reports whether err is Redis's answer to a GET of a key of another
+// type than string (a hash, a list, ...).
+func wrongType(err error) bool {
+	return err != nil && redis.HasErrorPrefix(err, "WRONGTYPE")
 }
 
 // Put writes one record with its TTL, in one round trip.
@@ -314,9 +407,11 @@ func (r *Redis) Delete(ctx context.Context, trunkRef string) error {
 
 // List returns every record under the prefix: SCAN (on every master, with a
 // Cluster) for the keys, then one pipeline of GETs per 1000 keys. A key that
-// expires or is deleted meanwhile is left out; a value that cannot be read back
-// is skipped without error (Get reports it, and the next Put of that trunk
-// repairs it). Any other failure fails the whole call.
+// expires or is deleted meanwhile is left out. A key that holds no record this
+// code can read (another type, a value that is not JSON, a record of another
+// trunk or of an unknown version) is skipped and reported to OnSkip; it is not
+// written to (Get returns why, and the next Put of that trunk replaces it). Any
+// other failure fails the whole call, and then nothing is reported.
 func (r *Redis) List(ctx context.Context) ([]registration.Record, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("redis list: %w", err)
@@ -325,38 +420,22 @@ func (r *Redis) List(ctx context.Context) ([]registration.Record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("redis list: scan: %w", err)
 	}
+	refs := make([]string, len(keys))
+	for i, key := range keys {
+		refs[i] = strings.TrimPrefix(key, r.opts.Prefix)
+	}
 	out := make([]registration.Record, 0, len(keys))
+	var skips []skipped
 	for start := 0; start < len(keys); start += batchSize {
-		batch := keys[start:min(start+batchSize, len(keys))]
-		gets := make([]*redis.StringCmd, len(batch))
-		// The pipeline's own error is the first of its commands' errors (a
-		// vanished key's redis.Nil included): each command is looked at below.
-		_, pipeErr := r.client.Pipelined(ctx, func(p redis.Pipeliner) error {
-			for i, key := range batch {
-				gets[i] = p.Get(ctx, key)
-			}
-			return nil
-		})
-		for i, get := range gets {
-			ref := strings.TrimPrefix(batch[i], r.opts.Prefix)
-			data, err := get.Bytes()
-			switch {
-			case errors.Is(err, redis.Nil):
-				continue
-			case err != nil:
-				return nil, fmt.Errorf("redis list: get %s: %w", ref, err)
-			}
-			rec, err := decode(ref, data)
-			if err != nil {
-				continue
-			}
+		end := min(start+batchSize, len(keys))
+		err := r.getBatch(ctx, keys[start:end], refs[start:end], func(rec registration.Record) {
 			out = append(out, rec)
-		}
-		if pipeErr != nil && !errors.Is(pipeErr, redis.Nil) {
-			// Not carried by any command (none failed above).
-			return nil, fmt.Errorf("redis list: %w", pipeErr)
+		}, &skips)
+		if err != nil {
+			return nil, fmt.Errorf("redis list: %w", err)
 		}
 	}
+	r.report(skips)
 	return out, nil
 }
 
@@ -432,18 +511,37 @@ func (r *Redis) ttl(rec registration.Record) time.Duration {
 	return recordTTL(rec, r.opts.Now(), r.opts.TTLGrace)
 }
 
+// RecordVersion is the format version of the records the Redis store writes:
+// the JSON field "v" of each value, next to the fields of registration.Record. A
+// value without "v" is of version 1, written before versions existed. A value
+// of another version is not read (see ErrUnknownVersion).
+const RecordVersion = 1
+
+// storedRecord is the value EncodeRecord writes: "v" first, then the fields of
+// the record.
+type storedRecord struct {
+	V int `json:"v"`
+	registration.Record
+}
+
+// readRecord is what DecodeRecord reads: V is nil when the value has no "v".
+type readRecord struct {
+	V *int `json:"v"`
+	registration.Record
+}
+
 // EncodeRecord returns the value the Redis store keeps for rec (its JSON, every
-// time in UTC) and the TTL it is written with at now: grace after the later of
-// ExpiresAt and NextActionAt, never less than grace, rounded up to the
-// millisecond. Put and PutMany write exactly this; a writer of its own (the
-// cluster package's fenced writes) uses it to stay readable by Get and List.
-// It fails on a record with an empty TrunkRef and on one that cannot be encoded
-// (a time outside years 0-9999).
+// time in UTC, with "v":RecordVersion) and the TTL it is written with at now:
+// grace after the later of ExpiresAt and NextActionAt, never less than grace,
+// rounded up to the millisecond. Put and PutMany write exactly this; a writer of
+// its own (the cluster package's fenced writes) uses it to stay readable by Get
+// and List. It fails on a record with an empty TrunkRef and on one that cannot
+// be encoded (a time outside years 0-9999).
 func EncodeRecord(rec registration.Record, now time.Time, grace time.Duration) (value []byte, ttl time.Duration, err error) {
 	if rec.TrunkRef == "" {
 		return nil, 0, fmt.Errorf("encode: %w", errEmptyTrunkRef)
 	}
-	value, err = json.Marshal(normalize(rec))
+	value, err = json.Marshal(storedRecord{V: RecordVersion, Record: normalize(rec)})
 	if err != nil {
 		return nil, 0, fmt.Errorf("encode: %w", err)
 	}
@@ -468,14 +566,48 @@ func recordTTL(rec registration.Record, now time.Time, grace time.Duration) time
 	return ttl
 }
 
-// decode reads back the record stored for trunkRef.
-func decode(trunkRef string, data []byte) (registration.Record, error) {
-	var rec registration.Record
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return registration.Record{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+// DecodeRecord reads back a value EncodeRecord wrote, or one of version 1
+// written before versions existed (no "v"). It reads no value of another
+// version: the error then wraps ErrUnknownVersion, whichever fields the value
+// holds. Every error wraps ErrCorrupt. It does not check which trunk the
+// record is of.
+func DecodeRecord(value []byte) (registration.Record, error) {
+	var v readRecord
+	if err := json.Unmarshal(value, &v); err != nil {
+		// Another version's fields may not fit this Record: say so when "v"
+		// can be read.
+		var probe struct {
+			V *int `json:"v"`
+		}
+		if json.Unmarshal(value, &probe) == nil && probe.V != nil && *probe.V != RecordVersion {
+			return registration.Record{}, unknownVersion(*probe.V)
+		}
+		return registration.Record{}, fmt.Errorf("%w: unreadable JSON: %w", ErrCorrupt, err)
 	}
-	if rec.TrunkRef != trunkRef {
+	if v.V != nil && *v.V != RecordVersion {
+		return registration.Record{}, unknownVersion(*v.V)
+	}
+	return v.Record, nil
+}
+
+// unknownVersion is the error of a record of version v, which this code does
+// not read.
+func unknownVersion(v int) error {
+	return fmt.Errorf("%w: %w %d", ErrCorrupt, ErrUnknownVersion, v)
+}
+
+// decode reads back the record stored under the key of trunkRef. Every error
+// wraps ErrCorrupt.
+func decode(trunkRef string, data []byte) (registration.Record, error) {
+	rec, err := DecodeRecord(data)
+	switch {
+	case err != nil:
+		return registration.Record{}, err
+	case rec.TrunkRef != trunkRef:
 		return registration.Record{}, fmt.Errorf("%w: holds trunk %q", ErrCorrupt, rec.TrunkRef)
+	case trunkRef == "":
+		// The key is the bare prefix, which Put never writes.
+		return registration.Record{}, fmt.Errorf("%w: record without trunk ref", ErrCorrupt)
 	}
 	return rec, nil
 }

@@ -20,10 +20,19 @@ import (
 // operation and the trunk; test for it with errors.Is.
 var ErrNotFound = errors.New("registration not found")
 
-// ErrCorrupt is returned by Get when the stored value of a trunk cannot be read
-// back as a Record (not JSON, or a record of another trunk). Overwriting the
-// trunk with Put repairs it. It is wrapped; test for it with errors.Is.
+// ErrCorrupt is returned by Get, and passed to RedisOptions.OnSkip, when the key
+// of a trunk holds something this code cannot read back as a Record: a key of
+// another type than string, a value that is not JSON, a record of another
+// trunk, or a record of an unknown format version (see ErrUnknownVersion).
+// Overwriting the trunk with Put repairs it. It is wrapped; test for it with
+// errors.Is.
 var ErrCorrupt = errors.New("corrupt registration record")
+
+// ErrUnknownVersion is wrapped, next to ErrCorrupt, by the error for a record
+// whose format version (see RecordVersion) this code does not know: most likely
+// written by a newer release. Such a record is skipped and reported, never
+// rewritten by a read; a later Put of its trunk replaces it.
+var ErrUnknownVersion = errors.New("unknown record version")
 
 // errEmptyTrunkRef rejects a record that could never be found again.
 var errEmptyTrunkRef = errors.New("empty trunk ref")
@@ -33,7 +42,8 @@ var errEmptyTrunkRef = errors.New("empty trunk ref")
 // Every method first checks ctx: a cancelled or expired context fails the call
 // with an error that matches ctx.Err() under errors.Is, and writes nothing.
 type Store interface {
-	// Get returns the record of trunkRef, or an error wrapping ErrNotFound.
+	// Get returns the record of trunkRef, or an error wrapping ErrNotFound, or
+	// one wrapping ErrCorrupt when its stored entry cannot be read back.
 	Get(ctx context.Context, trunkRef string) (registration.Record, error)
 	// Put writes one record (insert or replace). A record with an empty TrunkRef
 	// is rejected.
@@ -46,9 +56,12 @@ type Store interface {
 	// Delete removes the record of trunkRef. Deleting an unknown trunk is not an
 	// error.
 	Delete(ctx context.Context, trunkRef string) error
-	// List returns every record, in no particular order. A stored value that
-	// cannot be read back (see ErrCorrupt) is skipped, not reported: one bad
-	// entry must not hide every good one, and Get still reports it.
+	// List returns every record, in no particular order. A stored entry that
+	// cannot be read back as a record (see ErrCorrupt) is skipped, so that one
+	// bad entry cannot hide every good one: the call does not fail because of
+	// it, Get of that trunk returns the error, and the Redis store reports it to
+	// RedisOptions.OnSkip. Any other failure (the backend unreachable, a done
+	// context) fails the call.
 	List(ctx context.Context) ([]registration.Record, error)
 	// Ping checks the backend is reachable.
 	Ping(ctx context.Context) error
