@@ -80,3 +80,68 @@ func TestEncodeRecordErrors(t *testing.T) {
 		t.Errorf("Get after failed writes: %v", err)
 	}
 }
+
+// TestEncodeRecordVersion checks the value carries "v":RecordVersion first and
+// that DecodeRecord reads it back.
+func TestEncodeRecordVersion(t *testing.T) {
+	rec := storetest.FullRecord("trunk-1")
+	value, _, err := store.EncodeRecord(rec, fixedClock, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"v":1,"trunkRef":"trunk-1",`; !strings.HasPrefix(string(value), want) || store.RecordVersion != 1 {
+		t.Errorf("EncodeRecord = %s; want it to start with %s", value, want)
+	}
+	got, err := store.DecodeRecord(value)
+	if err != nil {
+		t.Fatalf("DecodeRecord: %v", err)
+	}
+	if d := storetest.Diff(got, rec); d != "" {
+		t.Errorf("DecodeRecord(EncodeRecord): %s", d)
+	}
+}
+
+func TestDecodeRecord(t *testing.T) {
+	for _, tc := range []struct {
+		name, value string
+		// wantErr is the start of the error's text; "" for a record of
+		// trunk-1.
+		wantErr        string
+		unknownVersion bool
+	}{
+		{"no version", `{"trunkRef":"trunk-1","cseq":1}`, "", false},
+		{"version 1", `{"v":1,"trunkRef":"trunk-1"}`, "", false},
+		{"version null", `{"v":null,"trunkRef":"trunk-1"}`, "", false},
+		{"version 1 with a field this code does not know", `{"v":1,"trunkRef":"trunk-1","newField":[1]}`, "", false},
+		{"version after the record's fields", `{"trunkRef":"trunk-1","v":1}`, "", false},
+		{"version 2", `{"v":2,"trunkRef":"trunk-1"}`, "corrupt registration record: unknown record version 2", true},
+		{"version 99, fields that do not fit", `{"v":99,"trunkRef":7}`, "corrupt registration record: unknown record version 99", true},
+		{"version 0", `{"v":0,"trunkRef":"trunk-1"}`, "corrupt registration record: unknown record version 0", true},
+		{"negative version", `{"v":-1,"trunkRef":"trunk-1"}`, "corrupt registration record: unknown record version -1", true},
+		{"version as a string", `{"v":"1","trunkRef":"trunk-1"}`, "corrupt registration record: unreadable JSON: ", false},
+		{"version 1, a field that does not fit", `{"v":1,"trunkRef":"trunk-1","cseq":"one"}`, "corrupt registration record: unreadable JSON: ", false},
+		{"not JSON", "{not json", "corrupt registration record: unreadable JSON: ", false},
+		{"binary", "\x00\xff", "corrupt registration record: unreadable JSON: ", false},
+		{"an array", `[{"trunkRef":"trunk-1"}]`, "corrupt registration record: unreadable JSON: ", false},
+		{"empty", "", "corrupt registration record: unreadable JSON: ", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec, err := store.DecodeRecord([]byte(tc.value))
+			if tc.wantErr == "" {
+				if err != nil || rec.TrunkRef != "trunk-1" {
+					t.Errorf("DecodeRecord(%s) = %+v, %v; want trunk-1", tc.value, rec, err)
+				}
+				return
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) || !errors.Is(err, store.ErrCorrupt) {
+				t.Errorf("DecodeRecord(%s): %v; want ErrCorrupt, %q", tc.value, err, tc.wantErr)
+			}
+			if errors.Is(err, store.ErrUnknownVersion) != tc.unknownVersion {
+				t.Errorf("DecodeRecord(%s): %v; want ErrUnknownVersion: %v", tc.value, err, tc.unknownVersion)
+			}
+			if rec != (registration.Record{}) {
+				t.Errorf("DecodeRecord(%s) with an error returned %+v", tc.value, rec)
+			}
+		})
+	}
+}

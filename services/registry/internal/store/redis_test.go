@@ -544,8 +544,8 @@ func TestRedisPasswordNotInErrors(t *testing.T) {
 	}
 }
 
-// ops runs every network operation of s once, each with a context of its own
-// from ctx, and returns each one's error.
+// ops runs every network operation of s once (GetMany too when s has it), each
+// with a context of its own from ctx, and returns each one's error.
 func ops(ctx func() context.Context, s store.Store, trunkRef string) map[string]error {
 	errs := map[string]error{
 		"Put":     s.Put(ctx(), storetest.Record(trunkRef)),
@@ -555,6 +555,11 @@ func ops(ctx func() context.Context, s store.Store, trunkRef string) map[string]
 	}
 	_, errs["Get"] = s.Get(ctx(), trunkRef)
 	_, errs["List"] = s.List(ctx())
+	if gm, ok := s.(interface {
+		GetMany(context.Context, []string) (map[string]registration.Record, error)
+	}); ok {
+		_, errs["GetMany"] = gm.GetMany(ctx(), []string{trunkRef})
+	}
 	return errs
 }
 
