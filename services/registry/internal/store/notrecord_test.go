@@ -360,3 +360,28 @@ func TestRedisFailureIsNotSkip(t *testing.T) {
 		t.Errorf("GetMany with a canceled context: %v", err)
 	}
 }
+
+// TestRedisBarePrefixKey puts a record without trunk ref under the bare prefix,
+// a key Put never writes: List skips it and reports it.
+func TestRedisBarePrefixKey(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b backend) {
+		var log skipLog
+		s, prefix := b.open(t, store.RedisOptions{OnSkip: log.onSkip})
+		ctx := t.Context()
+		if err := s.Client().Set(ctx, prefix, `{"v":1,"trunkRef":"","cseq":1}`, time.Hour).Err(); err != nil {
+			t.Fatalf("raw SET: %v", err)
+		}
+		if err := s.Put(ctx, storetest.Record("trunk-1")); err != nil {
+			t.Fatalf("Put: %v", err)
+		}
+		recs, err := s.List(ctx)
+		if err != nil || len(recs) != 1 || recs[0].TrunkRef != "trunk-1" {
+			t.Errorf("List = %+v, %v; want trunk-1 only", recs, err)
+		}
+		got := log.take()
+		if reasons := got[prefix]; len(got) != 1 || len(reasons) != 1 ||
+			reasons[0].Error() != "corrupt registration record: record without trunk ref" {
+			t.Errorf("reported %v; want the bare prefix, once", got)
+		}
+	})
+}
