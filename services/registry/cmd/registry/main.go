@@ -4,6 +4,13 @@
 //	registry [--config FILE]            run the service
 //	registry validate [--config FILE]   check a config file and exit
 //	registry --version                  print the version and exit
+//
+// The same binary is the operator's client of a running registry's control API (so
+// `docker exec <container> registry list` works):
+//
+//	registry list [--state S]... [-o table|json|wide]
+//	registry get REF | explain REF | force REF|--all
+//	registry watch [REF] [--state S]... [-o table|json]
 package main
 
 import (
@@ -28,6 +35,11 @@ func main() {
 
 // run is main without the process: it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && lookupClientCommand(args[0]) != nil {
+		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
+		return runClient(ctx, args, osTerminal(stdout, stderr))
+	}
 	cmd := "run"
 	if len(args) > 0 && args[0] == "validate" {
 		cmd, args = "validate", args[1:]
@@ -36,6 +48,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	cfgFlag := fs.String("config", "", "config file (default $CONFIG_PATH, else "+config.DefaultPath+")")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: registry [validate] [--config FILE] | registry --version\n")
+		fs.PrintDefaults()
+		clientUsage(fs.Output())
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
