@@ -32,7 +32,9 @@ type Engine interface {
 	Refs() []string
 	// Force registers ref now and waits for the outcome (or ctx).
 	Force(ctx context.Context, ref string) (registration.Record, error)
-	// Subscribe streams every change until the subscription is closed.
+	// Subscribe streams every change until the subscription is closed. Its Next fails
+	// with reconcile.ErrWatcherTooSlow once the reader fell more than a bounded backlog
+	// behind, with reconcile.ErrStopping when the registry stops, and with ctx's error.
 	Subscribe() *reconcile.Subscription
 	// Explain describes the next action for ref, with the REGISTER it would send.
 	Explain(ref string) (reconcile.Explanation, error)
@@ -51,6 +53,10 @@ const DefaultForceTimeout = 45 * time.Second
 // reports NOT_SERVING (the same grace as /healthz).
 const StoreFaultGrace = 30 * time.Second
 
+// DefaultMaxWatchStreams caps the open WatchRegistrations streams when
+// Options.MaxWatchStreams is zero (the default of spec.maxWatchStreams).
+const DefaultMaxWatchStreams = 256
+
 // maxRequestBytes bounds every request message; the largest legitimate one is a few
 // hundred bytes.
 const maxRequestBytes = 1 << 20
@@ -65,7 +71,28 @@ type Options struct {
 	// ForceTimeout bounds one ForceRegister call (all trunks together when all is set);
 	// DefaultForceTimeout when zero or negative.
 	ForceTimeout time.Duration
+	// MaxWatchStreams caps the WatchRegistrations streams open at once; one more is
+	// refused with ResourceExhausted. DefaultMaxWatchStreams when zero or negative.
+	MaxWatchStreams int
+	// Observer is told about refused calls and open streams (metrics); nil: nobody.
+	Observer Observer
 }
+
+// Observer is told what the control API does, for metrics; *metrics.Metrics satisfies
+// it. Its methods are called concurrently.
+type Observer interface {
+	// ControlAuthFailed counts one call refused for a missing or invalid bearer token.
+	ControlAuthFailed()
+	// WatchStreams adds delta (1 when a WatchRegistrations stream opens, -1 when it
+	// ends) to the open streams.
+	WatchStreams(delta int)
+}
+
+// nopObserver is the Observer when none is given.
+type nopObserver struct{}
+
+func (nopObserver) ControlAuthFailed() {}
+func (nopObserver) WatchStreams(int)   {}
 
 // NewHandler returns one handler serving the RegistrationService (Connect, gRPC and
 // gRPC-Web), gRPC reflection v1 and v1alpha, and gRPC health for engine.
@@ -76,10 +103,16 @@ func NewHandler(engine Engine, opts Options) http.Handler {
 	if opts.ForceTimeout <= 0 {
 		opts.ForceTimeout = DefaultForceTimeout
 	}
+	if opts.MaxWatchStreams <= 0 {
+		opts.MaxWatchStreams = DefaultMaxWatchStreams
+	}
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
 	limit := connect.WithReadMaxBytes(maxRequestBytes)
 	svcOpts := []connect.HandlerOption{limit}
 	if opts.Token != "" {
-		svcOpts = append(svcOpts, connect.WithInterceptors(newBearerAuth(opts.Token, opts.Logger)))
+		svcOpts = append(svcOpts, connect.WithInterceptors(newBearerAuth(opts.Token, opts.Logger, opts.Observer)))
 	}
 
 	mux := http.NewServeMux()
@@ -88,11 +121,17 @@ func NewHandler(engine Engine, opts Options) http.Handler {
 		log:           opts.Logger,
 		forceTimeout:  opts.ForceTimeout,
 		forwardClient: &http.Client{Timeout: opts.ForceTimeout + 5*time.Second},
+		watchers:      streamLimit{max: int64(opts.MaxWatchStreams)},
+		obs:           opts.Observer,
 	}, svcOpts...))
 
+	// Every service served here is listed, the reflection services too (as grpc-go
+	// servers list them); grpcreflect resolves their descriptors itself.
 	reflector := grpcreflect.NewStaticReflector(
 		registryv1connect.RegistrationServiceName,
 		grpchealth.HealthV1ServiceName,
+		grpcreflect.ReflectV1ServiceName,
+		grpcreflect.ReflectV1AlphaServiceName,
 	)
 	mux.Handle(grpcreflect.NewHandlerV1(reflector, limit))
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, limit))

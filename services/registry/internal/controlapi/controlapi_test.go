@@ -26,6 +26,7 @@ import (
 	registryv1 "sipreg.dev/gen/pb/sipreg/registry/v1"
 	"sipreg.dev/gen/pb/sipreg/registry/v1/registryv1connect"
 	"sipreg.dev/services/registry/internal/controlapi"
+	"sipreg.dev/services/registry/internal/metrics"
 	"sipreg.dev/services/registry/internal/reconcile"
 	"sipreg.dev/services/registry/internal/registration"
 )
@@ -39,13 +40,15 @@ const (
 	waitLimit = 10 * time.Second
 )
 
-// env is one server from controlapi.NewServer on 127.0.0.1:0 over the fake engine.
+// env is one server from controlapi.NewServer on 127.0.0.1:0 over the fake engine, with
+// the registry's metrics as its Observer.
 type env struct {
 	fx      *fixture
 	addr    string
 	baseURL string
 	seen    *replies
 	logs    *lockedBuffer
+	met     *metrics.Metrics
 }
 
 type lockedBuffer struct {
@@ -65,14 +68,20 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func newEnv(t *testing.T) *env {
+// newEnv starts a server; each tweak may change its options or the fake engine first.
+func newEnv(t *testing.T, tweaks ...func(*controlapi.Options, *fixture)) *env {
 	t.Helper()
-	e := &env{fx: newFixture(), seen: &replies{}, logs: &lockedBuffer{}}
-	h := controlapi.NewHandler(e.fx.engine, controlapi.Options{
+	e := &env{fx: newFixture(), seen: &replies{}, logs: &lockedBuffer{}, met: metrics.New(nil)}
+	opts := controlapi.Options{
 		Token:        apiToken,
 		Logger:       slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		ForceTimeout: forceTimeout,
-	})
+		Observer:     e.met,
+	}
+	for _, tweak := range tweaks {
+		tweak(&opts, e.fx)
+	}
+	h := controlapi.NewHandler(e.fx.engine, opts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -438,9 +447,9 @@ var apiCases = []apiCase{
 			t.Fatalf("snapshot t-a = %v", got[0])
 		}
 		sub := e.subscription(t)
-		sub.ch <- reconcile.Event{Record: registration.Record{TrunkRef: "t-c", State: registration.StateAuthFailed}}
-		sub.ch <- reconcile.Event{Record: registration.Record{TrunkRef: "t-e", State: registration.StateRegistered, CSeq: 1}}
-		sub.ch <- reconcile.Event{Record: registration.Record{TrunkRef: "t-b", State: registration.StateUnregistered}, Removed: true}
+		sub.Push(reconcile.Event{Record: registration.Record{TrunkRef: "t-c", State: registration.StateAuthFailed}})
+		sub.Push(reconcile.Event{Record: registration.Record{TrunkRef: "t-e", State: registration.StateRegistered, CSeq: 1}})
+		sub.Push(reconcile.Event{Record: registration.Record{TrunkRef: "t-b", State: registration.StateUnregistered}, Removed: true})
 		got = recvN(t, s, 2)
 		if r := got[0]; r.GetRemoved() || r.GetRegistration().GetTrunkRef() != "t-e" || r.GetRegistration().GetState() != stRegistered {
 			t.Fatalf("change = %v", r)
@@ -466,8 +475,8 @@ var apiCases = []apiCase{
 			t.Fatalf("snapshot = %v", got)
 		}
 		sub := e.subscription(t)
-		sub.ch <- reconcile.Event{Record: registration.Record{TrunkRef: "t-d", State: registration.StateRetrying}}
-		sub.ch <- reconcile.Event{Record: registration.Record{TrunkRef: "t-a", State: registration.StateRetrying, Failures: 1}}
+		sub.Push(reconcile.Event{Record: registration.Record{TrunkRef: "t-d", State: registration.StateRetrying}})
+		sub.Push(reconcile.Event{Record: registration.Record{TrunkRef: "t-a", State: registration.StateRetrying, Failures: 1}})
 		if r := recvN(t, s, 1)[0]; r.GetRegistration().GetTrunkRef() != "t-a" || r.GetRegistration().GetState() != stRetrying {
 			t.Fatalf("change = %v", r)
 		}
@@ -478,7 +487,7 @@ var apiCases = []apiCase{
 			t.Fatal(err)
 		}
 		recvN(t, s, 1)
-		close(e.subscription(t).ch)
+		e.subscription(t).End(reconcile.ErrStopping)
 		_, err = s.Recv()
 		wantCode(t, err, connect.CodeUnavailable, "shutting down")
 	}},
@@ -584,10 +593,17 @@ func testHealth(t *testing.T, e *env) {
 }
 
 // testReflection lists services with grpc-go's reflection clients (v1 and v1alpha), without
-// a token, and resolves the RegistrationService's file with its imports.
+// a token: every service served, the reflection services themselves too, as a grpc-go
+// server lists them (what grpcurl list shows). It resolves the RegistrationService's
+// file with its imports, and the reflection service's.
 func testReflection(t *testing.T, e *env) {
 	conn := dialGRPC(t, e.addr, "")
-	want := []string{"grpc.health.v1.Health", registryv1connect.RegistrationServiceName}
+	want := []string{
+		"grpc.health.v1.Health",
+		"grpc.reflection.v1.ServerReflection",
+		"grpc.reflection.v1alpha.ServerReflection",
+		registryv1connect.RegistrationServiceName,
+	}
 
 	v1, err := reflectionv1.NewServerReflectionClient(conn).ServerReflectionInfo(ctxFor(t))
 	if err != nil {
@@ -621,6 +637,20 @@ func testReflection(t *testing.T, e *env) {
 	}
 	if n := len(res.GetFileDescriptorResponse().GetFileDescriptorProto()); n < 2 {
 		t.Fatalf("file containing the service: %d descriptors (%v)", n, res.GetErrorResponse())
+	}
+	for _, svc := range want[1:3] {
+		if err := v1.Send(&reflectionv1.ServerReflectionRequest{
+			MessageRequest: &reflectionv1.ServerReflectionRequest_FileContainingSymbol{FileContainingSymbol: svc},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		res, err = v1.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(res.GetFileDescriptorResponse().GetFileDescriptorProto()); n < 1 {
+			t.Fatalf("file containing %s: none (%v)", svc, res.GetErrorResponse())
+		}
 	}
 	if err := v1.CloseSend(); err != nil {
 		t.Fatal(err)

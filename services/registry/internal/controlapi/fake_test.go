@@ -62,6 +62,11 @@ type fixture struct {
 	recs   map[string]registration.Record
 	// subs receives every subscription the handler makes.
 	subs chan *subscription
+	// backlog is the unread events a subscription holds (0: reconcile's default), and
+	// onSubscribe, if set, sees each subscription before the handler does. Both are set
+	// before the server starts.
+	backlog     int
+	onSubscribe func(*reconcile.Subscription)
 	// fault is the store fault StoreFault reports (nil: healthy).
 	fault atomic.Pointer[storeFault]
 	// lastExplained is the request the fake handed out last (to prove it is not mutated).
@@ -74,8 +79,10 @@ type storeFault struct {
 	since time.Time
 }
 
+// subscription is one the handler made: the test pushes events into it (Push) or ends
+// it (End) as the engine would; gone is closed when the handler closes it.
 type subscription struct {
-	ch   chan reconcile.Event
+	*reconcile.Subscription
 	gone chan struct{}
 }
 
@@ -138,24 +145,12 @@ func newFixture() *fixture {
 			return registration.Record{}, fmt.Errorf("%w: %s", reconcile.ErrUnknownTrunk, ref)
 		},
 		subscribe: func() *reconcile.Subscription {
-			s := &subscription{ch: make(chan reconcile.Event, 16), gone: make(chan struct{})}
-			sub := reconcile.NewSubscription(0, sync.OnceFunc(func() { close(s.gone) }))
-			// The test feeds s.ch; closing it is the registry stopping.
-			go func() {
-				for {
-					select {
-					case ev, ok := <-s.ch:
-						if !ok {
-							sub.End(reconcile.ErrStopping)
-							return
-						}
-						sub.Push(ev)
-					case <-s.gone:
-						return
-					}
-				}
-			}()
-			f.subs <- s
+			gone := make(chan struct{})
+			sub := reconcile.NewSubscription(f.backlog, sync.OnceFunc(func() { close(gone) }))
+			if f.onSubscribe != nil {
+				f.onSubscribe(sub)
+			}
+			f.subs <- &subscription{Subscription: sub, gone: gone}
 			return sub
 		},
 		explain: func(ref string) (reconcile.Explanation, error) {

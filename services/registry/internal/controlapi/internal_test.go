@@ -343,3 +343,109 @@ func TestMergeResults(t *testing.T) {
 		t.Fatalf("merged %v, want %v", flat, want)
 	}
 }
+
+// refusalLog writes one line per peer address per authLogInterval, says how many
+// refusals it left out, and remembers a bounded number of addresses.
+func TestRefusalLog(t *testing.T) {
+	var buf lockedLines
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	l := newRefusalLog(slog.New(slog.NewTextHandler(&buf, nil)), func() time.Time { return now })
+	ctx := t.Context()
+	const proc = "/sipreg.registry.v1.RegistrationService/ListRegistrations"
+
+	for i := range 10 { // one address, a new port (connection) each time
+		l.refused(ctx, proc, fmt.Sprintf("10.0.0.1:%d", 40000+i))
+	}
+	l.refused(ctx, proc, "[2001:db8::1]:5000")
+	l.refused(ctx, proc, "[2001:db8::1]:5001")
+	if got := buf.count(); got != 2 {
+		t.Fatalf("%d lines for two addresses, want 2:\n%s", got, buf.String())
+	}
+	now = now.Add(authLogInterval - time.Second)
+	l.refused(ctx, proc, "10.0.0.1:1")
+	if got := buf.count(); got != 2 {
+		t.Fatalf("a line within the interval:\n%s", buf.String())
+	}
+	now = now.Add(time.Second)
+	l.refused(ctx, proc, "10.0.0.1:2")
+	if got := buf.count(); got != 3 || !strings.Contains(buf.last(), "peer=10.0.0.1:2") || !strings.Contains(buf.last(), "suppressed=10") {
+		t.Fatalf("after the interval, want a third line with suppressed=10:\n%s", buf.String())
+	}
+
+	// Many addresses at once: the table stays bounded; the ones past it share a slot.
+	for i := range 3 * maxAuthLogPeers {
+		l.refused(ctx, proc, fmt.Sprintf("192.0.%d.%d:5060", i/256, i%256))
+	}
+	if n := len(l.peers); n > maxAuthLogPeers+1 {
+		t.Fatalf("%d addresses remembered, want at most %d", n, maxAuthLogPeers+1)
+	}
+	if got := buf.count(); got > 3+maxAuthLogPeers+1 {
+		t.Fatalf("%d lines for a burst from many addresses, want at most %d", got, 3+maxAuthLogPeers+1)
+	}
+	// Once the interval has passed, the old addresses are forgotten for new ones.
+	now = now.Add(authLogInterval)
+	before := buf.count()
+	l.refused(ctx, proc, "198.51.100.7:5060")
+	if buf.count() != before+1 || l.peers["198.51.100.7"] == nil {
+		t.Fatalf("a new address after the interval was not logged on its own:\n%s", buf.last())
+	}
+}
+
+// lockedLines is a log sink that counts lines.
+type lockedLines struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *lockedLines) count() int { return strings.Count(l.String(), "\n") }
+
+func (l *lockedLines) last() string {
+	lines := strings.Split(strings.TrimSuffix(l.String(), "\n"), "\n")
+	return lines[len(lines)-1]
+}
+
+// streamLimit never lets more than max streams in, under contention.
+func TestStreamLimit(t *testing.T) {
+	l := streamLimit{max: 3}
+	var (
+		in, peak atomic.Int64
+		wg       sync.WaitGroup
+	)
+	for range 64 {
+		wg.Go(func() {
+			for range 200 {
+				if !l.acquire() {
+					continue
+				}
+				n := in.Add(1)
+				for {
+					p := peak.Load()
+					if n <= p || peak.CompareAndSwap(p, n) {
+						break
+					}
+				}
+				in.Add(-1)
+				l.release()
+			}
+		})
+	}
+	wg.Wait()
+	if p := peak.Load(); p > 3 || p < 1 {
+		t.Fatalf("peak = %d streams at once, want 1..3", p)
+	}
+	if l.open.Load() != 0 {
+		t.Fatalf("open = %d after every release", l.open.Load())
+	}
+}

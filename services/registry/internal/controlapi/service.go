@@ -40,7 +40,32 @@ type service struct {
 	forceTimeout time.Duration
 	// forwardClient reaches the other replicas' control APIs.
 	forwardClient connect.HTTPClient
+	// watchers counts the open WatchRegistrations streams, up to its max.
+	watchers streamLimit
+	obs      Observer
 }
+
+// streamLimit counts open streams up to max. Safe for concurrent use.
+type streamLimit struct {
+	max  int64
+	open atomic.Int64
+}
+
+// acquire takes a slot; false when all max are taken.
+func (l *streamLimit) acquire() bool {
+	for {
+		n := l.open.Load()
+		if n >= l.max {
+			return false
+		}
+		if l.open.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// release gives back a slot taken by acquire.
+func (l *streamLimit) release() { l.open.Add(-1) }
 
 var _ registryv1connect.RegistrationServiceHandler = (*service)(nil)
 
@@ -327,16 +352,29 @@ func (s *service) forceError(ref string, err error) *connect.Error {
 // snapshot of every matching registration (ordered by trunk_ref) and then each change as
 // it happens. A change racing with the snapshot may follow it although the snapshot
 // already shows it (the last message per trunk is always current); none is lost. A
-// client that has seen the response headers knows the subscription is live. A watcher that
-// falls more than the engine's backlog behind is dropped with ResourceExhausted (the
-// engine never waits for it, and never misses a change silently). The stream ends when the client goes away, or with Unavailable when the registry
-// stops. The states filter applies to changes into a state; removals of a matching trunk
-// are always sent.
+// client that has seen the response headers knows the subscription is live. The states
+// filter applies to changes into a state; removals of a matching trunk are always sent.
+//
+// At most Options.MaxWatchStreams streams are open at once: one more fails at once with
+// ResourceExhausted. A watcher that falls more than the engine's backlog behind is
+// dropped with ResourceExhausted (the engine never waits for it, and never skips a
+// change silently): the client reconnects and gets a fresh snapshot. The stream ends
+// with the caller's own cancellation or deadline when it goes away, and with
+// Unavailable when the registry stops.
 func (s *service) WatchRegistrations(ctx context.Context, req *connect.Request[registryv1.WatchRegistrationsRequest], stream *connect.ServerStream[registryv1.WatchRegistrationsResponse]) error {
 	states, err := parseStates("states", req.Msg.GetStates())
 	if err != nil {
 		return err
 	}
+	if !s.watchers.acquire() {
+		return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+			"too many WatchRegistrations streams (%d); close one, or try again later (spec.maxWatchStreams)", s.watchers.max))
+	}
+	s.obs.WatchStreams(1)
+	defer func() {
+		s.watchers.release()
+		s.obs.WatchStreams(-1)
+	}()
 	ref := req.Msg.GetTrunkRef()
 	sub := s.engine.Subscribe()
 	defer sub.Close()
@@ -365,17 +403,8 @@ func (s *service) WatchRegistrations(ctx context.Context, req *connect.Request[r
 
 	for {
 		ev, err := sub.Next(ctx)
-		switch {
-		case err == nil:
-		case ctx.Err() != nil:
-			// The caller's deadline or cancellation ends the stream with that
-			// status (DEADLINE_EXCEEDED or CANCELED), never as a clean end: a
-			// client must not read a cut stream as "nothing more will change".
-			return ctx.Err()
-		case errors.Is(err, reconcile.ErrWatcherTooSlow):
-			return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf("%w: this stream is dropped; watch again", err))
-		default:
-			return connect.NewError(connect.CodeUnavailable, errors.New("registry is shutting down; watch again"))
+		if err != nil {
+			return watchEnd(ctx, err)
 		}
 		if ref != "" && ev.Record.TrunkRef != ref {
 			continue
@@ -389,6 +418,23 @@ func (s *service) WatchRegistrations(ctx context.Context, req *connect.Request[r
 			return err
 		}
 	}
+}
+
+// watchEnd is how a WatchRegistrations stream ends when its subscription does.
+func watchEnd(ctx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil:
+		// The caller's deadline or cancellation ends the stream with that status
+		// (DEADLINE_EXCEEDED or CANCELED), never as a clean end: a client must not read
+		// a cut stream as "nothing more will change".
+		return ctx.Err()
+	case errors.Is(err, reconcile.ErrWatcherTooSlow):
+		return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
+			"this stream fell too far behind the changes and was dropped (%w); reconnect: a new stream starts with a fresh snapshot", err))
+	case errors.Is(err, reconcile.ErrStopping):
+		return connect.NewError(connect.CodeUnavailable, errors.New("registry is shutting down; watch again"))
+	}
+	return connect.NewError(connect.CodeUnavailable, fmt.Errorf("the change stream ended (%w); watch again", err))
 }
 
 // ExplainRegistration returns the registration, the REGISTER it would send next and why.
