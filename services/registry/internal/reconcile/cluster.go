@@ -221,7 +221,7 @@ func (r *Reconciler) claim(ctx context.Context, claims []desiredTrunk, now time.
 		if !exists {
 			e = &entry{first: true}
 			if rec, ok := recs[d.t.Ref]; ok {
-				e.rec = rec
+				e.adopt(rec)
 			}
 			r.entries[d.t.Ref] = e
 		}
@@ -375,6 +375,11 @@ func (r *Reconciler) reclaim(ctx context.Context, lost []string) []string {
 	r.mu.Lock()
 	r.claimHold = r.clock().Add(r.coord.LeaseTTL())
 	r.mu.Unlock()
+	back := make([]string, 0, len(got))
+	for ref := range got {
+		back = append(back, ref)
+	}
+	r.continueStored(ctx, back)
 	var gone []string
 	var recs []registration.Record
 	r.mu.Lock()
@@ -467,15 +472,25 @@ func (r *Reconciler) lastReplica() bool {
 	return true
 }
 
-// writeRecords stores a batch: fenced with several replicas, plain with one.
+// writeRecords stores a batch: fenced with several replicas, plain with one. Each
+// record is written with its CSeq ceiling (see cseq.go), set in recs in place.
 func (r *Reconciler) writeRecords(ctx context.Context, recs []registration.Record) ([]string, error) {
+	r.mu.Lock()
+	r.stampLocked(recs)
+	r.mu.Unlock()
+	var refused []string
+	var err error
 	if r.coord == nil {
-		return nil, r.st.PutMany(ctx, recs)
+		err = r.st.PutMany(ctx, recs)
+	} else if refused, err = r.coord.FencedPutMany(ctx, r.storePrefix, recs, r.ttlGrace); err != nil {
+		err = fmt.Errorf("fenced write: %w", err)
 	}
-	refused, err := r.coord.FencedPutMany(ctx, r.storePrefix, recs, r.ttlGrace)
 	if err != nil {
-		return nil, fmt.Errorf("fenced write: %w", err)
+		return nil, err
 	}
+	r.mu.Lock()
+	r.confirmLocked(recs, refused)
+	r.mu.Unlock()
 	return refused, nil
 }
 

@@ -24,7 +24,13 @@ type committer struct {
 
 type commitReq struct {
 	rec  registration.Record
-	done chan error
+	done chan commitRes
+}
+
+// commitRes is the record as written (its CSeq ceiling stamped) and the write's error.
+type commitRes struct {
+	rec registration.Record
+	err error
 }
 
 var errCommitterStopped = errors.New("store writer stopped")
@@ -36,24 +42,24 @@ func newCommitter(write func(ctx context.Context, recs []registration.Record) ([
 // errRefused is the answer to a fenced write that another replica's lease turned down.
 var errRefused = errors.New("write refused: the trunk is owned by another replica")
 
-// put writes rec and waits for the batch it joined.
-func (c *committer) put(rec registration.Record) error {
-	req := commitReq{rec: rec, done: make(chan error, 1)}
+// put writes rec and waits for the batch it joined; it returns the record as written.
+func (c *committer) put(rec registration.Record) (registration.Record, error) {
+	req := commitReq{rec: rec, done: make(chan commitRes, 1)}
 	select {
 	case c.ch <- req:
 	case <-c.stopped:
-		return errCommitterStopped
+		return rec, errCommitterStopped
 	}
 	select {
-	case err := <-req.done:
-		return err
+	case res := <-req.done:
+		return res.rec, res.err
 	case <-c.stopped:
 		// The writer may still have answered before it stopped.
 		select {
-		case err := <-req.done:
-			return err
+		case res := <-req.done:
+			return res.rec, res.err
 		default:
-			return errCommitterStopped
+			return rec, errCommitterStopped
 		}
 	}
 }
@@ -78,12 +84,12 @@ func (c *committer) run(ctx context.Context) {
 		for _, ref := range refused {
 			no[ref] = true
 		}
-		for _, b := range batch {
+		for i, b := range batch {
 			if err == nil && no[b.rec.TrunkRef] {
-				b.done <- errRefused
+				b.done <- commitRes{recs[i], errRefused}
 				continue
 			}
-			b.done <- err
+			b.done <- commitRes{recs[i], err}
 		}
 		batch = batch[:0]
 	}
@@ -122,7 +128,7 @@ func (c *committer) run(ctx context.Context) {
 // is marked dirty and written when the store returns.
 func (r *Reconciler) persist(key string, rec registration.Record) {
 	if r.storeErr.Load() == nil {
-		err := r.commit.put(rec)
+		_, err := r.commit.put(rec)
 		if err == nil {
 			return
 		}

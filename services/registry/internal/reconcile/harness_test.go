@@ -163,7 +163,7 @@ type harness struct {
 	claimed map[int]bool
 }
 
-func start(t *testing.T, spec config.Spec, api *fakeAPI, req *fakeRequester, st store.Store) *harness {
+func start(t *testing.T, spec config.Spec, api *fakeAPI, req *fakeRequester, st store.Store, mods ...func(*Reconciler)) *harness {
 	t.Helper()
 	if st == nil {
 		st = store.NewMemory()
@@ -173,6 +173,9 @@ func start(t *testing.T, spec config.Spec, api *fakeAPI, req *fakeRequester, st 
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	r := New(Options{Spec: spec, Store: st, Trunks: api, Requester: req, Logger: log})
+	for _, m := range mods {
+		m(r)
+	}
 	events, unsub := subscribeChan(r, 100000)
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{t: t, api: api, req: req, st: st, r: r, events: events, cancel: cancel, done: make(chan error, 1), claimed: map[int]bool{}}

@@ -90,6 +90,12 @@ type Reconciler struct {
 	sched   *schedule
 	limiter *rate.Limiter
 	commit  *committer
+	// durable: records outlive the process (Redis), so CSeqs are reserved (cseq.go).
+	durable   bool
+	cseqBlock uint32
+	// desiredMu makes reconcileDesired single-flight: the discovery tick and the lease
+	// loop never apply a desired set (and claim) at the same time.
+	desiredMu sync.Mutex
 
 	mu         sync.Mutex
 	entries    map[string]*entry
@@ -169,6 +175,16 @@ type entry struct {
 	handover bool
 	// claiming: the record of a trunk just claimed is being written; its worker waits.
 	claiming bool
+	// inflight: a REGISTER exchange of this trunk runs; a Force joins its outcome.
+	inflight bool
+	// forcedAt is when the last forced exchange started (forces are
+	// spec.ForceInterval apart).
+	forcedAt time.Time
+	// cseqFree: the binding's Call-ID was never written anywhere, so its CSeq needs no
+	// reservation; cseqTried: the highest CSeq ceiling any write of it carried (see
+	// cseq.go).
+	cseqFree  bool
+	cseqTried uint32
 }
 
 // New builds a Reconciler; nothing runs until Run.
@@ -182,19 +198,18 @@ func New(o Options) *Reconciler {
 	if o.Clock == nil {
 		o.Clock = time.Now
 	}
+	durable := o.Store != nil
 	if o.Store == nil {
 		// The memory cache: the engine's own entries are the state; nothing to copy.
 		o.Store = ownMemory{}
-	}
-	burst := int(o.Spec.RegistersPerSecond)
-	if burst < 1 {
-		burst = 1
 	}
 	r := &Reconciler{
 		spec: o.Spec, st: o.Store, api: o.Trunks, req: o.Requester, log: o.Logger, obs: o.Observer, clock: o.Clock,
 		queue:        newQueue(),
 		sched:        newSchedule(o.Clock),
-		limiter:      rate.NewLimiter(rate.Limit(o.Spec.RegistersPerSecond), burst),
+		limiter:      newLimiter(o.Spec.RegistersPerSecond),
+		durable:      durable,
+		cseqBlock:    cseqBlock,
 		entries:      map[string]*entry{},
 		targets:      map[string]int{},
 		parked:       map[string][]string{},
@@ -210,13 +225,10 @@ func New(o Options) *Reconciler {
 // drains (and unregisters when configured) within the shutdown timeout.
 func (r *Reconciler) Run(ctx context.Context) error {
 	r.started = r.clock()
-	if r.coord != nil {
-		// Records of other replicas are theirs: this one reads a record when it
-		// claims the trunk.
-	} else if err := r.load(ctx); err != nil {
-		// A cache that cannot be read at start is not fatal: the registry starts empty
-		// and keeps what it learns; the fault is reported until the cache returns.
-		r.storeFailed(err)
+	if r.coord == nil {
+		// (With several replicas, records of other replicas are theirs: this one
+		// reads a record when it claims the trunk.)
+		r.loadAtStart(ctx)
 	}
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
@@ -276,6 +288,44 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	return nil
 }
 
+// loadAtStart reads the records kept by an earlier run. While the cache does not answer,
+// nothing is sent: the bindings at the providers are still alive, and registering
+// without their records would make a second binding at each. It tries every second for
+// spec.StartupCacheWait; after that it goes on from memory (trunks whose records could
+// not be read get new bindings), says so, and reports the fault until the cache returns.
+func (r *Reconciler) loadAtStart(ctx context.Context) {
+	start := r.clock()
+	for attempt := 0; ; attempt++ {
+		err := r.load(ctx)
+		if err == nil {
+			if attempt > 0 {
+				r.log.Info("cache reachable; registrations loaded", "waited", r.clock().Sub(start).Round(time.Millisecond).String())
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if waited := r.clock().Sub(start); waited >= r.spec.StartupCacheWait {
+			r.log.Error("cache unreachable at start; registering from memory: trunks whose records could not be read get new bindings",
+				"waited", waited.Round(time.Second).String(), "err", err)
+			r.storeFailed(err)
+			return
+		}
+		if attempt == 0 {
+			r.log.Warn("cache unreachable at start; waiting for it before sending any REGISTER",
+				"wait", r.spec.StartupCacheWait.String(), "err", err)
+		}
+		t := time.NewTimer(time.Second)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
 // load reads the records kept by an earlier run: their Call-ID, From-tag and CSeq
 // continue, and live bindings are refreshed on their schedule, not re-sent at once.
 func (r *Reconciler) load(ctx context.Context) error {
@@ -288,7 +338,9 @@ func (r *Reconciler) load(ctx context.Context) error {
 		if rec.TrunkRef == "" {
 			continue
 		}
-		r.entries[rec.TrunkRef] = &entry{rec: rec, first: true}
+		e := &entry{first: true}
+		e.adopt(rec)
+		r.entries[rec.TrunkRef] = e
 	}
 	if err != nil {
 		return fmt.Errorf("load registrations: %w", err)
@@ -420,6 +472,8 @@ func (r *Reconciler) parseDesired(items []*trunksv2beta1.Trunk) []desiredTrunk {
 // scheduled, changed ones replaced, gone ones unregistered. With several replicas only
 // the trunks this replica owns are kept; the rest are claimed or handed over.
 func (r *Reconciler) reconcileDesired(ctx context.Context, set []desiredTrunk) {
+	r.desiredMu.Lock()
+	defer r.desiredMu.Unlock()
 	now := r.clock()
 	seen := make(map[string]bool, len(set))
 	var due, handovers []string
@@ -531,12 +585,12 @@ func (r *Reconciler) apply(t trunk.Trunk, terr error, now time.Time) string {
 			e.old = &old
 		}
 		r.log.Info("trunk changed; replacing its binding", "trunk", t.Ref)
-		e.rec = r.freshRecord(t)
+		e.newBinding(r.freshRecord(t))
 		e.rec.Fingerprint = fp
 		return t.Ref
 	}
 	if e.rec.CallID == "" {
-		e.rec = r.freshRecord(t)
+		e.newBinding(r.freshRecord(t))
 	}
 	e.rec.Fingerprint = fp
 	if e.first {
@@ -721,7 +775,9 @@ var ErrUnknownTrunk = errors.New("unknown trunk")
 // ErrStopping is returned when the registry is shutting down.
 var ErrStopping = errors.New("registry is shutting down")
 
-// Force registers ref now, skipping its schedule, and waits for the outcome.
+// Force registers ref now, skipping its schedule, and waits for the outcome. A force
+// while a REGISTER of the trunk is in flight takes that one's outcome; forces of one
+// trunk go out at least spec.ForceInterval apart (a loop of calls coalesces).
 func (r *Reconciler) Force(ctx context.Context, ref string) (registration.Record, error) {
 	if r.stopping.Load() {
 		return registration.Record{}, ErrStopping
@@ -741,9 +797,22 @@ func (r *Reconciler) Force(ctx context.Context, ref string) (registration.Record
 		return registration.Record{}, fmt.Errorf("%w: %s", ErrUnknownTrunk, ref)
 	}
 	e.waiters = append(e.waiters, ch)
+	// Coalesce: a REGISTER in flight answers this force too (update hands it its
+	// outcome); otherwise forces of one trunk go out at least ForceInterval apart.
+	var at time.Time
+	if !e.inflight && !e.forcedAt.IsZero() && r.spec.ForceInterval > 0 {
+		at = e.forcedAt.Add(r.spec.ForceInterval)
+	}
+	inflight := e.inflight
 	r.mu.Unlock()
-	r.sched.cancel(ref)
-	r.queue.add(ref)
+	switch {
+	case inflight:
+	case at.After(r.clock()):
+		r.sched.at(ref, at)
+	default:
+		r.sched.cancel(ref)
+		r.queue.add(ref)
+	}
 	select {
 	case rec := <-ch:
 		return rec, nil

@@ -72,6 +72,10 @@ func (r *Reconciler) syncKey(ctx context.Context, key string) {
 	r.targets[target]++
 	waiters := e.waiters
 	e.waiters = nil
+	if len(waiters) > 0 {
+		e.forcedAt = r.clock()
+	}
+	e.inflight = e.wanted && e.valid
 	old := e.old
 	e.old = nil
 	wanted, valid := e.wanted, e.valid
@@ -81,14 +85,15 @@ func (r *Reconciler) syncKey(ctx context.Context, key string) {
 	defer r.releaseTarget(target)
 
 	if old != nil {
-		r.unregister(ctx, t, *old)
+		r.unregister(ctx, t, *old, *old)
 	}
 	if !wanted {
 		if hadBinding(rec) {
+			base := rec
 			rec.State = registration.StateUnregistering
 			rec.NextAction = registration.ActionUnregister
 			r.update(key, e, gen, rec, uriIdx, epIdx, nil)
-			r.unregister(ctx, t, rec)
+			r.unregister(ctx, t, rec, base)
 		}
 		r.remove(ctx, key, e)
 		rec.State = registration.StateUnregistered
@@ -146,7 +151,11 @@ func (r *Reconciler) releaseTarget(target string) {
 func (r *Reconciler) update(key string, e *entry, gen string, rec registration.Record, uriIdx, epIdx int, waiters []chan registration.Record) {
 	r.mu.Lock()
 	cur := r.entries[key]
+	inFlight := rec.State == registration.StateRegistering || rec.State == registration.StateUnregistering
 	if cur != e || e.rec.CallID != gen {
+		if !inFlight {
+			e.inflight = false
+		}
 		// The trunk changed while the REGISTER was in flight: this binding is the old one.
 		if cur != nil && hadBinding(rec) && cur.old == nil {
 			old := rec
@@ -159,12 +168,22 @@ func (r *Reconciler) update(key string, e *entry, gen string, rec registration.R
 	}
 	fp, name := e.rec.Fingerprint, e.rec.TrunkName
 	rec.Fingerprint, rec.TrunkName = fp, name
+	// A write confirmed meanwhile may have raised the binding's CSeq ceiling.
+	rec.CSeqCeiling = max(rec.CSeqCeiling, e.rec.CSeqCeiling)
 	e.rec, e.uriIdx, e.epIdx = rec, uriIdx, epIdx
 	r.publishLocked(rec, false)
+	var riders []chan registration.Record
+	if !inFlight && e.inflight {
+		// Forces that came while the REGISTER was in flight take its outcome: they
+		// coalesce, and send nothing more.
+		e.inflight = false
+		riders, e.waiters = e.waiters, nil
+	}
 	again := len(e.waiters) > 0
 	r.mu.Unlock()
 	notify(waiters, rec)
-	if !rec.NextActionAt.IsZero() && rec.State != registration.StateRegistering && rec.State != registration.StateUnregistering {
+	notify(riders, rec)
+	if !rec.NextActionAt.IsZero() && !inFlight {
 		r.sched.at(key, rec.NextActionAt)
 	}
 	if again {
@@ -218,6 +237,9 @@ type exchange struct {
 	reg   sipmsg.Register
 	cred  sipauth.Credentials
 	creds bool
+	// base is the binding's record before this exchange: what a CSeq reservation
+	// writes (with the new ceiling), never an in-flight state.
+	base registration.Record
 }
 
 // result is the final answer of an exchange.
@@ -245,11 +267,14 @@ func (r *Reconciler) run(ctx context.Context, x exchange, rec *registration.Reco
 			}
 			x.reg.Auth = &a
 		}
-		if _, ok := r.mayAct(rec.TrunkRef); !ok {
-			return result{err: errNotOwner, state: registration.StateRetrying, reason: errNotOwner.Error()}
-		}
-		resp, took, err := r.send(ctx, sipmsg.Build(x.reg))
-		if err != nil {
+		resp, took, err := r.send(ctx, rec, x.base, sipmsg.Build(x.reg))
+		switch {
+		case err == nil:
+		case errors.Is(err, errNotOwner), errors.Is(err, errNotDurable), ctx.Err() != nil:
+			// Nothing went out (or our own shutdown cut the exchange): not a
+			// registrar's answer, not counted as one.
+			return result{err: err, state: registration.StateRetrying, reason: err.Error()}
+		default:
 			r.obs.Sent("error", took)
 			return result{err: err, state: registration.StateRetrying, reason: errorReason(err)}
 		}
@@ -332,10 +357,19 @@ func errorReason(err error) string {
 	return err.Error()
 }
 
-// send paces and sends one request.
-func (r *Reconciler) send(ctx context.Context, req *requesterv2beta1.SendMessageRequest) (*requesterv2beta1.SendMessageResponse, time.Duration, error) {
+// send paces and sends one REGISTER of rec's binding. Every wait comes first (the rate
+// limiter, a CSeq reservation); the lease is checked after them, at the last moment
+// before SendMessage, by this replica's own clock: a REGISTER whose lease ran out
+// meanwhile (a pause, a partition) is dropped, not sent.
+func (r *Reconciler) send(ctx context.Context, rec *registration.Record, base registration.Record, req *requesterv2beta1.SendMessageRequest) (*requesterv2beta1.SendMessageResponse, time.Duration, error) {
 	if err := r.limiter.Wait(ctx); err != nil {
 		return nil, 0, err
+	}
+	if err := r.reserveCSeq(rec, base); err != nil {
+		return nil, 0, err
+	}
+	if _, ok := r.mayAct(rec.TrunkRef); !ok {
+		return nil, 0, errNotOwner
 	}
 	start := time.Now()
 	resp, err := r.req.SendMessage(ctx, req)
@@ -382,6 +416,7 @@ func (r *Reconciler) register(ctx context.Context, key string, e *entry, gen str
 	asked := max(r.spec.Expires, rec.MinExpires)
 	rec.RequestedExpires = asked
 	prev := rec.State
+	prior := rec
 
 	x, err := r.newExchange(t, rec, u.Host, u.Port, u.Transport, user, ep)
 	now := r.clock()
@@ -391,16 +426,21 @@ func (r *Reconciler) register(ctx context.Context, key string, e *entry, gen str
 		return rec, uriIdx, epIdx
 	}
 	x.reg.Expires = asked
+	x.base = prior
 
 	rec.State = registration.StateRegistering
 	rec.NextAction = registration.ActionNone
 	rec.UpdatedAt = now
 	r.update(key, e, gen, rec, uriIdx, epIdx, nil)
 
-	before := rec
 	res := r.run(ctx, x, &rec)
-	if errors.Is(res.err, errNotOwner) {
-		return before, uriIdx, epIdx
+	if errors.Is(res.err, errNotOwner) || res.err != nil && ctx.Err() != nil {
+		// The lease ran out, or our own shutdown cut the exchange: not the
+		// registrar's doing. The record stays as it was before this attempt (state,
+		// failures, next action), so the owner or the next process continues the
+		// schedule; the CSeq moves on, since the REGISTER may have gone out.
+		prior.CSeq, prior.CSeqCeiling = rec.CSeq, rec.CSeqCeiling
+		return prior, uriIdx, epIdx
 	}
 	now = r.clock()
 	rec.UpdatedAt = now
@@ -483,7 +523,7 @@ func (r *Reconciler) fail(rec *registration.Record, state registration.State, re
 
 // unregister removes rec's binding (REGISTER with Expires 0), best effort: one
 // exchange, whatever its answer.
-func (r *Reconciler) unregister(ctx context.Context, t trunk.Trunk, rec registration.Record) {
+func (r *Reconciler) unregister(ctx context.Context, t trunk.Trunk, rec, base registration.Record) {
 	user, domain := splitAOR(rec.AOR)
 	host, port := splitTarget(rec.Target)
 	if domain == "" || host == "" || rec.CallID == "" {
@@ -500,6 +540,7 @@ func (r *Reconciler) unregister(ctx context.Context, t trunk.Trunk, rec registra
 		return
 	}
 	x.reg.Expires = 0
+	x.base = base
 	res := r.run(ctx, x, &rec)
 	if res.state == registration.StateRegistered {
 		r.log.Info("unregistered", "trunk", rec.TrunkRef, "aor", rec.AOR, "target", rec.Target)
@@ -528,7 +569,7 @@ func (r *Reconciler) unregisterAll(ctx context.Context) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; done <- struct{}{} }()
-			r.unregister(ctx, j.t, j.rec)
+			r.unregister(ctx, j.t, j.rec, j.rec)
 			j.rec.State = registration.StateUnregistered
 			j.rec.NextAction, j.rec.NextActionAt = registration.ActionRegister, time.Time{}
 			j.rec.ExpiresAt, j.rec.GrantedExpires = time.Time{}, 0

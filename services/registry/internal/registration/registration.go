@@ -79,8 +79,15 @@ type Record struct {
 	// Binding identity (RFC 3261 §10.2): the same for every REGISTER of this binding.
 	CallID  string `json:"callId"`
 	FromTag string `json:"fromTag"`
-	// CSeq is the CSeq number of the last REGISTER sent for this binding.
+	// CSeq is the CSeq number of the last REGISTER sent for this binding (after a
+	// restart or a takeover: the highest one that can have been sent).
 	CSeq uint32 `json:"cseq"`
+	// CSeqCeiling is the highest CSeq this binding may use before a new reservation
+	// is written: no REGISTER goes on the wire with a CSeq above the ceiling durable in
+	// the store, so whoever continues the binding from its record (a restart, another
+	// replica) starts above every CSeq that can have been sent (RFC 3261 §10.2 asks only
+	// for a higher CSeq, so the jump is allowed).
+	CSeqCeiling uint32 `json:"cseqCeiling,omitempty"`
 
 	// RequestedExpires is what the next REGISTER asks for (raised by a 423).
 	RequestedExpires int `json:"requestedExpires,omitempty"`
@@ -110,6 +117,11 @@ type Record struct {
 
 	UpdatedAt time.Time `json:"updatedAt"`
 }
+
+// TopCSeq is the highest CSeq that can have gone on the wire for this binding, as far
+// as its stored record tells: a process that continues the binding from the record
+// sends TopCSeq()+1 next.
+func (r Record) TopCSeq() uint32 { return max(r.CSeq, r.CSeqCeiling) }
 
 // Registered reports whether the binding is live at now.
 func (r Record) Registered(now time.Time) bool {

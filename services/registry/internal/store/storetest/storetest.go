@@ -83,6 +83,7 @@ func FullRecord(trunkRef string) registration.Record {
 		CallID:           "4f8c2a9e-call@registry",
 		FromTag:          "a1b2c3d4",
 		CSeq:             4294967295,
+		CSeqCeiling:      4294967295,
 		RequestedExpires: 3600,
 		MinExpires:       1800,
 		NoGin:            true,

@@ -1,0 +1,153 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"sipreg.dev/services/registry/internal/registration"
+)
+
+// How a CSeq is never used twice for one Call-ID, by anyone.
+//
+// A REGISTER goes on the wire only with a CSeq at or below a ceiling that is durable in
+// the store (Record.CSeqCeiling). Whoever continues a binding from its stored record (this
+// process after a restart, another replica after a takeover) moves past that ceiling
+// (Record.TopCSeq), so it starts above every CSeq that can have been sent, even by a
+// replica that was paused or cut off from Redis after its last write. RFC 3261 §10.2 asks
+// only for a higher CSeq, so the jump (at most cseqBlock) is allowed.
+//
+// Every write of a binding's record carries a ceiling cseqBlock above its CSeq, so a
+// binding that is written after each outcome never waits for a reservation; one
+// continued from the store, or one that sent cseqBlock REGISTERs without a successful
+// write (the store down), writes a reservation first. Ceilings never go down between
+// writes of one binding (entry.cseqTried), so whichever write landed last, the stored
+// ceiling covers every CSeq sent under a ceiling confirmed before.
+//
+// A new binding (a fresh Call-ID that was never written) needs no reservation for its
+// first REGISTER: nobody else can know its Call-ID. After its first write attempt, landed
+// or not, the limit is that write's ceiling.
+//
+// The memory cache keeps nothing across a restart, so there nothing is reserved.
+
+// cseqBlock is how many CSeqs one write covers ahead of the binding's CSeq
+// (Reconciler.cseqBlock; tests shrink it).
+const cseqBlock = 100
+
+// errNotDurable stops a REGISTER whose CSeq could not be made durable first.
+var errNotDurable = errors.New("CSeq not durable in the cache")
+
+// newBinding makes rec, a fresh binding, the entry's record (r.mu held).
+func (e *entry) newBinding(rec registration.Record) {
+	e.rec = rec
+	e.cseqFree, e.cseqTried = true, 0
+}
+
+// adopt makes rec, read from the store, the entry's record (r.mu held): it continues
+// above every CSeq that can have been sent for it.
+func (e *entry) adopt(rec registration.Record) {
+	top := rec.TopCSeq()
+	rec.CSeq, rec.CSeqCeiling = top, top
+	e.rec = rec
+	e.cseqFree, e.cseqTried = false, top
+}
+
+// stampLocked sets the ceiling each record is written with (r.mu held): cseqBlock above
+// its CSeq, and never below a ceiling written before for the same binding.
+func (r *Reconciler) stampLocked(recs []registration.Record) {
+	for i := range recs {
+		rec := &recs[i]
+		c := max(rec.CSeqCeiling, rec.CSeq+r.cseqBlock)
+		if e := r.entries[rec.TrunkRef]; e != nil && e.rec.CallID == rec.CallID {
+			c = max(c, e.cseqTried)
+			e.cseqTried = c
+			if e.cseqFree {
+				// From now on the store may hold this binding: its limit is the
+				// ceiling of this first write, landed or not.
+				e.cseqFree = false
+				e.rec.CSeqCeiling = max(e.rec.CSeqCeiling, c)
+			}
+		}
+		rec.CSeqCeiling = c
+	}
+}
+
+// confirmLocked records that recs landed, except the refused ones (r.mu held).
+func (r *Reconciler) confirmLocked(recs []registration.Record, refused []string) {
+	no := make(map[string]bool, len(refused))
+	for _, ref := range refused {
+		no[ref] = true
+	}
+	for _, rec := range recs {
+		if no[rec.TrunkRef] {
+			continue
+		}
+		if e := r.entries[rec.TrunkRef]; e != nil && e.rec.CallID == rec.CallID {
+			e.rec.CSeqCeiling = max(e.rec.CSeqCeiling, rec.CSeqCeiling)
+		}
+	}
+}
+
+// covered reports whether rec's CSeq may go on the wire without a reservation; it
+// brings rec's ceiling up to the entry's.
+func (r *Reconciler) covered(rec *registration.Record) bool {
+	if !r.durable {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e := r.entries[rec.TrunkRef]; e != nil && e.rec.CallID == rec.CallID {
+		rec.CSeqCeiling = max(rec.CSeqCeiling, e.rec.CSeqCeiling)
+		if e.cseqFree {
+			return true
+		}
+	}
+	return rec.CSeq <= rec.CSeqCeiling
+}
+
+// reserveCSeq makes rec's CSeq durable before it is sent, when the ceiling does not
+// cover it yet: the binding's record is written (its state as in base, the record
+// before this exchange) with a new ceiling. A refused write means the lease is gone.
+func (r *Reconciler) reserveCSeq(rec *registration.Record, base registration.Record) error {
+	if r.covered(rec) {
+		return nil
+	}
+	if err, _ := r.StoreFault(); err != nil {
+		return fmt.Errorf("%w: CSeq %d needs a reservation and the cache is unreachable", errNotDurable, rec.CSeq)
+	}
+	w := *rec
+	w.State, w.NextAction, w.NextActionAt, w.UpdatedAt = base.State, base.NextAction, base.NextActionAt, base.UpdatedAt
+	written, err := r.commit.put(w)
+	switch {
+	case errors.Is(err, errRefused):
+		return errNotOwner
+	case err != nil:
+		if !errors.Is(err, errCommitterStopped) {
+			r.storeFailed(err)
+		}
+		return fmt.Errorf("%w: reserving CSeq %d: %w", errNotDurable, rec.CSeq, err)
+	}
+	rec.CSeqCeiling = max(rec.CSeqCeiling, written.CSeqCeiling)
+	if rec.CSeq > rec.CSeqCeiling {
+		return fmt.Errorf("%w: CSeq %d above the reserved %d", errNotDurable, rec.CSeq, rec.CSeqCeiling)
+	}
+	return nil
+}
+
+// continueStored brings bindings this replica takes back (their leases vanished) above
+// what the store holds for them: another replica may have held the trunk in between
+// and sent CSeqs this memory has not seen.
+func (r *Reconciler) continueStored(ctx context.Context, refs []string) {
+	stored := r.getMany(ctx, refs)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for ref, rec := range stored {
+		e := r.entries[ref]
+		if e == nil || e.rec.CallID != rec.CallID || rec.TopCSeq() <= e.rec.TopCSeq() {
+			continue
+		}
+		top := rec.TopCSeq()
+		e.rec.CSeq, e.rec.CSeqCeiling = top, top
+		e.cseqTried = max(e.cseqTried, top)
+	}
+}

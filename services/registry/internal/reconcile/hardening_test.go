@@ -1,0 +1,381 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
+	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
+	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
+
+	"sipreg.dev/services/registry/internal/cluster"
+	"sipreg.dev/services/registry/internal/registration"
+	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/trunk"
+)
+
+// leaseCoord is a Coordinator whose only lease the test turns on and off.
+type leaseCoord struct {
+	Coordinator
+	valid atomic.Bool
+}
+
+func (c *leaseCoord) ID() string { return "self" }
+func (c *leaseCoord) Valid(string) (int64, bool) {
+	return 1, c.valid.Load()
+}
+
+// TestLeaseCheckedAtTheSend: a REGISTER that waited for its turn in the rate limiter
+// while the lease ran out is dropped, not sent.
+func TestLeaseCheckedAtTheSend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		coord := &leaseCoord{}
+		coord.valid.Store(true)
+		req := &fakeRequester{answer: func(*requesterv2beta1.SendMessageRequest, int) (*sipmessagev2beta1.SIPMessage, error) {
+			return ok(600), nil
+		}}
+		spec := testSpec()
+		spec.RegistersPerSecond = 1
+		r := New(Options{Spec: spec, Store: store.NewMemory(), Requester: req, Coord: coord})
+		if !r.limiter.Allow() {
+			t.Fatal("the limiter had no token to take")
+		}
+		rec := registration.Record{TrunkRef: "t1", CallID: "c1", CSeq: 2, CSeqCeiling: 10}
+		done := make(chan error, 1)
+		go func() {
+			_, _, err := r.send(t.Context(), &rec, rec, &requesterv2beta1.SendMessageRequest{})
+			done <- err
+		}()
+		synctest.Wait() // the send waits for a token
+		coord.valid.Store(false)
+		if err := <-done; !errors.Is(err, errNotOwner) {
+			t.Fatalf("send after the lease ran out = %v, want errNotOwner", err)
+		}
+		if n := len(req.requests()); n != 0 {
+			t.Fatalf("%d REGISTERs sent without a lease", n)
+		}
+	})
+}
+
+// flakyStore fails every write (and Ping) while down is set.
+type flakyStore struct {
+	store.Store
+	down atomic.Bool
+}
+
+var errStoreDown = errors.New("store down (test)")
+
+func (f *flakyStore) Put(ctx context.Context, rec registration.Record) error {
+	if f.down.Load() {
+		return errStoreDown
+	}
+	return f.Store.Put(ctx, rec)
+}
+
+func (f *flakyStore) PutMany(ctx context.Context, recs []registration.Record) error {
+	if f.down.Load() {
+		return errStoreDown
+	}
+	return f.Store.PutMany(ctx, recs)
+}
+
+func (f *flakyStore) Ping(ctx context.Context) error {
+	if f.down.Load() {
+		return errStoreDown
+	}
+	return f.Store.Ping(ctx)
+}
+
+// checkCSeqs fails when a Call-ID's CSeq did not strictly increase over sent, in order.
+func checkCSeqs(t *testing.T, sent []*requesterv2beta1.SendMessageRequest) {
+	t.Helper()
+	last := map[string]int{}
+	for i, req := range sent {
+		id := req.GetMessage().GetCallId().GetCallId()
+		n := cseqOf(t, req)
+		if prev, seen := last[id]; seen && n <= prev {
+			t.Errorf("REGISTER %d: Call-ID %s CSeq %d after %d: reused or going back", i, id, n, prev)
+		}
+		last[id] = n
+	}
+}
+
+// TestCSeqNeverReusedAfterUnwrittenSends: refreshes sent while the store could not be
+// written are never repeated by whoever continues the binding from the store; and no
+// REGISTER goes out above the ceiling the store holds.
+func TestCSeqNeverReusedAfterUnwrittenSends(t *testing.T) {
+	shared := store.NewMemory()
+	st := &flakyStore{Store: shared}
+	api := &fakeAPI{trunks: []*trunksv2beta1.Trunk{mkTrunk("t1", "sip.a.example", "alice", "")}}
+	req := &fakeRequester{answer: func(*requesterv2beta1.SendMessageRequest, int) (*sipmessagev2beta1.SIPMessage, error) {
+		return ok(2), nil
+	}}
+	small := func(r *Reconciler) { r.cseqBlock = 3 }
+	a := start(t, testSpec(), api, req, st, small)
+	first := a.waitFor("registered", stateIs("t1", registration.StateRegistered)).Record
+	var stored registration.Record
+	waitUntil(t, "the outcome written", func() bool {
+		var err error
+		stored, err = shared.Get(t.Context(), "t1")
+		return err == nil && stored.State == registration.StateRegistered
+	})
+	if stored.CSeqCeiling < first.CSeq+3 {
+		t.Fatalf("stored ceiling %d, want at least CSeq %d + 3", stored.CSeqCeiling, first.CSeq)
+	}
+
+	st.down.Store(true)
+	// Refreshes go on under the stored ceiling, then stop short of it: the next CSeq
+	// would need a reservation the store cannot take.
+	a.waitFor("stopped at the ceiling", func(ev Event) bool {
+		return ev.Record.TrunkRef == "t1" && ev.Record.State == registration.StateRetrying
+	})
+	a.stop()
+	for _, r := range req.requests() {
+		if n := cseqOf(t, r); uint32(n) > stored.CSeqCeiling {
+			t.Fatalf("CSeq %d sent above the durable ceiling %d", n, stored.CSeqCeiling)
+		}
+	}
+	sentByA := len(req.requests())
+	if sentByA < 2 {
+		t.Fatalf("only %d REGISTERs before the ceiling: no refresh ran while the store was down", sentByA)
+	}
+
+	st.down.Store(false)
+	b := start(t, testSpec(), api, req, st, small)
+	b.waitFor("registered by the next process", stateIs("t1", registration.StateRegistered))
+	b.stop()
+	all := req.requests()
+	if len(all) == sentByA {
+		t.Fatal("the next process sent nothing")
+	}
+	if id := all[sentByA].GetMessage().GetCallId().GetCallId(); id != first.CallID {
+		t.Fatalf("the next process used Call-ID %s, want the binding's %s", id, first.CallID)
+	}
+	checkCSeqs(t, all)
+}
+
+// TestShutdownCancelLeavesRecord: a REGISTER cut by our own shutdown leaves the record as
+// it was before the attempt (state, failures, next action), not as a failure.
+func TestShutdownCancelLeavesRecord(t *testing.T) {
+	st := store.NewMemory()
+	api := &fakeAPI{trunks: []*trunksv2beta1.Trunk{mkTrunk("t1", "sip.a.example", "alice", "")}}
+	req := &hangingRequester{fakeRequester: fakeRequester{answer: func(*requesterv2beta1.SendMessageRequest, int) (*sipmessagev2beta1.SIPMessage, error) {
+		return ok(600), nil
+	}}}
+	spec := testSpec()
+	spec.ShutdownTimeout = 50 * time.Millisecond
+	log := slog.New(slog.DiscardHandler)
+	r := New(Options{Spec: spec, Store: st, Trunks: api, Requester: req, Logger: log})
+	events, unsub := subscribeChan(r, 1000)
+	defer unsub()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	var before registration.Record
+	for ev := range events {
+		if ev.Record.State == registration.StateRegistered {
+			before = ev.Record
+			break
+		}
+	}
+	req.hang.Store(true)
+	go func() { _, _ = r.Force(context.Background(), "t1") }()
+	waitUntil(t, "the forced REGISTER in flight", func() bool { return len(req.requests()) == 2 })
+	cancel() // SIGTERM: the REGISTER in flight is cut at the shutdown deadline
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	after, err := st.Get(context.Background(), "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.State != before.State || after.Failures != before.Failures || after.NextAction != before.NextAction ||
+		!after.NextActionAt.Equal(before.NextActionAt) || after.LastError != "" {
+		t.Fatalf("record after a shutdown-cut REGISTER:\n got %s failures=%d next=%s@%v err=%q\nwant %s failures=%d next=%s@%v",
+			after.State, after.Failures, after.NextAction, after.NextActionAt, after.LastError,
+			before.State, before.Failures, before.NextAction, before.NextActionAt)
+	}
+	if after.TopCSeq() <= before.CSeq+1 {
+		t.Fatalf("stored CSeq %d (ceiling %d) after the cut REGISTER CSeq %d: it could be reused", after.CSeq, after.CSeqCeiling, before.CSeq+1)
+	}
+}
+
+// hangingRequester answers like fakeRequester until hang is set; from then on it
+// holds every call until the caller's context ends.
+type hangingRequester struct {
+	fakeRequester
+	hang atomic.Bool
+}
+
+func (h *hangingRequester) SendMessage(ctx context.Context, req *requesterv2beta1.SendMessageRequest) (*requesterv2beta1.SendMessageResponse, error) {
+	if !h.hang.Load() {
+		return h.fakeRequester.SendMessage(ctx, req)
+	}
+	h.mu.Lock()
+	h.sent = append(h.sent, req)
+	h.mu.Unlock()
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// TestForceCoalesces: forces that come while a REGISTER of the trunk is in flight take
+// its outcome, and a loop of forces sends at most one REGISTER per ForceInterval.
+func TestForceCoalesces(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := &fakeAPI{trunks: []*trunksv2beta1.Trunk{mkTrunk("t1", "sip.a.example", "alice", "")}}
+		req := &fakeRequester{answer: func(*requesterv2beta1.SendMessageRequest, int) (*sipmessagev2beta1.SIPMessage, error) {
+			time.Sleep(300 * time.Millisecond) // the registrar's answer takes a while (fake time)
+			return ok(600), nil
+		}}
+		spec := testSpec()
+		spec.ForceInterval = time.Second
+		r := New(Options{Spec: spec, Store: store.NewMemory(), Trunks: api, Requester: req})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = r.Run(ctx); close(done) }()
+		synctest.Wait()
+		time.Sleep(time.Second) // first registration done (fake time)
+		base := len(req.requests())
+		if base != 1 {
+			t.Fatalf("%d REGISTERs at start, want 1", base)
+		}
+
+		// Three forces at once: one REGISTER, one outcome for all.
+		var wg sync.WaitGroup
+		got := make([]registration.Record, 3)
+		for i := range got {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				got[i], _ = r.Force(ctx, "t1")
+			}()
+		}
+		wg.Wait()
+		if n := len(req.requests()) - base; n != 1 {
+			t.Fatalf("3 concurrent forces sent %d REGISTERs, want 1", n)
+		}
+		for i := range got {
+			if got[i].CSeq != got[0].CSeq {
+				t.Fatalf("forces got outcomes of different REGISTERs: CSeq %d and %d", got[0].CSeq, got[i].CSeq)
+			}
+		}
+
+		// A loop of forces for 10 s: at most one REGISTER per second.
+		base = len(req.requests())
+		start := time.Now()
+		calls := 0
+		for time.Since(start) < 10*time.Second {
+			if _, err := r.Force(ctx, "t1"); err != nil {
+				t.Fatal(err)
+			}
+			calls++
+		}
+		if n := len(req.requests()) - base; n > 11 || n != calls {
+			t.Fatalf("%d forces in 10 s sent %d REGISTERs, want one per force and at most 11", calls, n)
+		}
+		cancel()
+		<-done
+	})
+}
+
+// claimCoord owns every trunk and counts claims in progress at once.
+type claimCoord struct {
+	Coordinator
+	mu        sync.Mutex
+	held      map[string]int64
+	active    int
+	maxActive int
+	claimed   map[string]int
+	gate      chan struct{}
+}
+
+func (c *claimCoord) ID() string                                    { return "self" }
+func (c *claimCoord) Owner(string) string                           { return "self" }
+func (c *claimCoord) LeaseTTL() time.Duration                       { return 10 * time.Second }
+func (c *claimCoord) Members() []cluster.Member                     { return []cluster.Member{{ID: "self"}} }
+func (c *claimCoord) Valid(ref string) (int64, bool)                { return 1, true }
+func (c *claimCoord) Leaving(context.Context, string) (bool, error) { return false, nil }
+func (c *claimCoord) FencedPutMany(context.Context, string, []registration.Record, time.Duration) ([]string, error) {
+	return nil, nil
+}
+
+func (c *claimCoord) Claim(ctx context.Context, refs []string) (map[string]int64, error) {
+	c.mu.Lock()
+	c.active++
+	c.maxActive = max(c.maxActive, c.active)
+	c.mu.Unlock()
+	<-c.gate
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.active--
+	got := map[string]int64{}
+	for _, ref := range refs {
+		c.claimed[ref]++
+		got[ref] = int64(c.claimed[ref])
+	}
+	return got, nil
+}
+
+// TestReconcileDesiredIsSingleFlight: the discovery tick and the lease loop applying a
+// desired set at the same time never claim at once, and a trunk is claimed once.
+func TestReconcileDesiredIsSingleFlight(t *testing.T) {
+	coord := &claimCoord{claimed: map[string]int{}, gate: make(chan struct{})}
+	r := New(Options{Spec: testSpec(), Store: store.NewMemory(), Coord: coord})
+	t1, err := trunk.FromProto(mkTrunk("t1", "sip.a.example", "alice", ""))
+	set := []desiredTrunk{{t: t1, err: err}}
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r.reconcileDesired(context.Background(), set)
+		}()
+	}
+	waitUntil(t, "a claim in progress", func() bool {
+		coord.mu.Lock()
+		defer coord.mu.Unlock()
+		return coord.active > 0
+	})
+	close(coord.gate)
+	wg.Wait()
+	if coord.maxActive != 1 {
+		t.Fatalf("%d claims ran at once", coord.maxActive)
+	}
+	if n := coord.claimed["t1"]; n != 1 {
+		t.Fatalf("t1 claimed %d times, want once", n)
+	}
+}
+
+func TestLimiterBurstIsATenthOfTheRate(t *testing.T) {
+	for _, c := range []struct {
+		rps  float64
+		want int
+	}{{0.5, 1}, {1, 1}, {10, 1}, {50, 5}, {100, 10}, {1000, 100}} {
+		l := newLimiter(c.rps)
+		if got := l.Burst(); got != c.want {
+			t.Errorf("rate %v: burst %d, want %d", c.rps, got, c.want)
+		}
+		// After an idle spell, what may go out at once is the burst, not a second's worth.
+		if avail := l.TokensAt(time.Now().Add(time.Hour)); avail > float64(c.want) {
+			t.Errorf("rate %v: %v tokens after an hour idle, want at most %d", c.rps, avail, c.want)
+		}
+	}
+}
+
+// waitUntil polls cond until it holds, failing after a deadline.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
