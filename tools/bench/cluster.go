@@ -137,9 +137,10 @@ type ClusterResult struct {
 	// many trunks it owned, Refreshed how many of them were REGISTERed again after
 	// the kill, within FailoverTimeout; FailoverComplete says all were, and then
 	// FailoverTime is from the kill until the last of them (FailoverFirst until
-	// the first). Continued is how many of them kept their Call-ID with CSeq =
-	// the previous + 1; Unmatched how many had no AOR user or no REGISTER before
-	// the kill (counted as not continued).
+	// the first). Continued is how many of them kept their Call-ID with a higher
+	// CSeq (the new owner moves past the dead one's reserved CSeq ceiling);
+	// Unmatched how many had no AOR user or no REGISTER before the kill (counted
+	// as not continued).
 	FailoverMeasured bool
 	Victim           string
 	Moved            int
@@ -655,7 +656,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 		if firstAt.IsZero() || e.after.at.Before(firstAt) {
 			firstAt = e.after.at
 		}
-		if b := e.before; b != nil && b.cseq >= 0 && e.after.callID == b.callID && e.after.cseq == b.cseq+1 {
+		if b := e.before; b != nil && b.cseq >= 0 && e.after.callID == b.callID && e.after.cseq > b.cseq {
 			res.Continued++
 		}
 	}

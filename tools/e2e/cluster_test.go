@@ -236,7 +236,9 @@ func TestClusterFailover(t *testing.T) {
 		if m.GetCallId().GetCallId() != before.GetCallId().GetCallId() || m.GetFrom().GetTag() != before.GetFrom().GetTag() {
 			t.Errorf("%s: the takeover started a new binding", ref)
 		}
-		if cseq(t, m) != cseq(t, before)+1 {
+		// The new owner moves past every CSeq the dead one can have sent (its
+		// reserved ceiling): higher, never the same.
+		if cseq(t, m) <= cseq(t, before) {
 			t.Errorf("%s: CSeq %d after takeover, last was %d", ref, cseq(t, m), cseq(t, before))
 		}
 	}
@@ -249,7 +251,8 @@ func TestClusterFailover(t *testing.T) {
 	if takeovers < float64(len(lost)) {
 		t.Errorf("survivors report %v takeovers, %d trunks were taken over", takeovers, len(lost))
 	}
-	// One sender at a time: never two in flight for a trunk, CSeq strictly +1 per Call-ID.
+	// One sender at a time: never two in flight for a trunk, CSeq strictly increasing per
+	// Call-ID (+1 within one owner; a jump past the reserved ceiling at a takeover).
 	if f.req.MaxInFlightPerKey() != 1 {
 		t.Errorf("%d REGISTERs in flight at once for one trunk", f.req.MaxInFlightPerKey())
 	}
@@ -257,7 +260,7 @@ func TestClusterFailover(t *testing.T) {
 	for _, x := range f.req.Requests() {
 		id := x.Req.GetMessage().GetCallId().GetCallId()
 		c := cseq(t, x.Req.GetMessage())
-		if prev, ok := byCall[id]; ok && c != prev+1 {
+		if prev, ok := byCall[id]; ok && c <= prev {
 			t.Errorf("Call-ID %s: CSeq %d after %d (two senders?)", id, c, prev)
 		}
 		byCall[id] = c
@@ -278,8 +281,9 @@ func keys[V any](m map[string]V) []string {
 }
 
 // checkOneSender checks what the fake registrar saw: never two REGISTERs in flight for
-// a trunk, one Call-ID per trunk, CSeq strictly +1 per Call-ID (two replicas sending for
-// one trunk would repeat a CSeq), and no binding left to lapse (gaps below the grant).
+// a trunk, one Call-ID per trunk, CSeq strictly increasing per Call-ID (two replicas
+// sending for one trunk would repeat a CSeq), and no binding left to lapse (gaps below
+// the grant).
 func checkOneSender(t *testing.T, f *fakes, granted time.Duration) {
 	t.Helper()
 	if f.req.MaxInFlightPerKey() != 1 {
@@ -296,7 +300,7 @@ func checkOneSender(t *testing.T, f *fakes, granted time.Duration) {
 		}
 		callID[x.Key] = id
 		c := cseq(t, m)
-		if prev, ok := lastCSeq[id]; ok && c != prev+1 {
+		if prev, ok := lastCSeq[id]; ok && c <= prev {
 			t.Errorf("%s: CSeq %d after %d: two senders", x.Key, c, prev)
 		}
 		lastCSeq[id] = c

@@ -225,8 +225,10 @@ func TestRestartContinuesBinding(t *testing.T) {
 		t.Errorf("restart changed the binding's identity: %s/%s -> %s/%s", last.GetCallId().GetCallId(), last.GetFrom().GetTag(),
 			next.GetCallId().GetCallId(), next.GetFrom().GetTag())
 	}
-	if cseq(t, next) != cseq(t, last)+1 {
-		t.Errorf("CSeq %d after restart, last before was %d", cseq(t, next), cseq(t, last))
+	// The next process continues above the CSeq ceiling the record holds (every CSeq
+	// that can have been sent): higher, and within one reservation block.
+	if c := cseq(t, next); c <= cseq(t, last) || c > cseq(t, last)+101 {
+		t.Errorf("CSeq %d after restart, last before was %d", c, cseq(t, last))
 	}
 }
 
