@@ -53,7 +53,13 @@ setup: ## Install and start what the tests need (Kamailio, sipp, Redis, pinned G
 	./tools/ci/setup.sh
 
 .PHONY: check
-check: setup check-generate lint breaking standalone test ## Everything CI runs: set-up, generate drift, lint, all tests
+check: setup check-generate lint breaking standalone check-deploy test ## Everything CI runs: set-up, generate drift, lint, deploy checks, all tests
+
+.PHONY: check-deploy
+check-deploy: ## promtool: check the alert rules and the Prometheus example, and run the rules' unit tests
+	promtool check rules deploy/prometheus/alerts.yaml
+	promtool check config deploy/prometheus/prometheus.yaml
+	promtool test rules deploy/prometheus/alerts_test.yaml
 
 .PHONY: test
 test: ## Run every test with the race detector (needs Redis, Kamailio: see .ci/run)

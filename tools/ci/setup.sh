@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs and starts what the tests need on a Debian machine: Kamailio and sipp (Debian
-# packages), a Redis on 127.0.0.1:6379 (started when none answers), and the pinned Go
+# Installs and starts what the tests need on a Debian machine: Kamailio, sipp and promtool
+# (Debian packages), a Redis on 127.0.0.1:6379 (started when none answers), and the pinned Go
 # tools (buf, protoc plugins, grpcurl: built from tools/go.mod). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -12,12 +12,14 @@ need=()
 command -v kamailio >/dev/null && command -v kamcmd >/dev/null || need+=(kamailio)
 command -v sipp >/dev/null || need+=(sip-tester)
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v promtool >/dev/null || need+=(prometheus) # promtool: make check-deploy
 if [ ${#need[@]} -gt 0 ]; then
   step "installing ${need[*]}"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 kamailio -v | head -1
+promtool --version 2>&1 | head -1
 
 step "redis on 127.0.0.1:6379"
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
