@@ -49,7 +49,12 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 		debug.SetMemoryLimit(spec.MemoryLimit)
 	}
 
-	st, err := openStore(spec)
+	// The engine and its metrics observe each other: metrics read the engine's records
+	// at scrape time, the engine reports what it does to the metrics.
+	var rec *reconcile.Reconciler
+	met := metrics.New(engineSource{&rec})
+
+	st, err := openStore(spec, skipReporter(log, met))
 	if err != nil {
 		return err
 	}
@@ -67,8 +72,6 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 	}
 	defer req.Close()
 
-	// The engine and its metrics observe each other: metrics read the engine's records
-	// at scrape time, the engine reports what it does to the metrics.
 	ctlLis, err := net.Listen("tcp", spec.ControlAddr)
 	if err != nil {
 		return fmt.Errorf("listen %s (spec.controlAddr): %w", spec.ControlAddr, err)
@@ -90,17 +93,13 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 		opts.Coord, opts.StorePrefix, opts.TTLGrace = coord, rs.Prefix(), store.DefaultTTLGrace
 	}
 
-	// The engine and its metrics observe each other: metrics read the engine's records
-	// at scrape time, the engine reports what it does to the metrics.
-	var rec *reconcile.Reconciler
-	met := metrics.New(engineSource{&rec})
 	opts.Observer = met
 	if coord != nil {
 		met.WatchCluster(coord)
 	}
 	rec = reconcile.New(opts)
 	ctlSrv := controlapi.NewServer(spec.ControlAddr, controlapi.NewHandler(rec, controlapi.Options{
-		Token: spec.ControlToken, Logger: log,
+		Token: spec.ControlToken, Logger: log, MaxWatchStreams: spec.MaxWatchStreams, Observer: met,
 	}))
 
 	httpLis, err := net.Listen("tcp", spec.HTTPAddr)
@@ -190,8 +189,9 @@ func advertiseAddr(configured string, lis net.Addr) string {
 }
 
 // openStore opens the Redis cache; with the memory provider it returns nil: the engine
-// keeps every record in its own memory, with no second copy.
-func openStore(spec config.Spec) (store.Store, error) {
+// keeps every record in its own memory, with no second copy. onSkip is told of each key
+// under the record prefix that holds no readable record.
+func openStore(spec config.Spec, onSkip func(key string, reason error)) (store.Store, error) {
 	if spec.Cache.Provider != config.CacheRedis {
 		return nil, nil
 	}
@@ -202,12 +202,25 @@ func openStore(spec config.Spec) (store.Store, error) {
 	}
 	st, err := store.NewRedis(store.RedisOptions{
 		Addrs: addrs, Username: p.Username, Password: p.Password, TLS: p.Secure,
-		MasterName: p.MasterName, Prefix: spec.KeyPrefix,
+		MasterName: p.MasterName, Prefix: spec.KeyPrefix, OnSkip: onSkip,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cache: %w", err)
 	}
 	return st, nil
+}
+
+// skipCounter counts the unreadable records skipped (*metrics.Metrics).
+type skipCounter interface{ CacheRecordSkipped() }
+
+// skipReporter is the store's OnSkip: a warning with the key and why (never its value),
+// and sipreg_cache_skipped_records_total.
+func skipReporter(log *slog.Logger, c skipCounter) func(key string, reason error) {
+	return func(key string, reason error) {
+		c.CacheRecordSkipped()
+		log.Warn("cache: a key under the record prefix holds no readable record; skipped",
+			"key", key, "reason", reason)
+	}
 }
 
 // redisLog sends go-redis's own log lines to slog at debug level.
