@@ -419,12 +419,12 @@ func (r *Reconciler) register(ctx context.Context, key string, e *entry, gen str
 	prior := rec
 
 	x, err := r.newExchange(t, rec, u.Host, u.Port, u.Transport, user, ep)
-	now := r.clock()
 	if err != nil {
-		rec.UpdatedAt = now
-		r.fail(&rec, registration.StateRejected, "credentials cannot travel in X-Gateway-Auth: "+err.Error(), 0, now)
+		rec = r.next(rec, prev, registration.Outcome{State: registration.StateRejected,
+			Reason: "credentials cannot travel in X-Gateway-Auth: " + err.Error()})
 		return rec, uriIdx, epIdx
 	}
+	now := r.clock()
 	x.reg.Expires = asked
 	x.base = prior
 
@@ -442,83 +442,51 @@ func (r *Reconciler) register(ctx context.Context, key string, e *entry, gen str
 		prior.CSeq, prior.CSeqCeiling = rec.CSeq, rec.CSeqCeiling
 		return prior, uriIdx, epIdx
 	}
-	now = r.clock()
-	rec.UpdatedAt = now
+	out := registration.Outcome{State: res.state, Reason: res.reason}
 	if res.err == nil {
-		rec.LastResponseCode = res.out.Code
-		rec.LastResponseType = res.out.Type.String()
-		rec.LastReason = res.out.Reason
-	} else {
-		rec.LastResponseCode, rec.LastResponseType, rec.LastReason = 0, "", ""
+		out.Answered, out.Code, out.Type, out.Phrase = true, res.out.Code, res.out.Type.String(), res.out.Reason
+		out.Granted, out.RetryAfter = res.out.Granted, res.out.RetryAfter
 	}
-	switch res.state {
-	case registration.StateRegistered:
-		rec.State = registration.StateRegistered
-		rec.GrantedExpires = res.out.Granted
-		rec.ExpiresAt = now.Add(time.Duration(res.out.Granted) * time.Second)
-		if prev != registration.StateRegistered || rec.RegisteredSince.IsZero() {
-			rec.RegisteredSince = now
-		}
-		rec.Failures = 0
-		rec.LastError = ""
-		rec.NextAction = registration.ActionRefresh
-		rec.NextActionAt = now.Add(registration.RefreshAfter(res.out.Granted, mrand.Float64()))
-		if prev != registration.StateRegistered {
-			r.log.Info("registered", "trunk", key, "aor", rec.AOR, "target", rec.Target, "expires", rec.GrantedExpires)
-		} else {
-			r.log.Debug("refreshed", "trunk", key, "expires", rec.GrantedExpires)
-		}
-	case registration.StateRetrying:
+	if res.state == registration.StateRetrying && (res.err != nil || res.out.Type == sipmessagev2beta1.ResponseType_REQUEST_TIMEOUT) {
 		// Transport trouble toward the provider or the Requester: try the next URI,
 		// then the next EdgePort.
-		if res.err != nil || res.out.Type == sipmessagev2beta1.ResponseType_REQUEST_TIMEOUT {
-			if len(t.URIs) > 1 {
-				uriIdx = (uriIdx + 1) % len(t.URIs)
-			}
-			if (len(t.URIs) == 1 || uriIdx == 0) && len(r.spec.EdgePorts) > 1 {
-				epIdx = (epIdx + 1) % len(r.spec.EdgePorts)
-			}
+		if len(t.URIs) > 1 {
+			uriIdx = (uriIdx + 1) % len(t.URIs)
 		}
-		r.fail(&rec, registration.StateRetrying, res.reason, res.out.RetryAfter, now)
-	default:
-		r.fail(&rec, res.state, res.reason, res.out.RetryAfter, now)
+		if (len(t.URIs) == 1 || uriIdx == 0) && len(r.spec.EdgePorts) > 1 {
+			epIdx = (epIdx + 1) % len(r.spec.EdgePorts)
+		}
 	}
+	rec = r.next(rec, prev, out)
 	return rec, uriIdx, epIdx
 }
 
-// fail records a failed attempt and when to try again.
-func (r *Reconciler) fail(rec *registration.Record, state registration.State, reason string, retryAfter time.Duration, now time.Time) {
-	prev := rec.State
-	rec.State = state
-	rec.Failures++
-	rec.LastError = reason
-	var wait time.Duration
-	switch state {
-	case registration.StateAuthFailed:
-		wait = r.spec.AuthFailedRetry
-	case registration.StateRejected:
-		wait = r.spec.RejectedRetry
+// next applies an outcome to rec (registration.Next) and logs the change: a success
+// once per change of state, a failure at warn when the state changes, else at debug.
+func (r *Reconciler) next(rec registration.Record, prev registration.State, o registration.Outcome) registration.Record {
+	now := r.clock()
+	rec = registration.Next(rec, o, r.policy(), now, mrand.Float64())
+	switch {
+	case rec.State == registration.StateRegistered && prev != registration.StateRegistered:
+		r.log.Info("registered", "trunk", rec.TrunkRef, "aor", rec.AOR, "target", rec.Target, "expires", rec.GrantedExpires)
+	case rec.State == registration.StateRegistered:
+		r.log.Debug("refreshed", "trunk", rec.TrunkRef, "expires", rec.GrantedExpires)
 	default:
-		wait = registration.Backoff(rec.Failures, r.spec.BackoffBase, r.spec.BackoffMax, mrand.Float64())
-		if retryAfter > 0 {
-			wait = retryAfter
+		lvl := r.log.Warn
+		if prev == rec.State {
+			lvl = r.log.Debug
 		}
-		// While the binding still lives, retry before it runs out.
-		if left := rec.ExpiresAt.Sub(now); left > 2*time.Second && wait > left/2 {
-			wait = left / 2
-		}
+		lvl("registration failed", "trunk", rec.TrunkRef, "state", string(rec.State), "reason", o.Reason,
+			"failures", rec.Failures, "retry_in", rec.NextActionAt.Sub(now).Round(time.Second).String())
 	}
-	rec.NextAction = registration.ActionRetry
-	rec.NextActionAt = now.Add(wait)
-	if !rec.ExpiresAt.After(now) {
-		rec.GrantedExpires = 0
+	return rec
+}
+
+func (r *Reconciler) policy() registration.Policy {
+	return registration.Policy{
+		BackoffBase: r.spec.BackoffBase, BackoffMax: r.spec.BackoffMax,
+		RejectedRetry: r.spec.RejectedRetry, AuthFailedRetry: r.spec.AuthFailedRetry,
 	}
-	lvl := r.log.Warn
-	if prev == state {
-		lvl = r.log.Debug
-	}
-	lvl("registration failed", "trunk", rec.TrunkRef, "state", string(state), "reason", reason,
-		"failures", rec.Failures, "retry_in", wait.Round(time.Second).String())
 }
 
 // unregister removes rec's binding (REGISTER with Expires 0), best effort: one
