@@ -122,14 +122,14 @@ type liveTable struct {
 	s       *session
 	filter  stateList
 	regs    map[string]*registryv1.Registration
-	changes int
+	updates int
 	drawn   bool
 }
 
 // apply records one message of the stream.
 func (v *liveTable) apply(ev *registryv1.WatchRegistrationsResponse) {
 	ref := ev.GetRegistration().GetTrunkRef()
-	v.changes++
+	v.updates++
 	if ev.GetRemoved() {
 		delete(v.regs, ref)
 		return
@@ -147,8 +147,8 @@ func (v *liveTable) draw(w io.Writer, now time.Time) error {
 	}
 	sortByRef(regs)
 	var body strings.Builder
-	fmt.Fprintf(&body, "%s   %s   %d changes   (Ctrl-C to stop)\n\n",
-		paint(v.s.color, sgrBold, "registry watch "+v.s.addr), now.Format("15:04:05"), v.changes)
+	fmt.Fprintf(&body, "%s   %s   %d updates   (Ctrl-C to stop)\n\n",
+		paint(v.s.color, sgrBold, "registry watch "+v.s.addr), now.Format("15:04:05"), v.updates)
 	if err := writeList(&body, regs, false, v.s.color, now); err != nil {
 		return err
 	}
