@@ -96,7 +96,7 @@ func lookupClientCommand(name string) *clientCommand {
 // terminal is what the client subcommands know about where they write.
 type terminal struct {
 	stdout, stderr io.Writer
-	// tty: stdout is a terminal (live redraws, relative times, colours allowed).
+	// tty: stdout is a terminal (watch redraws its table in place; colours allowed).
 	tty bool
 	// getenv reads the environment (CONTROL_API_TOKEN, NO_COLOR).
 	getenv func(string) string
