@@ -14,10 +14,21 @@ TEST_FLAGS ?= -race -count=1 -timeout 12m
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
 
+# GENTOOL runs a tool pinned in tools/generate/go.mod (buf, the protoc plugins, the
+# linters): a module of `tool` directives only, kept out of go.work so that what the
+# tools require (buf needs newer libraries than we ship) never reaches gen/, the service
+# or tools/. `go tool -modfile=tools/generate/go.mod` cannot be used: the go command
+# refuses -modfile in workspace mode, and with GOWORK=off it needs a go.mod in the current
+# directory, which the repository root has not. So the tool is built in its own module
+# (GOWORK=off, else go.work's modules would supply it), `go tool -n` prints where the
+# binary is cached, and the tool runs from the repository root, where buf finds buf.yaml
+# and the linters see the workspace. Use it in a recipe: $(call GENTOOL,buf) lint
+GENTOOL = "$$(GOWORK=off $(GO) -C tools/generate tool -n $(1))"
+
 .PHONY: generate
-generate: ## Regenerate gen/ from proto/ with buf and the pinned local plugins
-	$(GO) tool buf generate
-	cd gen && $(GO) mod tidy
+generate: ## Regenerate gen/ from proto/ with buf and the pinned local plugins (tools/generate/go.mod)
+	$(call GENTOOL,buf) generate
+	cd gen && GOWORK=off $(GO) mod tidy
 
 .PHONY: check-generate
 check-generate: generate ## Fail when generated code differs from what is committed
@@ -28,8 +39,12 @@ check-generate: generate ## Fail when generated code differs from what is commit
 .PHONY: lint
 lint: ## go vet, buf lint, buf format check, gofmt
 	$(GO) vet $(PKGS)
-	$(GO) tool buf lint
-	$(GO) tool buf format -d --exit-code
+	@gen=$$(GOWORK=off $(GO) -C tools/generate list -m -f '{{.Version}}' github.com/bufbuild/buf) && \
+		tools=$$($(GO) -C tools list -m -f '{{.Version}}' github.com/bufbuild/buf) && \
+		if [ "$$gen" != "$$tools" ]; then \
+		echo "buf $$gen in tools/generate/go.mod but $$tools in tools/go.mod: pin one version"; exit 1; fi
+	$(call GENTOOL,buf) lint
+	$(call GENTOOL,buf) format -d --exit-code
 	@out=$$(gofmt -l gen services tools); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 .PHONY: standalone

@@ -5,7 +5,7 @@ go 1.26.8
 require (
 	connectrpc.com/connect v1.21.1
 	google.golang.org/grpc v1.85.0
-	google.golang.org/protobuf v1.36.13-0.20261016172727-e9ee2a76ab8e
+	google.golang.org/protobuf v1.36.12
 )
 
 require (

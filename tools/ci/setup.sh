@@ -31,5 +31,11 @@ fi
 redis-cli -h 127.0.0.1 -p 6379 ping
 
 step "pinned Go tools"
+# buf and grpcurl, the clients the e2e tests build from tools/go.mod.
 go build -o /dev/null github.com/bufbuild/buf/cmd/buf github.com/fullstorydev/grpcurl/cmd/grpcurl
+# The generators and linters of tools/generate/go.mod (outside go.work, hence GOWORK=off),
+# built into the go command's cache where the Makefile's GENTOOL finds them.
+for t in $(GOWORK=off go -C tools/generate tool | grep /); do
+  GOWORK=off go -C tools/generate tool -n "$t" >/dev/null
+done
 echo ok
