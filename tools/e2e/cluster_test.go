@@ -147,6 +147,15 @@ func TestClusterFailover(t *testing.T) {
 	if owned != n {
 		t.Errorf("replicas report %v trunks owned in all, want %d", owned, n)
 	}
+	// Each replica's sipreg_registrations counts its own share, never every replica's
+	// (a scrape reads this replica's records, not the cluster-wide mirror).
+	for i, rp := range reps {
+		id := fmt.Sprintf("r%d", i+1)
+		got := rp.metric(t, `sipreg_registrations{state="registered"}`)
+		if want := float64(len(share[id])); got != want {
+			t.Errorf("replica %s: sipreg_registrations{state=\"registered\"} = %v, want its own %v", id, got, want)
+		}
+	}
 	for _, u := range []string{"u000", "u150", "u299"} {
 		if got := len(forKey(f.req.Requests(), u)); got != 1 {
 			t.Errorf("%s: %d REGISTERs, want exactly 1 (one replica)", u, got)

@@ -22,7 +22,6 @@ import (
 	"sipreg.dev/services/registry/internal/logging"
 	"sipreg.dev/services/registry/internal/metrics"
 	"sipreg.dev/services/registry/internal/reconcile"
-	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
 	"sipreg.dev/services/registry/internal/upstream"
 )
@@ -49,10 +48,10 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 		debug.SetMemoryLimit(spec.MemoryLimit)
 	}
 
-	// The engine and its metrics observe each other: metrics read the engine's records
-	// at scrape time, the engine reports what it does to the metrics.
-	var rec *reconcile.Reconciler
-	met := metrics.New(engineSource{&rec})
+	// The engine and its metrics observe each other: the engine reports what it does
+	// to the metrics, and the metrics read the engine's own records at scrape time once
+	// it exists (WatchEngine below).
+	met := metrics.New(nil)
 
 	st, err := openStore(spec, skipReporter(log, met))
 	if err != nil {
@@ -97,7 +96,8 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 	if coord != nil {
 		met.WatchCluster(coord)
 	}
-	rec = reconcile.New(opts)
+	rec := reconcile.New(opts)
+	met.WatchEngine(rec)
 	ctlSrv := controlapi.NewServer(spec.ControlAddr, controlapi.NewHandler(rec, controlapi.Options{
 		Token: spec.ControlToken, Logger: log, MaxWatchStreams: spec.MaxWatchStreams, Observer: met,
 	}))
@@ -229,9 +229,3 @@ type redisLog struct{ log *slog.Logger }
 func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
 }
-
-// engineSource lets the metrics read the engine built after them.
-type engineSource struct{ r **reconcile.Reconciler }
-
-func (e engineSource) Records() []registration.Record { return (*e.r).Records() }
-func (e engineSource) StoreFault() (error, time.Time) { return (*e.r).StoreFault() }

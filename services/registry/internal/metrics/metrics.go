@@ -19,8 +19,9 @@ import (
 
 // Source is what the scrape-time gauges read; *reconcile.Reconciler satisfies it.
 type Source interface {
-	// Records returns every registration known.
-	Records() []registration.Record
+	// LocalRecords returns the registrations this replica holds (with several
+	// replicas, its own share only: a scrape never reads the others').
+	LocalRecords() []registration.Record
 	// StoreFault returns the current store error and since when (nil when healthy).
 	StoreFault() (error, time.Time)
 }
@@ -54,6 +55,16 @@ type Metrics struct {
 }
 
 var _ reconcile.Observer = (*Metrics)(nil)
+
+// WatchEngine makes src (the engine, once it exists) feed the scrape-time gauges; nil
+// leaves them without registrations.
+func (m *Metrics) WatchEngine(src Source) {
+	if src == nil {
+		m.records.src.Store(nil)
+		return
+	}
+	m.records.src.Store(&src)
+}
 
 // New registers every series on a registry of its own. src feeds the scrape-time gauges
 // (sipreg_registrations, sipreg_soonest_expiry_seconds, and sipreg_cache_up with the
@@ -99,7 +110,8 @@ func New(src Source) *Metrics {
 	for _, o := range Outcomes {
 		m.requests[o] = requests.WithLabelValues(o)
 	}
-	m.records = &recordCollector{src: src, storeDown: &m.storeDown, now: time.Now}
+	m.records = &recordCollector{storeDown: &m.storeDown, now: time.Now}
+	m.WatchEngine(src)
 	m.reg.MustRegister(
 		requests, m.duration, m.fetches, m.fetchErrors, m.trunks, m.records,
 		m.skipped, m.authFails, m.watchers,
@@ -154,7 +166,7 @@ func (m *Metrics) WatchStreams(delta int) { m.watchers.Add(float64(delta)) }
 // recordCollector computes the record gauges at scrape time, in one pass over the records
 // and without allocating per record.
 type recordCollector struct {
-	src       Source
+	src       atomic.Pointer[Source]
 	storeDown *atomic.Bool
 	now       func() time.Time
 }
@@ -178,8 +190,9 @@ func (c *recordCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := make([]float64, len(registration.States))
 	var soonest time.Time
 	up := !c.storeDown.Load()
-	if c.src != nil {
-		recs := c.src.Records()
+	if p := c.src.Load(); p != nil {
+		src := *p
+		recs := src.LocalRecords()
 		for i := range recs {
 			r := &recs[i]
 			if k := stateIndex(r.State); k >= 0 {
@@ -190,7 +203,7 @@ func (c *recordCollector) Collect(ch chan<- prometheus.Metric) {
 				soonest = r.ExpiresAt
 			}
 		}
-		if err, _ := c.src.StoreFault(); err != nil {
+		if err, _ := src.StoreFault(); err != nil {
 			up = false
 		}
 	}

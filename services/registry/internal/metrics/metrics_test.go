@@ -24,8 +24,8 @@ type fakeSource struct {
 	storeFault func() (error, time.Time)
 }
 
-func (f *fakeSource) Records() []registration.Record { return f.records() }
-func (f *fakeSource) StoreFault() (error, time.Time) { return f.storeFault() }
+func (f *fakeSource) LocalRecords() []registration.Record { return f.records() }
+func (f *fakeSource) StoreFault() (error, time.Time)      { return f.storeFault() }
 
 var now = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
@@ -293,13 +293,14 @@ func BenchmarkCollect100k(b *testing.B) {
 		}
 	}
 	c := &recordCollector{
-		src: &fakeSource{
-			records:    func() []registration.Record { return recs },
-			storeFault: func() (error, time.Time) { return nil, time.Time{} },
-		},
 		storeDown: new(atomic.Bool),
 		now:       func() time.Time { return now },
 	}
+	var src Source = &fakeSource{
+		records:    func() []registration.Record { return recs },
+		storeFault: func() (error, time.Time) { return nil, time.Time{} },
+	}
+	c.src.Store(&src)
 	ch := make(chan prometheus.Metric, 16)
 	for b.Loop() {
 		c.Collect(ch)
