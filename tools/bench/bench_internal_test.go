@@ -1,12 +1,9 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -34,30 +31,6 @@ func TestParseStatusMemory(t *testing.T) {
 	}
 	if _, _, err := parseStatusMemory([]byte("Name:\tx\n")); err == nil {
 		t.Fatal("no VmHWM: no error")
-	}
-}
-
-func TestReadReply(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want string // fmt of the value, or "error"
-	}{
-		{"+OK\r\n", "OK"},
-		{":42\r\n", "42"},
-		{"$5\r\nhello\r\n", "hello"},
-		{"$-1\r\n", "<nil>"},
-		{"*2\r\n$1\r\n0\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n", "[0 [a b]]"},
-		{"-ERR nope\r\n", "error"},
-		{"?x\r\n", "error"},
-	} {
-		v, err := readReply(bufio.NewReader(strings.NewReader(tc.in)))
-		got := "error"
-		if err == nil {
-			got = fmt.Sprint(v)
-		}
-		if got != tc.want {
-			t.Errorf("readReply(%q) = %q (%v), want %q", tc.in, got, err, tc.want)
-		}
 	}
 }
 

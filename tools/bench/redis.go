@@ -1,124 +1,82 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // redisTimeout bounds one command of the bench's own Redis connection.
 const redisTimeout = 10 * time.Second
 
-// redisConn is the bench's own connection to Redis: just enough RESP2 for INFO, SCAN
-// and UNLINK, so that the tools module needs no Redis client library. It is not safe
-// for concurrent use.
+// redisConn is the bench's own connection to Redis (INFO, SCAN, UNLINK, MGET). It counts
+// every command it writes, the connection's HELLO included, so that a reading of the
+// server's counters can leave the bench's own commands out.
 type redisConn struct {
-	conn net.Conn
-	rd   *bufio.Reader
-	sent int64 // commands sent so far, to subtract the bench's own from INFO counts
+	client *redis.Client
+	sent   atomic.Int64 // commands written so far
 }
 
-// redisError is an error reply ("-ERR ...").
-type redisError string
-
-func (e redisError) Error() string { return "redis: " + string(e) }
-
 func dialRedis(ctx context.Context, addr string) (*redisConn, error) {
-	d := net.Dialer{Timeout: 5 * time.Second}
-	conn, err := d.DialContext(ctx, "tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("redis %s: %w", addr, err)
-	}
-	c := &redisConn{conn: conn, rd: bufio.NewReader(conn)}
-	if _, err := c.do("PING"); err != nil {
-		conn.Close()
+	c := &redisConn{}
+	c.client = redis.NewClient(&redis.Options{
+		Addr:         addr,
+		Dialer:       c.dial,
+		DialTimeout:  5 * time.Second,
+		ReadTimeout:  redisTimeout,
+		WriteTimeout: redisTimeout,
+		// One connection and no retries: a command that fails fails the row.
+		PoolSize:      1,
+		MaxRetries:    -1,
+		DialerRetries: 1,
+		// RESP2 and no CLIENT SETINFO: after its HELLO the connection sends only
+		// what the bench asks for.
+		Protocol:        2,
+		DisableIdentity: true,
+	})
+	if err := c.client.Ping(ctx).Err(); err != nil {
+		c.client.Close()
 		return nil, fmt.Errorf("redis %s: %w", addr, err)
 	}
 	return c, nil
 }
 
-func (c *redisConn) close() error { return c.conn.Close() }
-
-// do sends one command and reads its reply: string, int64, nil, []any, or a
-// redisError as the error.
-func (c *redisConn) do(args ...string) (any, error) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if err := c.conn.SetDeadline(time.Now().Add(redisTimeout)); err != nil {
-		return nil, err
-	}
-	c.sent++
-	if _, err := io.WriteString(c.conn, b.String()); err != nil {
-		return nil, fmt.Errorf("redis %s: %w", args[0], err)
-	}
-	v, err := readReply(c.rd)
-	if err != nil {
-		return nil, fmt.Errorf("redis %s: %w", args[0], err)
-	}
-	return v, nil
-}
-
-// readReply reads one RESP2 reply.
-func readReply(rd *bufio.Reader) (any, error) {
-	line, err := rd.ReadString('\n')
+// dial opens a connection whose writes are counted, command by command.
+func (c *redisConn) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	conn, err := d.DialContext(ctx, network, addr)
 	if err != nil {
 		return nil, err
 	}
-	if len(line) < 3 || !strings.HasSuffix(line, "\r\n") {
-		return nil, fmt.Errorf("malformed reply line %q", line)
-	}
-	kind, body := line[0], line[1:len(line)-2]
-	switch kind {
-	case '+':
-		return body, nil
-	case '-':
-		return nil, redisError(body)
-	case ':':
-		return strconv.ParseInt(body, 10, 64)
-	case '$':
-		n, err := strconv.Atoi(body)
-		if err != nil {
-			return nil, fmt.Errorf("bulk length %q: %w", body, err)
-		}
-		if n < 0 {
-			return nil, nil
-		}
-		buf := make([]byte, n+2)
-		if _, err := io.ReadFull(rd, buf); err != nil {
-			return nil, err
-		}
-		return string(buf[:n]), nil
-	case '*':
-		n, err := strconv.Atoi(body)
-		if err != nil {
-			return nil, fmt.Errorf("array length %q: %w", body, err)
-		}
-		if n < 0 {
-			return nil, nil
-		}
-		out := make([]any, n)
-		for i := range out {
-			if out[i], err = readReply(rd); err != nil {
-				var re redisError
-				if !errors.As(err, &re) {
-					return nil, err
-				}
-				out[i] = re
-			}
-		}
-		return out, nil
-	}
-	return nil, fmt.Errorf("unknown reply type %q", kind)
+	return &countingConn{Conn: conn, sent: &c.sent}, nil
 }
+
+// countingConn counts the RESP commands written to it.
+type countingConn struct {
+	net.Conn
+	sent *atomic.Int64
+
+	mu     sync.Mutex // guards parser
+	parser respCounter
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.mu.Lock()
+	c.sent.Add(int64(len(c.parser.feed(p[:n]))))
+	c.mu.Unlock()
+	return n, err
+}
+
+func (c *redisConn) close() error { return c.client.Close() }
 
 // redisStats is one reading of the server's command counters.
 type redisStats struct {
@@ -130,14 +88,10 @@ type redisStats struct {
 // stats reads the server's command counters. Redis counts a command once it has run,
 // so the INFO that takes a reading is counted in the next one, with the bench's own.
 func (c *redisConn) stats() (redisStats, error) {
-	own := c.sent
-	v, err := c.do("INFO", "all")
+	own := c.sent.Load()
+	text, err := c.client.Info(context.Background(), "all").Result()
 	if err != nil {
-		return redisStats{}, err
-	}
-	text, ok := v.(string)
-	if !ok {
-		return redisStats{}, fmt.Errorf("redis INFO: unexpected reply %T", v)
+		return redisStats{}, fmt.Errorf("redis INFO: %w", err)
 	}
 	return parseInfo(text, own)
 }
@@ -173,8 +127,9 @@ func parseInfo(text string, own int64) (redisStats, error) {
 }
 
 // since returns the commands other clients ran between an earlier reading and this
-// one, overall and per command. Only INFO, PING, SCAN and UNLINK are ever sent by
-// the bench, so the per-command counts of the others are exact.
+// one, overall and per command. Between the readings that a row compares the bench
+// sends INFOs only (HELLO and PING when it connects, SCAN, UNLINK and MGET outside
+// the measured spans), so the per-command counts of the others are exact.
 func (s redisStats) since(earlier redisStats) (int64, map[string]int64) {
 	total := s.total - earlier.total - (s.own - earlier.own)
 	per := map[string]int64{}
@@ -196,37 +151,25 @@ func (s redisStats) since(earlier redisStats) (int64, map[string]int64) {
 // deletePrefix removes every key starting with prefix (SCAN + UNLINK) and returns how
 // many there were.
 func (c *redisConn) deletePrefix(prefix string) (int, error) {
-	cursor, deleted := "0", 0
+	ctx := context.Background()
+	var cursor uint64
+	deleted := 0
 	for {
-		v, err := c.do("SCAN", cursor, "MATCH", escapeGlob(prefix)+"*", "COUNT", "1000")
+		keys, next, err := c.client.Scan(ctx, cursor, escapeGlob(prefix)+"*", 1000).Result()
 		if err != nil {
-			return deleted, err
+			return deleted, fmt.Errorf("redis SCAN: %w", err)
 		}
-		arr, ok := v.([]any)
-		if !ok || len(arr) != 2 {
-			return deleted, fmt.Errorf("redis SCAN: unexpected reply %v", v)
-		}
-		cursor, _ = arr[0].(string)
-		keys, _ := arr[1].([]any)
 		if len(keys) > 0 {
-			args := make([]string, 0, len(keys)+1)
-			args = append(args, "UNLINK")
-			for _, k := range keys {
-				if s, ok := k.(string); ok {
-					args = append(args, s)
-				}
-			}
-			n, err := c.do(args...)
+			n, err := c.client.Unlink(ctx, keys...).Result()
 			if err != nil {
-				return deleted, err
+				return deleted, fmt.Errorf("redis UNLINK: %w", err)
 			}
-			if k, ok := n.(int64); ok {
-				deleted += int(k)
-			}
+			deleted += int(n)
 		}
-		if cursor == "0" || cursor == "" {
+		if next == 0 {
 			return deleted, nil
 		}
+		cursor = next
 	}
 }
 
@@ -246,43 +189,31 @@ func escapeGlob(s string) string {
 // valuesByPrefix returns the string value of every key starting with prefix (SCAN +
 // MGET), by the rest of the key; keys that vanish in between are left out.
 func (c *redisConn) valuesByPrefix(prefix string) (map[string]string, error) {
+	ctx := context.Background()
 	out := map[string]string{}
-	cursor := "0"
+	var cursor uint64
 	for {
-		v, err := c.do("SCAN", cursor, "MATCH", escapeGlob(prefix)+"*", "COUNT", "1000")
+		keys, next, err := c.client.Scan(ctx, cursor, escapeGlob(prefix)+"*", 1000).Result()
 		if err != nil {
-			return out, err
+			return out, fmt.Errorf("redis SCAN: %w", err)
 		}
-		arr, ok := v.([]any)
-		if !ok || len(arr) != 2 {
-			return out, fmt.Errorf("redis SCAN: unexpected reply %v", v)
-		}
-		cursor, _ = arr[0].(string)
-		keys, _ := arr[1].([]any)
 		if len(keys) > 0 {
-			args := make([]string, 0, len(keys)+1)
-			args = append(args, "MGET")
-			for _, k := range keys {
-				if s, ok := k.(string); ok {
-					args = append(args, s)
-				}
-			}
-			v, err := c.do(args...)
+			vals, err := c.client.MGet(ctx, keys...).Result()
 			if err != nil {
-				return out, err
+				return out, fmt.Errorf("redis MGET: %w", err)
 			}
-			vals, ok := v.([]any)
-			if !ok || len(vals) != len(args)-1 {
-				return out, fmt.Errorf("redis MGET: unexpected reply %T", v)
+			if len(vals) != len(keys) {
+				return out, fmt.Errorf("redis MGET: %d values for %d keys", len(vals), len(keys))
 			}
 			for i, val := range vals {
 				if s, ok := val.(string); ok {
-					out[strings.TrimPrefix(args[i+1], prefix)] = s
+					out[strings.TrimPrefix(keys[i], prefix)] = s
 				}
 			}
 		}
-		if cursor == "0" || cursor == "" {
+		if next == 0 {
 			return out, nil
 		}
+		cursor = next
 	}
 }
