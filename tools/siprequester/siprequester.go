@@ -145,7 +145,8 @@ func New(opts Options) (*Server, error) {
 	}()
 	go func() {
 		defer s.wg.Done()
-		if err := sipServer.ServeTCP(s.tcp); err != nil && !errors.Is(err, net.ErrClosed) {
+		// ServeTCP always returns an error, net.ErrClosed once Stop closes the listener.
+		if err := sipServer.ServeTCP(s.tcp); !errors.Is(err, net.ErrClosed) {
 			log.Error("sip tcp serve", "error", err)
 		}
 	}()
