@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what the tests need on a Debian machine: Kamailio, sipp and promtool
 # (Debian packages), a Redis on 127.0.0.1:6379 (started when none answers), and the pinned Go
-# tools (buf, protoc plugins, grpcurl: built from tools/go.mod). Idempotent.
+# tools (buf and grpcurl from tools/go.mod; buf, the protoc plugins, staticcheck and
+# deadcode from tools/generate/go.mod). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
