@@ -4,11 +4,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/icholy/digest"
 
@@ -55,8 +58,13 @@ func (c Credentials) MarshalJSON() ([]byte, error) {
 //
 // The answer is refused (ErrUnsupportedAlgorithm, ErrUnsupportedQop, ErrMalformedChallenge,
 // ErrInvalidCredentials) when the challenge cannot be answered, the username, method or
-// uri is empty, or a value that goes into the header holds a control character (it could
-// not be quoted, and would split the header). Errors never contain the password.
+// uri is empty, or a value that goes into the header cannot stand there as it is: a
+// control character (CR, LF, NUL, ...: it would split the header; HTAB is allowed in the
+// username, realm, nonce and opaque, where the grammar has LWS), invalid UTF-8, a '"' or
+// '\' (Routr writes the authorization field's values between quotes without escaping),
+// a method or algorithm that is not a token. So every field of the answer is valid
+// quoted-string content (or a token) as it is. Errors never contain the password, nor a
+// refused value.
 func Answer(ch Challenge, cred Credentials, method, uri string, nc uint32, cnonce string) (Authorization, error) {
 	if _, err := algorithmOf(ch.Algorithm); err != nil {
 		return Authorization{}, fmt.Errorf("digest answer: %w", err)
@@ -77,16 +85,21 @@ func Answer(ch Challenge, cred Credentials, method, uri string, nc uint32, cnonc
 	if nc > math.MaxInt32 {
 		return Authorization{}, fmt.Errorf("digest answer: nonce count %d out of range", nc)
 	}
-	for _, f := range []struct{ name, value string }{
-		{"username", cred.Username}, {"realm", ch.Realm}, {"nonce", ch.Nonce}, {"opaque", ch.Opaque},
-		{"method", method}, {"uri", uri}, {"cnonce", cnonce},
-	} {
-		if hasControl(f.value) {
-			if f.name == "username" {
-				return Authorization{}, fmt.Errorf("digest answer: control character in username: %w", ErrInvalidCredentials)
-			}
-			return Authorization{}, fmt.Errorf("digest answer: control character in %s: %w", f.name, ErrMalformedChallenge)
+	// Every value that goes into the header must be valid there as it is: Routr writes the
+	// authorization field's values between quotes without escaping them.
+	if err := checkQuoted(cred.Username, true); err != nil {
+		return Authorization{}, fmt.Errorf("digest answer: username: %v: %w", err, ErrInvalidCredentials)
+	}
+	if err := checkEchoed(ch); err != nil {
+		return Authorization{}, fmt.Errorf("digest answer: %w", err)
+	}
+	for _, f := range []struct{ name, value string }{{"uri", uri}, {"cnonce", cnonce}} {
+		if err := checkQuoted(f.value, false); err != nil {
+			return Authorization{}, fmt.Errorf("digest answer: %s: %v: %w", f.name, err, ErrMalformedChallenge)
 		}
+	}
+	if err := checkToken(method); err != nil {
+		return Authorization{}, fmt.Errorf("digest answer: method: %v: %w", err, ErrMalformedChallenge)
 	}
 
 	a := Authorization{
@@ -129,15 +142,40 @@ func newCnonce() string {
 	return hex.EncodeToString(b[:])
 }
 
-// hasControl reports whether s holds a byte that cannot travel in a quoted header value:
-// a control character other than tab (CR and LF included), or DEL.
-func hasControl(s string) bool {
+// checkQuoted reports why s cannot travel as quoted-string content as it is (RFC 3261
+// §25.1 qdtext, with no quoted-pair): invalid UTF-8, a control character (C0 with CR, LF
+// and NUL, DEL, C1; HTAB only when tab is set), '"' or '\'. The reason never holds s.
+func checkQuoted(s string, tab bool) error {
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			return errors.New("invalid UTF-8")
+		case r == '\t' && tab:
+		case unicode.IsControl(r):
+			return fmt.Errorf("control character U+%04X", r)
+		case r == '"' || r == '\\':
+			return fmt.Errorf("%q cannot be quoted as is", r)
+		}
+		i += n
+	}
+	return nil
+}
+
+// checkToken reports why s is not an RFC 3261 token.
+func checkToken(s string) error {
+	if s == "" {
+		return errors.New("empty")
+	}
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < 0x20 && c != '\t') || c == 0x7f {
-			return true
+		if !isTokenChar(s[i]) {
+			if c := s[i]; c < 0x20 || c == 0x7f {
+				return fmt.Errorf("control character U+%04X", c)
+			}
+			return fmt.Errorf("%q is not a token", s)
 		}
 	}
-	return false
+	return nil
 }
 
 // Authorization is the computed answer to a challenge.

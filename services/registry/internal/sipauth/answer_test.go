@@ -166,6 +166,17 @@ func TestAnswerErrors(t *testing.T) {
 		{"CR in realm", sipauth.Challenge{Realm: "r\r", Nonce: "n"}, cred, "REGISTER", "sip:r", 1, "", sipauth.ErrMalformedChallenge},
 		{"DEL in opaque", sipauth.Challenge{Nonce: "n", Opaque: "\x7f"}, cred, "REGISTER", "sip:r", 1, "", sipauth.ErrMalformedChallenge},
 		{"CR in cnonce", good, cred, "REGISTER", "sip:r", 1, "c\r", sipauth.ErrMalformedChallenge},
+		{"quote in username", good, sipauth.Credentials{Username: `a", x="y`, Password: password}, "REGISTER", "sip:r", 1, "", sipauth.ErrInvalidCredentials},
+		{"backslash in username", good, sipauth.Credentials{Username: `a\`, Password: password}, "REGISTER", "sip:r", 1, "", sipauth.ErrInvalidCredentials},
+		{"NEL in username", good, sipauth.Credentials{Username: "a\u0085", Password: password}, "REGISTER", "sip:r", 1, "", sipauth.ErrInvalidCredentials},
+		{"invalid UTF-8 in username", good, sipauth.Credentials{Username: "a\xff", Password: password}, "REGISTER", "sip:r", 1, "", sipauth.ErrInvalidCredentials},
+		{"quote in realm", sipauth.Challenge{Realm: `r"`, Nonce: "n"}, cred, "REGISTER", "sip:r", 1, "", sipauth.ErrMalformedChallenge},
+		{"backslash in nonce", sipauth.Challenge{Nonce: `n\`}, cred, "REGISTER", "sip:r", 1, "", sipauth.ErrMalformedChallenge},
+		{"CRLF after the algorithm", sipauth.Challenge{Nonce: "n", Algorithm: "MD5\r\nX-Evil: 1"}, cred, "REGISTER", "sip:r", 1, "", sipauth.ErrUnsupportedAlgorithm},
+		{"CR after the algorithm", sipauth.Challenge{Nonce: "n", Algorithm: "MD5\r"}, cred, "REGISTER", "sip:r", 1, "", sipauth.ErrMalformedChallenge},
+		{"tab in uri", good, cred, "REGISTER", "sip:r\t", 1, "", sipauth.ErrMalformedChallenge},
+		{"quote in uri", good, cred, "REGISTER", `sip:r"`, 1, "", sipauth.ErrMalformedChallenge},
+		{"method not a token", good, cred, "REG ISTER", "sip:r", 1, "", sipauth.ErrMalformedChallenge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

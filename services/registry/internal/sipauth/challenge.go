@@ -201,7 +201,28 @@ func check(scheme string, ch Challenge) (algorithm, error) {
 	if ch.Nonce == "" {
 		return 0, fmt.Errorf("digest challenge: no nonce: %w", ErrMalformedChallenge)
 	}
+	if err := checkEchoed(ch); err != nil {
+		return 0, fmt.Errorf("digest challenge: %w", err)
+	}
 	return alg, nil
+}
+
+// checkEchoed refuses a challenge whose values would go into our Authorization or
+// Proxy-Authorization as they are (realm, nonce, opaque, algorithm) but cannot: a control
+// character (CR, LF, NUL, ...; HTAB is allowed in quoted values, where the grammar has
+// LWS), invalid UTF-8, or a '"' or '\' (Routr writes the authorization field's values
+// between quotes without escaping them, so they must be valid quoted-string content as
+// they are). The error names the parameter, never its value.
+func checkEchoed(ch Challenge) error {
+	for _, f := range []struct{ name, value string }{{"realm", ch.Realm}, {"nonce", ch.Nonce}, {"opaque", ch.Opaque}} {
+		if err := checkQuoted(f.value, true); err != nil {
+			return fmt.Errorf("%s: %v: %w", f.name, err, ErrMalformedChallenge)
+		}
+	}
+	if err := checkToken(ch.Algorithm); ch.Algorithm != "" && err != nil {
+		return fmt.Errorf("algorithm: %v: %w", err, ErrMalformedChallenge)
+	}
+	return nil
 }
 
 // algorithm is a supported digest algorithm.

@@ -2,8 +2,10 @@ package sipauth_test
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"unicode"
+	"unicode/utf8"
 
 	pb "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
 	"sipreg.dev/services/registry/internal/sipauth"
@@ -122,10 +124,23 @@ func TestChallengeFrom(t *testing.T) {
 			want: sipauth.Challenge{Realm: "r", Nonce: "b", Algorithm: "MD5"},
 		},
 		{
+			// A quoted-pair stands for its character; a folded line inside the quotes is
+			// one SP. (A '"' or '\' in the value is refused: see TestChallengeFromErrors.)
 			name: "tabs, folded lines, names in upper case, quoted-pairs",
 			msg: response(unauthorized, nil, ext("WWW-Authenticate",
-				"digest\tREALM = \"a \\\"quoted\\\" realm\" ,\r\n NONCE=\"n\\\\1\",\tQop=\"auth-int, auth\"")),
-			want: sipauth.Challenge{Realm: `a "quoted" realm`, Nonce: `n\1`, Qop: "auth-int, auth"},
+				"digest\tREALM = \"a \\qu\\oted\r\n\trealm\" ,\r\n NONCE=\"n\\1\",\tQop=\"auth-int, auth\"")),
+			want: sipauth.Challenge{Realm: "a quoted realm", Nonce: "n1", Qop: "auth-int, auth"},
+		},
+		{
+			name: "a tab inside the quotes is kept (LWS is qdtext)",
+			msg:  response(unauthorized, nil, ext("WWW-Authenticate", "Digest realm=\"a\tb\", nonce=\"n\"")),
+			want: sipauth.Challenge{Realm: "a\tb", Nonce: "n"},
+		},
+		{
+			name: "a challenge with an unusable value is skipped for a usable one",
+			msg: response(unauthorized, &pb.WWWAuthenticate{Scheme: "Digest", Realm: "r", Nonce: "good", Algorithm: "MD5"},
+				ext("WWW-Authenticate", "Digest realm=\"r\", nonce=\"bad\rX-Injected: yes\", algorithm=SHA-256")),
+			want: sipauth.Challenge{Realm: "r", Nonce: "good", Algorithm: "MD5"},
 		},
 		{
 			name: "unknown parameters are ignored, the first of a repeated one wins",
@@ -181,6 +196,16 @@ func TestChallengeFromErrors(t *testing.T) {
 		{"unterminated quote", response(proxyAuth, nil, ext("Proxy-Authenticate", `Digest realm="r, nonce="n`)), sipauth.ErrMalformedChallenge},
 		{"parameter before the scheme", response(proxyAuth, nil, ext("Proxy-Authenticate", `realm="r", nonce="n"`)), sipauth.ErrMalformedChallenge},
 		{"garbage", response(proxyAuth, nil, ext("Proxy-Authenticate", "Digest \x00")), sipauth.ErrMalformedChallenge},
+		{"escaped quote in the realm", response(unauthorized, nil, ext("WWW-Authenticate", `Digest realm="a \"b\" c", nonce="n"`)), sipauth.ErrMalformedChallenge},
+		{"escaped backslash in the nonce", response(unauthorized, nil, ext("WWW-Authenticate", `Digest realm="r", nonce="n\\"`)), sipauth.ErrMalformedChallenge},
+		{"CRLF in the nonce (not a fold)", response(proxyAuth, nil, ext("Proxy-Authenticate", "Digest realm=\"r\", nonce=\"a\r\nX-Evil: 1\"")), sipauth.ErrMalformedChallenge},
+		{"LF in the opaque", response(proxyAuth, nil, ext("Proxy-Authenticate", "Digest realm=\"r\", nonce=\"n\", opaque=\"o\nX\"")), sipauth.ErrMalformedChallenge},
+		{"NUL in an unquoted nonce", response(proxyAuth, nil, ext("Proxy-Authenticate", "Digest realm=\"r\", nonce=n\x00x")), sipauth.ErrMalformedChallenge},
+		{"NEL in the realm", response(unauthorized, nil, ext("WWW-Authenticate", "Digest realm=\"r\u0085\", nonce=\"n\"")), sipauth.ErrMalformedChallenge},
+		{"invalid UTF-8 in the nonce", response(unauthorized, nil, ext("WWW-Authenticate", "Digest realm=\"r\", nonce=\"n\xff\"")), sipauth.ErrMalformedChallenge},
+		{"CR in the field's realm", response(unauthorized, &pb.WWWAuthenticate{Scheme: "Digest", Realm: "r\r\nX: 1", Nonce: "n"}), sipauth.ErrMalformedChallenge},
+		{"quote in the field's opaque", response(unauthorized, &pb.WWWAuthenticate{Scheme: "Digest", Realm: "r", Nonce: "n", Opaque: `o", x="y`}), sipauth.ErrMalformedChallenge},
+		{"NUL in the field's nonce", response(proxyAuth, &pb.WWWAuthenticate{Scheme: "Digest", Realm: "r", Nonce: "n\x00"}), sipauth.ErrMalformedChallenge},
 		{"Basic then unsupported Digest: the Digest error is reported", response(unauthorized, nil,
 			ext("WWW-Authenticate", `Basic realm="r", Digest realm="r", nonce="n", algorithm=MD5-sess`)), sipauth.ErrUnsupportedAlgorithm},
 	}
@@ -195,6 +220,9 @@ func TestChallengeFromErrors(t *testing.T) {
 			}
 			if msg := err.Error(); unicode.IsUpper([]rune(msg)[0]) {
 				t.Errorf("error %q does not start in lower case", msg)
+			}
+			if msg := err.Error(); strings.ContainsAny(msg, "\r\n\x00\u0085") || !utf8.ValidString(msg) {
+				t.Errorf("error %q holds a control character or invalid UTF-8", msg)
 			}
 		})
 	}

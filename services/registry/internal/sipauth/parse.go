@@ -49,6 +49,12 @@ func scan(s string) ([]item, error) {
 			closed := false
 			for k < len(s) {
 				c := s[k]
+				if n := fold(s, k); n > 0 {
+					// A folded line inside the quotes is one SP (RFC 3261 §7.3.1).
+					b.WriteByte(' ')
+					k += n
+					continue
+				}
 				if c == '\\' {
 					if k+1 >= len(s) {
 						break
@@ -89,6 +95,27 @@ func skip(s string, i int, commas bool) int {
 }
 
 func isLWS(c byte) bool { return c == ' ' || c == '\t' || c == '\r' || c == '\n' }
+
+// fold returns the length of the line fold (CRLF or LF, then one or more SP or HTAB) at
+// s[i:], or 0 when there is none.
+func fold(s string, i int) int {
+	j := i
+	if j < len(s) && s[j] == '\r' {
+		j++
+	}
+	if j >= len(s) || s[j] != '\n' {
+		return 0
+	}
+	j++
+	k := j
+	for k < len(s) && (s[k] == ' ' || s[k] == '\t') {
+		k++
+	}
+	if k == j {
+		return 0
+	}
+	return k - i
+}
 
 // token returns the end of the RFC 3261 token that starts at i (i itself when none does).
 func token(s string, i int) int {

@@ -4,7 +4,7 @@
 package sipmsg
 
 import (
-	"net"
+	"fmt"
 	"strconv"
 
 	commonv2beta1 "sipreg.dev/gen/pb/fonoster/routr/common/v2beta1"
@@ -50,13 +50,10 @@ type Register struct {
 	Auth *sipauth.Authorization
 }
 
-// Target is the host:port the Requester sends to.
+// Target is the host:port the Requester sends to; an IPv6 Domain (bare or in brackets)
+// is written in brackets: "[2001:db8::1]:5060".
 func (r Register) Target() string {
-	port := r.Port
-	if port == 0 {
-		port = 5060
-	}
-	return net.JoinHostPort(r.Domain, strconv.Itoa(port))
+	return HostPort(r.Domain, r.Port)
 }
 
 // RequestURI is the Request-URI as Routr's Requester puts it on the wire
@@ -68,12 +65,14 @@ func (r Register) RequestURI() string {
 // AOR is the address-of-record, sip:user@domain.
 func (r Register) AOR() string { return AOR(r.User, r.Domain) }
 
-// AOR formats an address-of-record.
+// AOR formats an address-of-record: the user part escaped as in Build (EscapeUser; a
+// control character is escaped too, never written raw), an IPv6 domain (bare or in
+// brackets) in brackets: "sip:alice@sip.example.com", "sip:alice@[2001:db8::1]".
 func AOR(user, domain string) string {
 	if user == "" {
-		return "sip:" + domain
+		return "sip:" + uriHost(domain)
 	}
-	return "sip:" + user + "@" + domain
+	return "sip:" + escapeUser(user) + "@" + uriHost(domain)
 }
 
 // TransportProto maps "udp"/"tcp" to Routr's enum; ok is false for anything Routr's
@@ -90,11 +89,110 @@ func TransportProto(t string) (commonv2beta1.Transport, bool) {
 
 // Build makes the SendMessageRequest for r. Ports are -1 where unknown (Routr writes 0
 // as ":0"), no Contact is sent (the Requester adds its own), and headers without a field
-// of their own travel as extensions.
+// of their own travel as extensions. The user part is escaped (EscapeUser) and IPv6 hosts
+// are written in brackets.
+//
+// Whatever r holds, no string field of the result holds a control character (CR, LF and
+// NUL included; HTAB only where Check allows it) or invalid UTF-8: any such character
+// left after building is %XX-escaped (so a bad value goes out visibly spoiled, never as a
+// header of its own). Build never fails: it is what Explain shows. Before sending, use
+// BuildChecked, which refuses such a Register instead.
 func Build(r Register) *requesterv2beta1.SendMessageRequest {
+	req := build(r)
+	scrub(req)
+	return req
+}
+
+// BuildChecked is Build for sending: it refuses (ErrInvalidRequest, naming the field)
+// a Register whose values are outside their grammar (Validate), and a request that
+// Check refuses.
+func BuildChecked(r Register) (*requesterv2beta1.SendMessageRequest, error) {
+	if err := r.Validate(); err != nil {
+		return nil, err
+	}
+	req := build(r)
+	if err := Check(req); err != nil {
+		return nil, err
+	}
+	return req, nil
+}
+
+// Validate checks every value of r that goes into the request against its RFC 3261
+// grammar: Domain and EdgePortHost (hostname, IPv4, IPv6 bare or in brackets), the ports
+// (0..65535), Transport (udp or tcp), User (no control character, valid UTF-8: the rest
+// is escaped), CallID (word ["@" word]), FromTag and each of Methods (tokens),
+// UserAgent (text: no control character but HTAB), GatewayAuth (no control character)
+// and the digest answer's values (no control character, '"' or '\'; tokens for the
+// algorithm and qop). The error wraps ErrInvalidRequest and names the field, e.g.
+// "UserAgent: control character U+000D".
+func (r Register) Validate() error {
+	err := func(field string, e error) error {
+		return fmt.Errorf("%w: %s: %v", ErrInvalidRequest, field, e)
+	}
+	if _, e := ParseHost(r.Domain); e != nil {
+		return err("Domain", e)
+	}
+	if r.Port < 0 || r.Port > 65535 {
+		return err("Port", fmt.Errorf("%d out of range", r.Port))
+	}
+	if _, ok := TransportProto(r.Transport); !ok {
+		return err("Transport", fmt.Errorf("%q is not udp or tcp", r.Transport))
+	}
+	if _, e := EscapeUser(r.User); e != nil {
+		return err("User", e)
+	}
+	if e := checkCallID(r.CallID); e != nil {
+		return err("CallID", e)
+	}
+	if e := checkToken(r.FromTag); e != nil {
+		return err("FromTag", e)
+	}
+	if r.EdgePortHost != "" {
+		if _, e := ParseHost(r.EdgePortHost); e != nil {
+			return err("EdgePortHost", e)
+		}
+	}
+	if r.EdgePortPort < 0 || r.EdgePortPort > 65535 {
+		return err("EdgePortPort", fmt.Errorf("%d out of range", r.EdgePortPort))
+	}
+	for i, m := range r.Methods {
+		if e := checkToken(m); e != nil {
+			return err(fmt.Sprintf("Methods[%d]", i), e)
+		}
+	}
+	if e := checkText(r.UserAgent, ruleText); e != nil {
+		return err("UserAgent", e)
+	}
+	if e := checkText(r.GatewayAuth, ruleLine); e != nil {
+		return err("GatewayAuth", e)
+	}
+	if a := r.Auth; a != nil {
+		for _, f := range []struct{ name, v string }{
+			{"Username", a.Username}, {"Realm", a.Realm}, {"Nonce", a.Nonce}, {"URI", a.URI},
+			{"Response", a.Response}, {"Cnonce", a.Cnonce}, {"Opaque", a.Opaque},
+		} {
+			if e := checkText(f.v, ruleQuoted); e != nil {
+				return err("Auth."+f.name, e)
+			}
+		}
+		for _, f := range []struct{ name, v string }{{"Algorithm", a.Algorithm}, {"Qop", a.Qop}} {
+			if f.v == "" {
+				continue
+			}
+			if e := checkToken(f.v); e != nil {
+				return err("Auth."+f.name, e)
+			}
+		}
+	}
+	return nil
+}
+
+// build makes the request without scrubbing it.
+func build(r Register) *requesterv2beta1.SendMessageRequest {
 	transport, _ := TransportProto(r.Transport)
+	user, domain := escapeUser(r.User), uriHost(r.Domain)
 	aor := func() *sipmessagev2beta1.Address {
-		return &sipmessagev2beta1.Address{Uri: &sipmessagev2beta1.SipURI{User: r.User, Host: r.Domain, Port: -1}}
+		return &sipmessagev2beta1.Address{Uri: &sipmessagev2beta1.SipURI{User: user, Host: domain, Port: -1}}
 	}
 	port := int32(r.Port)
 	if port == 0 {
@@ -102,7 +200,7 @@ func Build(r Register) *requesterv2beta1.SendMessageRequest {
 	}
 	msg := &sipmessagev2beta1.SIPMessage{
 		MessageType: &sipmessagev2beta1.SIPMessage_RequestUri{RequestUri: &sipmessagev2beta1.SipURI{
-			Host: r.Domain, Port: port, TransportParam: r.Transport,
+			Host: domain, Port: port, TransportParam: r.Transport,
 		}},
 		From:        &sipmessagev2beta1.From{Address: aor(), Tag: r.FromTag},
 		To:          &sipmessagev2beta1.To{Address: aor()},
@@ -116,7 +214,7 @@ func Build(r Register) *requesterv2beta1.SendMessageRequest {
 			ep = -1
 		}
 		msg.Route = []*sipmessagev2beta1.Route{{Address: &sipmessagev2beta1.Address{Uri: &sipmessagev2beta1.SipURI{
-			Host: r.EdgePortHost, Port: ep, TransportParam: r.Transport, LrParam: true,
+			Host: uriHost(r.EdgePortHost), Port: ep, TransportParam: r.Transport, LrParam: true,
 		}}}}
 	}
 	ext := func(name, value string) {

@@ -12,8 +12,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
+
+	"sipreg.dev/services/registry/internal/sipmsg"
 )
 
 // URI is one registrar address of a trunk.
@@ -30,30 +34,49 @@ type URI struct {
 
 // Trunk is a trunk the registry must keep registered.
 type Trunk struct {
-	Ref  string
+	// Ref is the API's ref: printable, without control characters, spaces trimmed.
+	Ref string
+	// Name is the API's name, control characters and invalid UTF-8 removed.
 	Name string
-	// URIs are the enabled URIs, best first (lowest priority value, then highest weight).
+	// URIs are the usable URIs, best first (lowest priority value, then highest weight):
+	// the enabled ones, or all of them when none is enabled (AllDisabled).
 	URIs []URI
-	// Username and Password are the outbound credentials (empty when none).
+	// Username and Password are the outbound credentials (empty when none). Username holds
+	// no control character and is valid UTF-8; it is kept as given (User escapes it).
 	Username string
 	Password string
+	// AllDisabled is set when no URI of the trunk is enabled, so that all of them were
+	// used: Routr's file-based data server sends enabled=false for a URI whose file omits
+	// the field, and Routr's own registry ignores it.
+	AllDisabled bool
+	// Warnings say what was not used as given, for the engine to log once per trunk: the
+	// URIs dropped (with the reason), AllDisabled, a name that had to be cleaned. Never a
+	// secret.
+	Warnings []string
 }
 
 // HasCredentials reports whether the trunk has outbound credentials.
 func (t Trunk) HasCredentials() bool { return t.Username != "" && t.Password != "" }
 
-// User is the AOR user for uri: its user part, else the credentials' username.
+// User is the AOR user for uri, as it goes into the URI's user part: its user part
+// (already escaped by FromProto), else the credentials' username, escaped
+// (sipmsg.EscapeUser). It is "" when there is neither, or when the username cannot be a
+// user part (FromProto refuses such credentials).
 func (t Trunk) User(u URI) string {
 	if u.User != "" {
 		return u.User
 	}
-	return t.Username
+	s, err := sipmsg.EscapeUser(t.Username)
+	if err != nil {
+		return ""
+	}
+	return s
 }
 
 // Equal reports whether t and o are the same trunk data.
 func (t Trunk) Equal(o Trunk) bool {
 	return t.Ref == o.Ref && t.Name == o.Name && t.Username == o.Username && t.Password == o.Password &&
-		slices.Equal(t.URIs, o.URIs)
+		slices.Equal(t.URIs, o.URIs) && t.AllDisabled == o.AllDisabled && slices.Equal(t.Warnings, o.Warnings)
 }
 
 // Fingerprint changes when anything that identifies the binding changes: URIs, users
@@ -70,60 +93,66 @@ func (t Trunk) Fingerprint() string {
 // ErrInvalid marks API data the registry cannot use.
 var ErrInvalid = errors.New("invalid trunk")
 
-// FromProto validates an API trunk. Disabled URIs are skipped; URIs with a transport
-// Routr's Requester cannot send (TLS, WS, WSS, SCTP) are skipped too, and a trunk left
-// with none is invalid, with the reason.
+// maxReasons bounds the reasons an error lists.
+const maxReasons = 5
+
+// FromProto validates an API trunk and normalises every value that ends in a SIP message
+// (RFC 3261 §25.1). An error names the field, e.g. "uris[0].user: control character
+// U+000D"; when the trunk can be read that far, the Trunk returned with it has its Ref
+// and Name, so that the engine can show it as rejected with the reason.
+//
+//   - ref: printable UTF-8 (no control or format character), spaces trimmed, not empty.
+//     A bad ref is an error with an empty Ref (it is a store key and a log field).
+//   - name: not on the wire; control characters and invalid UTF-8 are removed (with a
+//     warning), never an error.
+//   - outbound_credentials.username: no control character, valid UTF-8 (it is the digest
+//     username, X-Gateway-Auth's, and the AOR user of a URI without one); else an error.
+//   - each URI: host is a hostname, an IPv4 address or an IPv6 address (bare or in
+//     brackets; kept bare, so that net.JoinHostPort and sipmsg write "[::1]:5060"), or
+//     host:port when the port field is 0 or the same; port 0 (5060) or 1..65535;
+//     transport udp or tcp in any case, empty meaning udp (TLS, WS, WSS and SCTP cannot
+//     be sent by Routr's Requester); user without control characters and valid UTF-8,
+//     spaces trimmed, the rest escaped (sipmsg.EscapeUser); an AOR user, from the URI or
+//     the credentials. A URI that fails is dropped, with the reason in Warnings; the trunk
+//     is an error only when no usable URI remains, naming the reasons (the first first).
+//
+// Disabled URIs are skipped, unless no URI is enabled: then all of them are used and
+// AllDisabled is set (Routr's file data server sends enabled=false when a file omits it).
 func FromProto(p *trunksv2beta1.Trunk) (Trunk, error) {
 	if p == nil {
 		return Trunk{}, fmt.Errorf("%w: empty", ErrInvalid)
 	}
-	t := Trunk{Ref: strings.TrimSpace(p.GetRef()), Name: p.GetName()}
+	if err := checkRef(p.GetRef()); err != nil {
+		return Trunk{}, fmt.Errorf("%w: ref %q: %v", ErrInvalid, p.GetRef(), err)
+	}
+	t := Trunk{Ref: strings.Trim(p.GetRef(), " ")}
 	if t.Ref == "" {
 		return t, fmt.Errorf("%w: no ref", ErrInvalid)
 	}
+	var cleaned bool
+	t.Name, cleaned = cleanName(p.GetName())
 	if c := p.GetOutboundCredentials(); c != nil {
+		if _, err := sipmsg.EscapeUser(c.GetUsername()); err != nil {
+			return t, fmt.Errorf("%w: %s: outbound_credentials.username: %v", ErrInvalid, t.Ref, err)
+		}
 		t.Username, t.Password = c.GetUsername(), c.GetPassword()
 	}
+	uris := p.GetUris()
+	t.AllDisabled = len(uris) > 0 && !slices.ContainsFunc(uris, (*trunksv2beta1.TrunkURI).GetEnabled)
+	if t.AllDisabled {
+		t.Warnings = append(t.Warnings, fmt.Sprintf("no URI is enabled: all %d used (Routr's file data server sends enabled=false when a file omits it)", len(uris)))
+	}
 	var skipped []string
-	for i, u := range p.GetUris() {
-		if !u.GetEnabled() {
+	for i, u := range uris {
+		if !u.GetEnabled() && !t.AllDisabled {
 			continue
 		}
-		host := strings.TrimSpace(u.GetHost())
-		if host == "" || strings.ContainsAny(host, " \t\r\n;,<>\"@") {
-			skipped = append(skipped, fmt.Sprintf("uris[%d]: bad host %q", i, host))
+		v, reason := uriFrom(i, u, t.Username)
+		if reason != "" {
+			skipped = append(skipped, reason)
 			continue
 		}
-		if h, p, err := net.SplitHostPort(host); err == nil {
-			// Accept "host:port" in the host field, as some API data has it, unless the
-			// port field says otherwise.
-			n, perr := strconv.Atoi(p)
-			if perr != nil || n < 1 || n > 65535 || (u.GetPort() != 0 && int32(n) != u.GetPort()) {
-				skipped = append(skipped, fmt.Sprintf("uris[%d]: bad port in host %q", i, host))
-				continue
-			}
-			host = h
-			u = &trunksv2beta1.TrunkURI{Host: h, Port: int32(n), Transport: u.GetTransport(), User: u.GetUser(),
-				Priority: u.GetPriority(), Weight: u.GetWeight(), Enabled: true}
-		}
-		if u.GetPort() < 0 || u.GetPort() > 65535 {
-			skipped = append(skipped, fmt.Sprintf("uris[%d]: bad port %d", i, u.GetPort()))
-			continue
-		}
-		tr := strings.ToLower(strings.TrimSpace(u.GetTransport()))
-		if tr == "" {
-			tr = "udp"
-		}
-		if tr != "udp" && tr != "tcp" {
-			skipped = append(skipped, fmt.Sprintf("uris[%d]: transport %s is not supported by Routr's Requester (udp or tcp)", i, strings.ToUpper(tr)))
-			continue
-		}
-		if strings.TrimSpace(u.GetUser()) == "" && t.Username == "" {
-			skipped = append(skipped, fmt.Sprintf("uris[%d]: no user for the address-of-record", i))
-			continue
-		}
-		t.URIs = append(t.URIs, URI{Host: host, Port: int(u.GetPort()), Transport: tr, User: strings.TrimSpace(u.GetUser()),
-			Priority: int(u.GetPriority()), Weight: int(u.GetWeight())})
+		t.URIs = append(t.URIs, v)
 	}
 	slices.SortStableFunc(t.URIs, func(a, b URI) int {
 		if a.Priority != b.Priority {
@@ -133,12 +162,137 @@ func FromProto(p *trunksv2beta1.Trunk) (Trunk, error) {
 	})
 	if len(t.URIs) == 0 {
 		if len(skipped) > 0 {
-			return t, fmt.Errorf("%w: %s: no usable URI (%s)", ErrInvalid, t.Ref, strings.Join(skipped, "; "))
+			return t, fmt.Errorf("%w: %s: no usable URI (%s)", ErrInvalid, t.Ref, joinReasons(skipped))
 		}
-		return t, fmt.Errorf("%w: %s: no enabled URI", ErrInvalid, t.Ref)
+		return t, fmt.Errorf("%w: %s: no URI", ErrInvalid, t.Ref)
 	}
 	if t.User(t.URIs[0]) == "" {
+		// Not reached: every URI kept has an AOR user.
 		return t, fmt.Errorf("%w: %s: no user for the address-of-record (neither the URI's user nor outbound credentials)", ErrInvalid, t.Ref)
 	}
+	for _, r := range skipped {
+		t.Warnings = append(t.Warnings, "URI not used: "+r)
+	}
+	if cleaned {
+		t.Warnings = append(t.Warnings, "name: control characters or invalid UTF-8 removed")
+	}
 	return t, nil
+}
+
+// joinReasons lists the first maxReasons reasons.
+func joinReasons(rs []string) string {
+	if len(rs) <= maxReasons {
+		return strings.Join(rs, "; ")
+	}
+	return strings.Join(rs[:maxReasons], "; ") + fmt.Sprintf("; and %d more", len(rs)-maxReasons)
+}
+
+// uriFrom validates the i-th API URI; reason says why it cannot be used.
+func uriFrom(i int, u *trunksv2beta1.TrunkURI, username string) (URI, string) {
+	field := func(name string) string { return fmt.Sprintf("uris[%d].%s", i, name) }
+	host, port, reason := hostFrom(u.GetHost(), u.GetPort())
+	if reason != "" {
+		return URI{}, field("host") + ": " + reason
+	}
+	if port < 0 || port > 65535 {
+		return URI{}, fmt.Sprintf("%s: bad port %d (0 for the default, else 1-65535)", field("port"), port)
+	}
+	tr := u.GetTransport()
+	if err := checkControl(tr); err != nil {
+		return URI{}, field("transport") + ": " + err.Error()
+	}
+	tr = strings.ToLower(strings.Trim(tr, " "))
+	if tr == "" {
+		tr = "udp"
+	}
+	if _, ok := sipmsg.TransportProto(tr); !ok {
+		name := strings.ToUpper(tr)
+		if strings.ContainsFunc(name, func(r rune) bool { return !('A' <= r && r <= 'Z' || '0' <= r && r <= '9') }) {
+			name = strconv.Quote(name)
+		}
+		return URI{}, fmt.Sprintf("%s: %s is not supported by Routr's Requester (udp or tcp)", field("transport"), name)
+	}
+	user, err := sipmsg.EscapeUser(strings.Trim(u.GetUser(), " "))
+	if err != nil {
+		return URI{}, field("user") + ": " + err.Error()
+	}
+	if user == "" && username == "" {
+		return URI{}, fmt.Sprintf("uris[%d]: no user for the address-of-record (neither uris[%d].user nor outbound_credentials.username)", i, i)
+	}
+	return URI{Host: host, Port: int(port), Transport: tr, User: user, Priority: int(u.GetPriority()), Weight: int(u.GetWeight())}, ""
+}
+
+// hostFrom reads the host field (and the port field): a host, or host:port when the port
+// field is 0 or the same port. IPv6 addresses come back without brackets.
+func hostFrom(raw string, port int32) (string, int32, string) {
+	if err := checkControl(raw); err != nil {
+		return "", 0, err.Error()
+	}
+	h := strings.Trim(raw, " ")
+	if hp, ps, err := net.SplitHostPort(h); err == nil {
+		// Accept "host:port" in the host field, as some API data has it, unless the
+		// port field says otherwise.
+		n, perr := strconv.Atoi(ps)
+		if perr != nil || n < 1 || n > 65535 || (port != 0 && int32(n) != port) {
+			return "", 0, fmt.Sprintf("bad port in host %q (port field %d)", h, port)
+		}
+		if strings.HasPrefix(h, "[") {
+			hp = "[" + hp + "]" // only an IPv6 address may be in brackets
+		}
+		host, err := sipmsg.ParseHost(hp)
+		if err != nil {
+			return "", 0, err.Error()
+		}
+		return host, int32(n), ""
+	}
+	host, err := sipmsg.ParseHost(h)
+	if err != nil {
+		return "", 0, err.Error()
+	}
+	return host, port, ""
+}
+
+// checkControl refuses ASCII control characters (NUL, CR, LF, HTAB, ... and DEL) and
+// invalid UTF-8.
+func checkControl(s string) error {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f {
+			return fmt.Errorf("control character U+%04X", c)
+		}
+	}
+	if !utf8.ValidString(s) {
+		return errors.New("invalid UTF-8")
+	}
+	return nil
+}
+
+// checkRef refuses a ref that cannot be a store key and a log field: invalid UTF-8,
+// control (C0, DEL, C1), format (such as U+200B, U+202E) or line-separator characters.
+func checkRef(ref string) error {
+	for i := 0; i < len(ref); {
+		r, n := utf8.DecodeRuneInString(ref[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			return errors.New("invalid UTF-8")
+		case unicode.IsControl(r), unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp):
+			return fmt.Errorf("control character U+%04X", r)
+		}
+		i += n
+	}
+	return nil
+}
+
+// cleanName removes control characters and invalid UTF-8 from a name; cleaned says
+// whether anything was removed.
+func cleanName(name string) (string, bool) {
+	if utf8.ValidString(name) && !strings.ContainsFunc(name, unicode.IsControl) {
+		return name, false
+	}
+	out := strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, strings.ToValidUTF8(name, ""))
+	return out, true
 }

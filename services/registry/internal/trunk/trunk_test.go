@@ -79,14 +79,24 @@ func TestFromProto(t *testing.T) {
 			wantUser: "alice",
 		},
 		{
-			name:    "all uris disabled",
-			in:      apiTrunk(creds("alice", "pw"), disabled(uri("off.example", 5060, "udp", "", 0, 0))),
-			wantErr: []string{"trunk-1", "no enabled URI"},
+			// Routr's file data server sends enabled=false when a file omits the field:
+			// with no URI enabled, all of them are used (in the usual order).
+			name: "all uris disabled: all used",
+			in: apiTrunk(creds("alice", "pw"),
+				disabled(uri("b.example", 5060, "udp", "", 1, 0)),
+				disabled(uri("a.example", 5060, "udp", "", 0, 0))),
+			want: trunk.Trunk{Ref: "trunk-1", Name: "Provider", Username: "alice", Password: "pw", AllDisabled: true,
+				URIs: []trunk.URI{
+					{Host: "a.example", Port: 5060, Transport: "udp"},
+					{Host: "b.example", Port: 5060, Transport: "udp", Priority: 1},
+				},
+				Warnings: []string{"no URI is enabled: all 2 used (Routr's file data server sends enabled=false when a file omits it)"}},
+			wantUser: "alice",
 		},
 		{
 			name:    "no uris",
 			in:      apiTrunk(creds("alice", "pw")),
-			wantErr: []string{"trunk-1", "no enabled URI"},
+			wantErr: []string{"trunk-1", "no URI"},
 		},
 		{
 			name: "TLS and WS skipped",
@@ -96,7 +106,11 @@ func TestFromProto(t *testing.T) {
 				uri("tcp.example", 5060, "TCP", "", 1, 0),
 			),
 			want: trunk.Trunk{Ref: "trunk-1", Name: "Provider", Username: "alice", Password: "pw",
-				URIs: []trunk.URI{{Host: "tcp.example", Port: 5060, Transport: "tcp", Priority: 1}}},
+				URIs: []trunk.URI{{Host: "tcp.example", Port: 5060, Transport: "tcp", Priority: 1}},
+				Warnings: []string{
+					"URI not used: uris[0].transport: TLS is not supported by Routr's Requester (udp or tcp)",
+					"URI not used: uris[1].transport: WS is not supported by Routr's Requester (udp or tcp)",
+				}},
 			wantUser: "alice",
 		},
 		{
@@ -111,7 +125,7 @@ func TestFromProto(t *testing.T) {
 				uri("wss.example", 443, "WSS", "", 0, 0),
 				uri("sctp.example", 5060, "sctp", "", 0, 0),
 			),
-			wantErr: []string{"uris[0]: transport TLS", "uris[1]: transport WSS", "uris[2]: transport SCTP"},
+			wantErr: []string{"uris[0].transport: TLS", "uris[1].transport: WSS", "uris[2].transport: SCTP"},
 		},
 		{
 			name: "transport in any case, empty means udp",
@@ -173,13 +187,21 @@ func TestFromProto(t *testing.T) {
 				uri(" good.example ", 5060, "udp", "", 1, 0),
 			),
 			want: trunk.Trunk{Ref: "trunk-1", Name: "Provider", Username: "alice", Password: "pw",
-				URIs: []trunk.URI{{Host: "good.example", Port: 5060, Transport: "udp", Priority: 1}}},
+				URIs: []trunk.URI{{Host: "good.example", Port: 5060, Transport: "udp", Priority: 1}},
+				Warnings: []string{
+					"URI not used: uris[0].host: empty",
+					"URI not used: uris[1].host: empty",
+					`URI not used: uris[2].host: "bad host" is not a hostname, IPv4 or IPv6 address`,
+					`URI not used: uris[3].host: "alice@sip.example" is not a hostname, IPv4 or IPv6 address`,
+					`URI not used: uris[4].host: "sip.example;transport=tcp" is not a hostname, IPv4 or IPv6 address`,
+					`URI not used: uris[5].host: "<sip.example>" is not a hostname, IPv4 or IPv6 address`,
+				}},
 			wantUser: "alice",
 		},
 		{
 			name:    "only a bad host",
 			in:      apiTrunk(creds("alice", "pw"), uri("bad host", 5060, "udp", "", 0, 0)),
-			wantErr: []string{"uris[0]: bad host"},
+			wantErr: []string{`uris[0].host: "bad host" is not a hostname`},
 		},
 		{
 			name: "bad ports skipped",
@@ -187,7 +209,7 @@ func TestFromProto(t *testing.T) {
 				uri("neg.example", -1, "udp", "", 0, 0),
 				uri("big.example", 70000, "udp", "", 0, 0),
 			),
-			wantErr: []string{"uris[0]: bad port -1", "uris[1]: bad port 70000"},
+			wantErr: []string{"uris[0].port: bad port -1", "uris[1].port: bad port 70000"},
 		},
 		{
 			name:    "no ref",
@@ -243,7 +265,8 @@ func TestFromProto(t *testing.T) {
 				uri("backup.example", 5060, "udp", "", 1, 0),
 			),
 			want: trunk.Trunk{Ref: "trunk-1", Name: "Provider",
-				URIs: []trunk.URI{{Host: "primary.example", Port: 5060, Transport: "udp", User: "1001"}}},
+				URIs:     []trunk.URI{{Host: "primary.example", Port: 5060, Transport: "udp", User: "1001"}},
+				Warnings: []string{"URI not used: uris[1]: no user for the address-of-record (neither uris[1].user nor outbound_credentials.username)"}},
 			wantUser: "1001",
 		},
 	}

@@ -36,7 +36,6 @@ type Requester interface {
 // API is the Trunks client over gRPC.
 type API struct {
 	conn    *grpc.ClientConn
-	client  trunksv2beta1.TrunksClient
 	timeout time.Duration
 }
 
@@ -48,18 +47,25 @@ func DialAPI(addr string, timeout time.Duration) (*API, error) {
 	if err != nil {
 		return nil, fmt.Errorf("api %s: %w", addr, err)
 	}
-	return &API{conn: conn, client: trunksv2beta1.NewTrunksClient(conn), timeout: timeout}, nil
+	return &API{conn: conn, timeout: timeout}, nil
 }
 
-// FindRegistering calls Trunks/FindBy(sendRegister, true) within the timeout.
+// FindRegistering calls Trunks/FindBy(sendRegister, true) within the timeout. It decodes
+// the answer with DecodeFindBy, as the engine decodes FindRegisteringRaw's: a trunk that
+// cannot be decoded (a name that is not valid UTF-8, say) is left out rather than making
+// the whole answer fail. FindRegisteringItems also tells which were left out.
 func (a *API) FindRegistering(ctx context.Context) ([]*trunksv2beta1.Trunk, error) {
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
-	defer cancel()
-	resp, err := a.client.FindBy(ctx, &trunksv2beta1.FindByRequest{FieldName: "sendRegister", FieldValue: "true"})
+	items, _, err := a.FindRegisteringItems(ctx)
+	return items, err
+}
+
+// FindRegisteringItems is FindRegistering with the items that could not be decoded.
+func (a *API) FindRegisteringItems(ctx context.Context) ([]*trunksv2beta1.Trunk, []SkippedItem, error) {
+	raw, err := a.FindRegisteringRaw(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("trunks findBy: %w", err)
+		return nil, nil, err
 	}
-	return resp.GetItems(), nil
+	return DecodeFindBy(raw)
 }
 
 // FindRegisteringRaw is FindRegistering answering the FindByResponse's wire bytes,
