@@ -65,6 +65,9 @@ func (r *Reconciler) Explain(ref string) (Explanation, error) {
 	if !wanted {
 		xc.reg.Expires = 0
 	}
+	if err := xc.reg.Validate(); err != nil {
+		x.Reason += "; it cannot be sent: " + err.Error()
+	}
 	req := sipmsg.Build(xc.reg)
 	req.Message = sipauth.Redact(req.GetMessage())
 	x.Request = req

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +20,6 @@ import (
 	"github.com/cespare/xxhash/v2"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
-	"google.golang.org/protobuf/proto"
 
 	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
 
@@ -125,6 +125,10 @@ type Reconciler struct {
 	watchBacklog int
 
 	mirror mirror // every replica's records, for the control API (several replicas)
+
+	// undecodable holds, for the last API answer decoded, the refs of items that could
+	// not be decoded and why (owned by the discovery goroutine).
+	undecodable map[string]string
 
 	// answerSum and answerLen describe the last API answer applied (0: none).
 	answerSum  atomic.Uint64
@@ -409,11 +413,13 @@ func (r *Reconciler) findBy(ctx context.Context) (items []*trunksv2beta1.Trunk, 
 			if r.answerSum.Load() == sum && sum != 0 {
 				unchanged = true
 			} else {
-				var resp trunksv2beta1.FindByResponse
-				if uerr := proto.Unmarshal(raw, &resp); uerr != nil {
+				var skipped []upstream.SkippedItem
+				var uerr error
+				items, skipped, uerr = upstream.DecodeFindBy(raw)
+				if uerr != nil {
 					err = fmt.Errorf("trunks findBy: unreadable answer: %w", uerr)
 				}
-				items = resp.GetItems()
+				items = r.keepUndecodable(items, skipped)
 			}
 		}
 	} else {
@@ -456,8 +462,11 @@ func (r *Reconciler) parseDesired(items []*trunksv2beta1.Trunk) []desiredTrunk {
 	for _, p := range items {
 		t, err := trunk.FromProto(p)
 		if t.Ref == "" {
-			r.log.Warn("trunk without ref ignored")
+			r.log.Warn("trunk without a usable ref ignored", "err", err)
 			continue
+		}
+		if why, bad := r.undecodable[t.Ref]; bad {
+			err = fmt.Errorf("%w: %s: undecodable API data: %s", trunk.ErrInvalid, t.Ref, why)
 		}
 		if seen[t.Ref] {
 			continue
@@ -574,6 +583,11 @@ func (r *Reconciler) apply(t trunk.Trunk, terr error, now time.Time) string {
 	changed := e.valid && e.rec.Fingerprint != fp || !e.valid && e.rec.Fingerprint != "" && e.rec.Fingerprint != fp
 	// Unusable API data that became usable again: register now.
 	repaired := !e.valid && !e.first && e.rec.State == registration.StateRejected && e.rec.NextActionAt.IsZero()
+	if len(t.Warnings) > 0 && !slices.Equal(e.trunk.Warnings, t.Warnings) {
+		// Once per change: a URI dropped for bad data, all URIs disabled (Routr's
+		// file data server leaves enabled false when a file omits it), a name cleaned.
+		r.log.Warn("trunk data partly unusable", "trunk", t.Ref, "warnings", t.Warnings)
+	}
 	e.trunk, e.valid = t, true
 	e.rec.TrunkRef, e.rec.TrunkName = t.Ref, t.Name
 	if e.uriIdx >= len(t.URIs) {
@@ -900,4 +914,25 @@ func (r *Reconciler) APIDown() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.apiDown
+}
+
+// keepUndecodable reports the items of an API answer that could not be decoded, one
+// line each; the answer's other trunks go on. An item whose ref could still be read
+// stays in the desired set as a placeholder (rejected with the reason, see
+// parseDesired), so a trunk whose data turned bad is neither unregistered as gone nor
+// sent.
+func (r *Reconciler) keepUndecodable(items []*trunksv2beta1.Trunk, skipped []upstream.SkippedItem) []*trunksv2beta1.Trunk {
+	r.undecodable = nil
+	for _, s := range skipped {
+		r.log.Warn("trunk discovery: an item of the answer cannot be decoded; skipped", "item", s.String())
+		if s.Ref == "" {
+			continue
+		}
+		if r.undecodable == nil {
+			r.undecodable = map[string]string{}
+		}
+		r.undecodable[s.Ref] = s.Err.Error()
+		items = append(items, &trunksv2beta1.Trunk{Ref: s.Ref, SendRegister: true})
+	}
+	return items
 }

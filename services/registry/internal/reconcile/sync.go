@@ -267,7 +267,13 @@ func (r *Reconciler) run(ctx context.Context, x exchange, rec *registration.Reco
 			}
 			x.reg.Auth = &a
 		}
-		resp, took, err := r.send(ctx, rec, x.base, sipmsg.Build(x.reg))
+		req, err := sipmsg.BuildChecked(x.reg)
+		if err != nil {
+			// Defence in depth: the trunk's data was checked at discovery; nothing
+			// the SIP grammar forbids goes on the wire all the same.
+			return result{state: registration.StateRejected, reason: "cannot build the REGISTER: " + err.Error()}
+		}
+		resp, took, err := r.send(ctx, rec, x.base, req)
 		switch {
 		case err == nil:
 		case errors.Is(err, errNotOwner), errors.Is(err, errNotDurable), ctx.Err() != nil:
