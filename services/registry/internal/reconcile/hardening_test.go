@@ -239,6 +239,7 @@ func TestForceCoalesces(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { _ = r.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }() // also when the test fails: the bubble ends clean
 		synctest.Wait()
 		time.Sleep(time.Second) // first registration done (fake time)
 		base := len(req.requests())
@@ -279,8 +280,6 @@ func TestForceCoalesces(t *testing.T) {
 		if n := len(req.requests()) - base; n > 11 || n != calls {
 			t.Fatalf("%d forces in 10 s sent %d REGISTERs, want one per force and at most 11", calls, n)
 		}
-		cancel()
-		<-done
 	})
 }
 

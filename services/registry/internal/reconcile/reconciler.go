@@ -181,6 +181,8 @@ type entry struct {
 	claiming bool
 	// inflight: a REGISTER exchange of this trunk runs; a Force joins its outcome.
 	inflight bool
+	// forcePending: a forced sync is queued or scheduled; further forces wait for it.
+	forcePending bool
 	// forcedAt is when the last forced exchange started (forces are
 	// spec.ForceInterval apart).
 	forcedAt time.Time
@@ -817,13 +819,20 @@ func (r *Reconciler) Force(ctx context.Context, ref string) (registration.Record
 	if !e.inflight && !e.forcedAt.IsZero() && r.spec.ForceInterval > 0 {
 		at = e.forcedAt.Add(r.spec.ForceInterval)
 	}
-	inflight := e.inflight
+	var queue, later bool
+	switch {
+	case e.inflight, e.forcePending:
+		// The exchange in flight, or the sync already asked for, answers it.
+	case at.After(r.clock()):
+		e.forcePending, later = true, true
+	default:
+		e.forcePending, queue = true, true
+	}
 	r.mu.Unlock()
 	switch {
-	case inflight:
-	case at.After(r.clock()):
+	case later:
 		r.sched.at(ref, at)
-	default:
+	case queue:
 		r.sched.cancel(ref)
 		r.queue.add(ref)
 	}

@@ -72,6 +72,7 @@ func (r *Reconciler) syncKey(ctx context.Context, key string) {
 	r.targets[target]++
 	waiters := e.waiters
 	e.waiters = nil
+	e.forcePending = false
 	if len(waiters) > 0 {
 		e.forcedAt = r.clock()
 	}

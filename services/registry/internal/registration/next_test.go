@@ -62,11 +62,11 @@ func TestNext(t *testing.T) {
 			state: StateRetrying, failures: 11, action: ActionRetry, waitMin: 150 * time.Second, waitMax: 150 * time.Second,
 			granted: 600, since: since, lastErr: "timeout"},
 		{name: "credentials refused: auth-failed, authFailedRetry", rec: pending,
-			o: answered(Outcome{State: StateAuthFailed, Reason: "credentials refused"}, 401, "UNAUTHORIZED"),
+			o:     answered(Outcome{State: StateAuthFailed, Reason: "credentials refused"}, 401, "UNAUTHORIZED"),
 			state: StateAuthFailed, failures: 1, action: ActionRetry, waitMin: 2 * time.Hour, waitMax: 2 * time.Hour,
 			lastErr: "credentials refused", code: 401},
 		{name: "403: rejected, rejectedRetry", rec: pending,
-			o: answered(Outcome{State: StateRejected, Reason: "403 Forbidden"}, 403, "FORBIDDEN"),
+			o:     answered(Outcome{State: StateRejected, Reason: "403 Forbidden"}, 403, "FORBIDDEN"),
 			state: StateRejected, failures: 1, action: ActionRetry, waitMin: time.Hour, waitMax: time.Hour,
 			lastErr: "403 Forbidden", code: 403},
 		{name: "failure after expiry: the grant is gone", rec: func() Record {
