@@ -281,14 +281,6 @@ func TestClusterFailover(t *testing.T) {
 	}
 }
 
-func keys[V any](m map[string]V) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
-}
-
 // checkOneSender checks what the fake registrar saw: never two REGISTERs in flight for
 // a trunk, one Call-ID per trunk, CSeq strictly increasing per Call-ID (two replicas
 // sending for one trunk would repeat a CSeq), and no binding left to lapse (gaps below

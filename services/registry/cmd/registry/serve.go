@@ -110,7 +110,7 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 	mux.Handle("GET /metrics", met.Handler())
 	if os.Getenv("ENABLE_HEALTHCHECKS") != "false" {
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-			if err, since := rec.StoreFault(); err != nil && time.Since(since) > controlapi.StoreFaultGrace {
+			if since, err := rec.StoreFault(); err != nil && time.Since(since) > controlapi.StoreFaultGrace {
 				http.Error(w, fmt.Sprintf("cache unreachable for %s", time.Since(since).Round(time.Second)), http.StatusServiceUnavailable)
 				return
 			}

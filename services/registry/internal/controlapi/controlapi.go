@@ -39,7 +39,7 @@ type Engine interface {
 	// Explain describes the next action for ref, with the REGISTER it would send.
 	Explain(ref string) (reconcile.Explanation, error)
 	// StoreFault returns the current store error and since when (nil when healthy).
-	StoreFault() (error, time.Time)
+	StoreFault() (time.Time, error)
 	// Peers lists the other live replicas (none with one replica).
 	Peers() []reconcile.Peer
 }
@@ -151,7 +151,7 @@ func (c healthChecker) Check(_ context.Context, req *grpchealth.CheckRequest) (*
 	default:
 		return nil, connect.NewError(connect.CodeNotFound, errUnknownService(req.Service))
 	}
-	if err, since := c.engine.StoreFault(); err != nil && time.Since(since) > StoreFaultGrace {
+	if since, err := c.engine.StoreFault(); err != nil && time.Since(since) > StoreFaultGrace {
 		return &grpchealth.CheckResponse{Status: grpchealth.StatusNotServing}, nil
 	}
 	return &grpchealth.CheckResponse{Status: grpchealth.StatusServing}, nil

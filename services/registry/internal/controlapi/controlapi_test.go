@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 the reflection test calls the deprecated v1alpha service on purpose: grpcurl and older clients still use it.
+
 package controlapi_test
 
 import (
@@ -659,6 +661,7 @@ func testReflection(t *testing.T, e *env) {
 		t.Fatalf("end of v1 stream: %v", err)
 	}
 
+	// The v1alpha service is deprecated, but grpcurl and older clients still ask it.
 	alpha, err := reflectionv1alpha.NewServerReflectionClient(conn).ServerReflectionInfo(ctxFor(t))
 	if err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ type fakeEngine struct {
 	force      func(ctx context.Context, ref string) (registration.Record, error)
 	subscribe  func() *reconcile.Subscription
 	explain    func(ref string) (reconcile.Explanation, error)
-	storeFault func() (error, time.Time)
+	storeFault func() (time.Time, error)
 	peers      []reconcile.Peer
 }
 
@@ -40,7 +40,7 @@ func (f *fakeEngine) Force(ctx context.Context, ref string) (registration.Record
 }
 func (f *fakeEngine) Subscribe() *reconcile.Subscription                { return f.subscribe() }
 func (f *fakeEngine) Explain(ref string) (reconcile.Explanation, error) { return f.explain(ref) }
-func (f *fakeEngine) StoreFault() (error, time.Time)                    { return f.storeFault() }
+func (f *fakeEngine) StoreFault() (time.Time, error)                    { return f.storeFault() }
 func (f *fakeEngine) Peers() []reconcile.Peer                           { return f.peers }
 
 // Secrets planted in the fake engine's data; no reply may contain any of them.
@@ -164,11 +164,11 @@ func newFixture() *fixture {
 			f.mu.Unlock()
 			return reconcile.Explanation{Record: r, Request: req, Reason: "registered; next REGISTER in 6m0s"}, nil
 		},
-		storeFault: func() (error, time.Time) {
+		storeFault: func() (time.Time, error) {
 			if p := f.fault.Load(); p != nil {
-				return p.err, p.since
+				return p.since, p.err
 			}
-			return nil, time.Time{}
+			return time.Time{}, nil
 		},
 	}
 	return f

@@ -23,7 +23,7 @@ type Source interface {
 	// replicas, its own share only: a scrape never reads the others').
 	LocalRecords() []registration.Record
 	// StoreFault returns the current store error and since when (nil when healthy).
-	StoreFault() (error, time.Time)
+	StoreFault() (time.Time, error)
 }
 
 var _ Source = (*reconcile.Reconciler)(nil)
@@ -203,7 +203,7 @@ func (c *recordCollector) Collect(ch chan<- prometheus.Metric) {
 				soonest = r.ExpiresAt
 			}
 		}
-		if err, _ := src.StoreFault(); err != nil {
+		if _, err := src.StoreFault(); err != nil {
 			up = false
 		}
 	}

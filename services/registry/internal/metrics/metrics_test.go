@@ -21,11 +21,11 @@ import (
 // fakeSource is a Source made of function fields.
 type fakeSource struct {
 	records    func() []registration.Record
-	storeFault func() (error, time.Time)
+	storeFault func() (time.Time, error)
 }
 
 func (f *fakeSource) LocalRecords() []registration.Record { return f.records() }
-func (f *fakeSource) StoreFault() (error, time.Time)      { return f.storeFault() }
+func (f *fakeSource) StoreFault() (time.Time, error)      { return f.storeFault() }
 
 var now = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 
@@ -141,10 +141,10 @@ func TestObserverAndRecords(t *testing.T) {
 				{TrunkRef: "g", State: "no-such-state"}, // counted nowhere
 			}
 		},
-		storeFault: func() (error, time.Time) {
+		storeFault: func() (time.Time, error) {
 			mu.Lock()
 			defer mu.Unlock()
-			return fault, now
+			return now, fault
 		},
 	}
 	m := New(src)
@@ -248,7 +248,7 @@ func TestSoonestExpiry(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := New(&fakeSource{
 				records:    func() []registration.Record { return tc.recs },
-				storeFault: func() (error, time.Time) { return nil, time.Time{} },
+				storeFault: func() (time.Time, error) { return time.Time{}, nil },
 			})
 			m.records.now = func() time.Time { return now }
 			want := ""
@@ -298,7 +298,7 @@ func BenchmarkCollect100k(b *testing.B) {
 	}
 	var src Source = &fakeSource{
 		records:    func() []registration.Record { return recs },
-		storeFault: func() (error, time.Time) { return nil, time.Time{} },
+		storeFault: func() (time.Time, error) { return time.Time{}, nil },
 	}
 	c.src.Store(&src)
 	ch := make(chan prometheus.Metric, 16)

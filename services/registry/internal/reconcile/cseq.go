@@ -112,7 +112,7 @@ func (r *Reconciler) reserveCSeq(rec *registration.Record, base registration.Rec
 	if r.covered(rec) {
 		return nil
 	}
-	if err, _ := r.StoreFault(); err != nil {
+	if _, err := r.StoreFault(); err != nil {
 		return fmt.Errorf("%w: CSeq %d needs a reservation and the cache is unreachable", errNotDurable, rec.CSeq)
 	}
 	w := *rec

@@ -287,7 +287,6 @@ func TestForceCoalesces(t *testing.T) {
 type claimCoord struct {
 	Coordinator
 	mu        sync.Mutex
-	held      map[string]int64
 	active    int
 	maxActive int
 	claimed   map[string]int

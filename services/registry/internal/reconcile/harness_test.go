@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -228,8 +227,6 @@ func (h *harness) waitFor(what string, pred func(Event) bool) Event {
 func stateIs(ref string, s registration.State) func(Event) bool {
 	return func(ev Event) bool { return ev.Record.TrunkRef == ref && ev.Record.State == s && !ev.Removed }
 }
-
-var errUnavailable = errors.New("unavailable")
 
 // subscribeChan subscribes to r and pumps the events into a channel of buf (closed when
 // the subscription ends); cancel closes the subscription.

@@ -74,12 +74,6 @@ func (q *queue) done(key string) {
 	}
 }
 
-func (q *queue) len() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.items)
-}
-
 func (q *queue) close() {
 	q.mu.Lock()
 	q.shutdown = true

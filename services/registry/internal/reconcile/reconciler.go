@@ -911,11 +911,11 @@ func (r *Reconciler) closeSubs() {
 func (r *Reconciler) Discoveries() int64 { return r.discoveries.Load() }
 
 // StoreFault returns the current store error and since when (nil when healthy).
-func (r *Reconciler) StoreFault() (error, time.Time) {
+func (r *Reconciler) StoreFault() (time.Time, error) {
 	if f := r.storeErr.Load(); f != nil {
-		return f.err, f.since
+		return f.since, f.err
 	}
-	return nil, time.Time{}
+	return time.Time{}, nil
 }
 
 // APIDown reports whether the last discovery failed.

@@ -37,7 +37,7 @@ func TestRedisOutageMidRun(t *testing.T) {
 	// Refreshes go on while Redis is down.
 	h.waitFor("refresh with Redis down", stateIs("t1", registration.StateRegistered))
 	h.waitFor("another refresh with Redis down", stateIs("t1", registration.StateRegistered))
-	if err, _ := h.r.StoreFault(); err == nil {
+	if _, err := h.r.StoreFault(); err == nil {
 		t.Fatal("no store fault reported while Redis is down")
 	}
 
@@ -46,7 +46,7 @@ func TestRedisOutageMidRun(t *testing.T) {
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		if err, _ := h.r.StoreFault(); err == nil {
+		if _, err := h.r.StoreFault(); err == nil {
 			break
 		}
 		if time.Now().After(deadline) {
