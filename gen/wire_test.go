@@ -18,10 +18,11 @@ import (
 	_ "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
 )
 
-// The Routr wire contract, transcribed from shared/WIRE.md. Each message lists every
-// field as "number name type"; a type is a scalar, a message or enum (short names
-// resolve in the message's own package, or give the full name), "[]T" for repeated,
-// "map<K,V>" for maps. The test fails when a generated descriptor differs in any way.
+// The Routr wire contract, transcribed from Routr's own .proto files (see docs/wire.md,
+// "The contract files"). Each message lists every field as "number name type"; a type
+// is a scalar, a message or enum (short names resolve in the message's own package, or
+// give the full name), "[]T" for repeated, "map<K,V>" for maps. The test fails when a
+// generated descriptor differs in any way.
 const (
 	common     = "fonoster.routr.common.v2beta1."
 	processor  = "fonoster.routr.processor.v2beta1."
