@@ -25,7 +25,7 @@ import (
 
 // anonymousGatewayAuth is sent for trunks without outbound credentials: Routr forwards a
 // REGISTER to a trunk only when it carries X-Gateway-Auth, and its EdgePort needs two
-// non-empty parts (WIRE.md). A challenge for such a trunk ends in auth-failed.
+// non-empty parts (docs/wire.md). A challenge for such a trunk ends in auth-failed.
 var anonymousGatewayAuth = base64.StdEncoding.EncodeToString([]byte("anonymous:anonymous"))
 
 // maxAttempts bounds the REGISTERs of one exchange: challenge, stale nonce, 423 and 420

@@ -126,7 +126,7 @@ func TestBackoffDoublesAndCaps(t *testing.T) {
 	}
 }
 
-// RFC 5626 §4.5 and DESIGN.md: W = min(max-time, base-time * 2^consecutive-failures),
+// RFC 5626 §4.5 (README, "States"): W = min(max-time, base-time * 2^consecutive-failures),
 // wait = uniform in [W/2, W]; the RFC's own example: base 30 s, three failures, W = 240 s,
 // lower bound 120 s.
 func TestBackoffRFC5626(t *testing.T) {

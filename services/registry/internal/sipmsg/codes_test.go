@@ -24,7 +24,7 @@ var classMarkers = map[pb.ResponseType]int{
 // testdata/codes.golden, for review against RFC 3261 §21.
 func TestCodes(t *testing.T) {
 	if len(pb.ResponseType_name) != 58 {
-		t.Fatalf("ResponseType has %d values, WIRE.md lists 58 (0..57)", len(pb.ResponseType_name))
+		t.Fatalf("ResponseType has %d values, Routr's enum has 58 (0..57)", len(pb.ResponseType_name))
 	}
 	var table strings.Builder
 	class := 1
@@ -50,7 +50,7 @@ func TestCodes(t *testing.T) {
 	}
 	golden(t, "codes.golden", []byte(table.String()))
 
-	// The ones WIRE.md names.
+	// The ones the registry acts on (docs/wire.md, "The status").
 	for typ, want := range map[pb.ResponseType]int{
 		pb.ResponseType_OK: 200, pb.ResponseType_UNAUTHORIZED: 401, pb.ResponseType_FORBIDDEN: 403,
 		pb.ResponseType_PROXY_AUTHENTICATION_REQUIRED: 407, pb.ResponseType_REQUEST_TIMEOUT: 408,

@@ -1,6 +1,6 @@
 // Package sipmsg builds the REGISTER requests the registry sends through Routr's
 // Requester and reads the answers. It is pure: it knows RFC 3261 §10 and the Routr wire
-// contract (shared WIRE.md), nothing about transports, stores or clocks.
+// contract (docs/wire.md), nothing about transports, stores or clocks.
 package sipmsg
 
 import (

@@ -140,7 +140,7 @@ func TestBuildGolden(t *testing.T) {
 	}
 }
 
-// The protocol rules, asserted one by one for every case (RFC 3261 §10.2 and WIRE.md).
+// The protocol rules, asserted one by one for every case (RFC 3261 §10.2 and docs/wire.md).
 func TestBuildRules(t *testing.T) {
 	for _, tc := range buildCases(t) {
 		t.Run(tc.name, func(t *testing.T) {

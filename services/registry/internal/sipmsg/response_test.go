@@ -71,9 +71,9 @@ func TestRead(t *testing.T) {
 			want{class: sipmsg.ClassOK, code: 200, granted: 60}},
 		{"ok longer than asked", response(pb.ResponseType_OK, contact(7200)), 3600,
 			want{class: sipmsg.ClassOK, code: 200, granted: 7200}},
-		// WIRE.md counts the Contact's expires when >= 0; Read counts it only when > 0, so a
-		// 200 whose Contact says 0 falls through to Expires (a granted 0 would have the
-		// reconciler refresh at once, in a loop). This case pins that choice.
+		// Routr's rule counts the Contact's expires when >= 0 (docs/wire.md); Read counts it
+		// only when > 0, so a 200 whose Contact says 0 falls through to Expires (a granted 0
+		// would have the reconciler refresh at once, in a loop). This case pins that choice.
 		{"ok contact 0 falls through", response(pb.ResponseType_OK, contact(0), expires(300)), 600,
 			want{class: sipmsg.ClassOK, code: 200, granted: 300}},
 		// §10.2.2: an unregister is granted 0 whatever the answer says.
