@@ -4,7 +4,7 @@
 //
 // # Answers
 //
-// Answers look like those of the real Requester (WIRE.md, "Answers"): a response_type
+// Answers look like those of the real Requester (docs/wire.md, "Answers"): a response_type
 // and a reason_phrase, never a numeric code; Call-ID, From and To copied from the
 // request; the request's CSeq echoed as a "CSeq" extension. A 200 OK carries a Contact
 // (sip:<AOR user>@127.0.0.1:5060) and an Expires header, both with the granted

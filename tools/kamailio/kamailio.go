@@ -1,7 +1,7 @@
 // Package kamailio starts a throwaway Kamailio registrar for end-to-end tests: digest
 // authentication (401, or 407 per user), in-memory usrloc, 423 below MinExpires, on a free
-// port of 127.0.0.1 over UDP and TCP, with a fresh runtime directory. The recipe is the one
-// of shared/KAMAILIO.md.
+// port of 127.0.0.1 over UDP and TCP, with a fresh runtime directory. Its whole
+// configuration is cfgTemplate.
 //
 // A test that calls Start is skipped when kamailio (or kamcmd) is not installed, unless
 // CI=true, where it fails.
@@ -155,7 +155,7 @@ var pickPort = func() (int, error) {
 var errPortInUse = errors.New("address already in use")
 
 // start makes one attempt on port. It fails with errPortInUse when kamailio exits with
-// status 255 because the port is taken (KAMAILIO.md, Pitfalls).
+// status 255 because the port is taken (its log then says "already in use").
 func start(t testing.TB, bin, kamcmd string, opts Options, port int) (*Instance, error) {
 	runDir, err := runDir(t)
 	if err != nil {
@@ -495,8 +495,8 @@ func renderCfg(o Options, port int, runDir string) ([]byte, error) {
 	return b.Bytes(), err
 }
 
-// cfgTemplate is KAMAILIO.md's recipe, with the user table, expiries, realm, algorithm and
-// the 403 mode filled in.
+// cfgTemplate is the registrar's whole configuration, with the user table, expiries, realm,
+// algorithm and the 403 mode filled in.
 var cfgTemplate = template.Must(template.New("kamailio.cfg").Parse(`#!KAMAILIO
 debug=2
 log_stderror=yes

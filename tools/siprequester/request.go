@@ -34,7 +34,7 @@ type header struct {
 }
 
 // listHeaders may repeat: every extension of these names is sent. Any other header is
-// single: the first one wins and later duplicates are dropped (WIRE.md).
+// single: the first one wins and later duplicates are dropped (docs/wire.md).
 var listHeaders = map[string]bool{
 	"allow": true, "supported": true, "require": true, "proxy-require": true,
 	"allow-events": true, "accept": true, "accept-encoding": true, "accept-language": true,

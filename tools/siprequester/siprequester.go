@@ -1,7 +1,7 @@
 // Package siprequester serves Routr v2's Requester gRPC contract
 // (fonoster.routr.requester.v2beta1.Requester/SendMessage) over real SIP, UDP and TCP,
-// with sipgo. It behaves like Routr's Requester (see WIRE.md, "How Routr's Requester and
-// EdgePort treat the message") except that it talks SIP straight to the target, with no
+// with sipgo. It behaves like Routr's Requester (see docs/wire.md, "Requests" and
+// "Answers") except that it talks SIP straight to the target, with no
 // EdgePort in between: it sends the request, swallows provisional responses and answers
 // the first final response, REQUEST_TIMEOUT when the transaction times out. It never
 // answers a challenge itself: 401 and 407 go back to the caller.
