@@ -28,15 +28,11 @@ import (
 
 // serve runs the service until ctx ends.
 func serve(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
-	level, err := logging.Level(os.Getenv("LOGS_LEVEL"))
+	rt, err := config.FromEnv(cfg.Spec, os.Getenv)
 	if err != nil {
 		return err
 	}
-	format := cfg.Spec.LogFormat
-	if f := os.Getenv("LOGS_FORMAT"); f == "json" || f == "text" {
-		format = f
-	}
-	log := logging.New(logOut, level, format)
+	log := logging.New(logOut, rt.LogLevel, rt.LogFormat)
 	for _, w := range cfg.Warnings {
 		log.Warn("config", "warning", w)
 	}
@@ -44,8 +40,8 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 	// reported once by the engine, the details go to debug.
 	redis.SetLogger(redisLog{log})
 	spec := cfg.Spec
-	if spec.MemoryLimit > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(spec.MemoryLimit)
+	if rt.MemoryLimit > 0 {
+		debug.SetMemoryLimit(rt.MemoryLimit)
 	}
 
 	// The engine and its metrics observe each other: the engine reports what it does
@@ -108,7 +104,7 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", met.Handler())
-	if os.Getenv("ENABLE_HEALTHCHECKS") != "false" {
+	if rt.Healthchecks {
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 			if since, err := rec.StoreFault(); err != nil && time.Since(since) > controlapi.StoreFaultGrace {
 				http.Error(w, fmt.Sprintf("cache unreachable for %s", time.Since(since).Round(time.Second)), http.StatusServiceUnavailable)
