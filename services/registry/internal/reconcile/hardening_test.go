@@ -207,14 +207,16 @@ func TestShutdownCancelLeavesRecord(t *testing.T) {
 }
 
 // hangingRequester answers like fakeRequester until hang is set; from then on it
-// holds every call until the caller's context ends.
+// holds every call (but unregisters, with spareUnregisters) until the caller's context
+// ends.
 type hangingRequester struct {
 	fakeRequester
-	hang atomic.Bool
+	hang             atomic.Bool
+	spareUnregisters bool
 }
 
 func (h *hangingRequester) SendMessage(ctx context.Context, req *requesterv2beta1.SendMessageRequest) (*requesterv2beta1.SendMessageResponse, error) {
-	if !h.hang.Load() {
+	if !h.hang.Load() || h.spareUnregisters && expiresOf(req) == 0 {
 		return h.fakeRequester.SendMessage(ctx, req)
 	}
 	h.mu.Lock()
@@ -222,6 +224,56 @@ func (h *hangingRequester) SendMessage(ctx context.Context, req *requesterv2beta
 	h.mu.Unlock()
 	<-ctx.Done()
 	return nil, ctx.Err()
+}
+
+// TestUnregisterOnShutdownAfterDrainDeadline: when the drain of REGISTERs in flight
+// runs into shutdownTimeout, the unregisters still go out (they have a deadline of
+// their own), and a record is marked unregistered only when its unregister succeeded.
+func TestUnregisterOnShutdownAfterDrainDeadline(t *testing.T) {
+	st := store.NewMemory()
+	api := &fakeAPI{trunks: []*trunksv2beta1.Trunk{mkTrunk("t1", "sip.one.net", "alice", ""), mkTrunk("t2", "sip.two.net", "bob", "")}}
+	req := &hangingRequester{spareUnregisters: true, fakeRequester: fakeRequester{answer: func(r *requesterv2beta1.SendMessageRequest, _ int) (*sipmessagev2beta1.SIPMessage, error) {
+		return ok(int32(expiresOf(r))), nil
+	}}}
+	spec := testSpec()
+	spec.UnregisterOnStop, spec.ShutdownTimeout = true, 100*time.Millisecond
+	r := New(Options{Spec: spec, Store: st, Trunks: api, Requester: req})
+	events, unsub := subscribeChan(r, 1000)
+	defer unsub()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	registered := map[string]bool{}
+	for ev := range events {
+		if ev.Record.State == registration.StateRegistered {
+			registered[ev.Record.TrunkRef] = true
+		}
+		if len(registered) == 2 {
+			break
+		}
+	}
+	req.hang.Store(true)
+	go func() { _, _ = r.Force(context.Background(), "t1") }()
+	waitUntil(t, "the forced REGISTER in flight", func() bool { return len(req.requests()) == 3 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	zero := 0
+	for _, r := range req.requests() {
+		if expiresOf(r) == 0 {
+			zero++
+		}
+	}
+	if zero != 2 {
+		t.Fatalf("%d unregisters after the drain deadline, want 2", zero)
+	}
+	for _, ref := range []string{"t1", "t2"} {
+		rec, err := st.Get(context.Background(), ref)
+		if err != nil || rec.State != registration.StateUnregistered {
+			t.Errorf("%s after shutdown: %s, %v; want unregistered", ref, rec.State, err)
+		}
+	}
 }
 
 // TestForceCoalesces: forces that come while a REGISTER of the trunk is in flight take

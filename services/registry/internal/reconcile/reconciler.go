@@ -276,7 +276,9 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		<-drained
 	}
 	if r.spec.UnregisterOnStop && r.lastReplica() {
-		uctx, cancel := context.WithTimeout(workCtx, r.spec.ShutdownTimeout)
+		// Its own deadline: the drain may have used all of its own (and cancelled
+		// workCtx), and the unregisters must still go out.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.spec.ShutdownTimeout)
 		r.unregisterAll(uctx)
 		cancel()
 	}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/status"
@@ -497,12 +498,12 @@ func (r *Reconciler) policy() registration.Policy {
 }
 
 // unregister removes rec's binding (REGISTER with Expires 0), best effort: one
-// exchange, whatever its answer.
-func (r *Reconciler) unregister(ctx context.Context, t trunk.Trunk, rec, base registration.Record) {
+// exchange, whatever its answer. It reports whether the registrar removed it.
+func (r *Reconciler) unregister(ctx context.Context, t trunk.Trunk, rec, base registration.Record) bool {
 	user, domain := splitAOR(rec.AOR)
 	host, port := splitTarget(rec.Target)
 	if domain == "" || host == "" || rec.CallID == "" {
-		return
+		return false
 	}
 	ep := r.spec.EdgePorts[0]
 	for _, p := range r.spec.EdgePorts {
@@ -512,16 +513,17 @@ func (r *Reconciler) unregister(ctx context.Context, t trunk.Trunk, rec, base re
 	}
 	x, err := r.newExchange(t, rec, domain, port, rec.Transport, user, ep)
 	if err != nil {
-		return
+		return false
 	}
 	x.reg.Expires = 0
 	x.base = base
 	res := r.run(ctx, x, &rec)
-	if res.state == registration.StateRegistered {
-		r.log.Info("unregistered", "trunk", rec.TrunkRef, "aor", rec.AOR, "target", rec.Target)
-	} else {
+	if res.state != registration.StateRegistered {
 		r.log.Warn("unregister failed; the binding will expire at the provider", "trunk", rec.TrunkRef, "reason", res.reason)
+		return false
 	}
+	r.log.Info("unregistered", "trunk", rec.TrunkRef, "aor", rec.AOR, "target", rec.Target)
+	return true
 }
 
 // unregisterAll removes every live binding (shutdown with unregisterOnShutdown).
@@ -540,21 +542,35 @@ func (r *Reconciler) unregisterAll(ctx context.Context) {
 	r.mu.Unlock()
 	sem := make(chan struct{}, max(1, r.spec.MaxInFlight))
 	done := make(chan struct{}, len(jobs))
+	var removed atomic.Int64
 	for _, j := range jobs {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; done <- struct{}{} }()
-			r.unregister(ctx, j.t, j.rec, j.rec)
+			if !r.unregister(ctx, j.t, j.rec, j.rec) {
+				// The binding lives on at the provider: its record stays, so the
+				// next process refreshes it instead of starting anew.
+				return
+			}
+			removed.Add(1)
 			j.rec.State = registration.StateUnregistered
 			j.rec.NextAction, j.rec.NextActionAt = registration.ActionRegister, time.Time{}
 			j.rec.ExpiresAt, j.rec.GrantedExpires = time.Time{}, 0
+			r.mu.Lock()
+			if e := r.entries[j.rec.TrunkRef]; e != nil && e.rec.CallID == j.rec.CallID {
+				// The entry too: a record not written now (the writer stopped at the
+				// drain deadline) is written from the entry at the very end.
+				j.rec.CSeqCeiling = max(j.rec.CSeqCeiling, e.rec.CSeqCeiling)
+				e.rec = j.rec
+			}
+			r.mu.Unlock()
 			r.persist(j.rec.TrunkRef, j.rec)
 		}()
 	}
 	for range jobs {
 		<-done
 	}
-	r.log.Info("unregistered on shutdown", "count", len(jobs))
+	r.log.Info("unregistered on shutdown", "count", removed.Load(), "of", len(jobs))
 }
 
 func splitAOR(aor string) (user, domain string) {
