@@ -110,6 +110,10 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 				http.Error(w, fmt.Sprintf("cache unreachable for %s", time.Since(since).Round(time.Second)), http.StatusServiceUnavailable)
 				return
 			}
+			if lapsing, why := rec.Lapsing(); lapsing {
+				http.Error(w, why, http.StatusServiceUnavailable)
+				return
+			}
 			_, _ = io.WriteString(w, "OK")
 		})
 	}

@@ -94,7 +94,7 @@ func (f *specFile) resolve() (Spec, []problem, error) {
 		APITimeout:         30 * time.Second,
 		RequestTimeout:     40 * time.Second,
 		MaxInFlight:        64,
-		RegistersPerSecond: 100,
+		RegistersPerSecond: 10000,
 		StartupSpread:      5 * time.Second,
 		StartupCacheWait:   30 * time.Second,
 		BackoffBase:        30 * time.Second,

@@ -50,6 +50,7 @@ type Metrics struct {
 	skipped     prometheus.Counter
 	authFails   prometheus.Counter
 	watchers    prometheus.Gauge
+	lapsed      prometheus.Counter
 	storeDown   atomic.Bool
 	records     *recordCollector
 }
@@ -97,6 +98,10 @@ func New(src Source) *Metrics {
 			Name: "sipreg_control_auth_failures_total",
 			Help: "Control API calls refused for a missing or invalid bearer token.",
 		}),
+		lapsed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sipreg_bindings_lapsed_total",
+			Help: "Bindings that expired before their refresh started: the registry fell behind its schedule.",
+		}),
 		watchers: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sipreg_watch_streams",
 			Help: "WatchRegistrations streams open on this replica.",
@@ -114,7 +119,7 @@ func New(src Source) *Metrics {
 	m.WatchEngine(src)
 	m.reg.MustRegister(
 		requests, m.duration, m.fetches, m.fetchErrors, m.trunks, m.records,
-		m.skipped, m.authFails, m.watchers,
+		m.skipped, m.authFails, m.watchers, m.lapsed,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
@@ -159,6 +164,9 @@ func (m *Metrics) CacheRecordSkipped() { m.skipped.Inc() }
 // token.
 func (m *Metrics) ControlAuthFailed() { m.authFails.Inc() }
 
+// Lapsed counts one binding that expired before its refresh started.
+func (m *Metrics) Lapsed() { m.lapsed.Inc() }
+
 // WatchStreams adds delta (1 when a WatchRegistrations stream opens, -1 when it ends) to
 // the open streams.
 func (m *Metrics) WatchStreams(delta int) { m.watchers.Add(float64(delta)) }
@@ -176,6 +184,8 @@ var (
 		"Registrations by state.", []string{"state"}, nil)
 	cacheUpDesc = prometheus.NewDesc("sipreg_cache_up",
 		"1 when the store (memory or Redis) is reachable, 0 while it is not.", nil, nil)
+	scheduleLagDesc = prometheus.NewDesc("sipreg_schedule_lag_seconds",
+		"How late the most overdue action is: now minus the earliest next-action time that has passed without its REGISTER starting (0 when none is late).", nil, nil)
 	soonestExpiryDesc = prometheus.NewDesc("sipreg_soonest_expiry_seconds",
 		"Seconds until the soonest expiry among registered bindings (negative once lapsed); absent when none is registered.", nil, nil)
 )
@@ -184,11 +194,12 @@ func (c *recordCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- registrationsDesc
 	ch <- cacheUpDesc
 	ch <- soonestExpiryDesc
+	ch <- scheduleLagDesc
 }
 
 func (c *recordCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := make([]float64, len(registration.States))
-	var soonest time.Time
+	var soonest, earliest time.Time
 	up := !c.storeDown.Load()
 	if p := c.src.Load(); p != nil {
 		src := *p
@@ -202,6 +213,9 @@ func (c *recordCollector) Collect(ch chan<- prometheus.Metric) {
 				(soonest.IsZero() || r.ExpiresAt.Before(soonest)) {
 				soonest = r.ExpiresAt
 			}
+			if overdue(r) && (earliest.IsZero() || r.NextActionAt.Before(earliest)) {
+				earliest = r.NextActionAt
+			}
 		}
 		if _, err := src.StoreFault(); err != nil {
 			up = false
@@ -211,9 +225,20 @@ func (c *recordCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(registrationsDesc, prometheus.GaugeValue, counts[k], string(s))
 	}
 	ch <- prometheus.MustNewConstMetric(cacheUpDesc, prometheus.GaugeValue, boolValue(up))
+	lag := 0.0
+	if now := c.now(); !earliest.IsZero() && earliest.Before(now) {
+		lag = now.Sub(earliest).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(scheduleLagDesc, prometheus.GaugeValue, lag)
 	if !soonest.IsZero() {
 		ch <- prometheus.MustNewConstMetric(soonestExpiryDesc, prometheus.GaugeValue, soonest.Sub(c.now()).Seconds())
 	}
+}
+
+// overdue reports whether r has a next action that is due (its REGISTER not started:
+// in-flight states have none to wait for).
+func overdue(r *registration.Record) bool {
+	return !r.NextActionAt.IsZero() && r.State != registration.StateRegistering && r.State != registration.StateUnregistering
 }
 
 // stateIndex is the position of s in registration.States, -1 for an unknown state.

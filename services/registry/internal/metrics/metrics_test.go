@@ -343,3 +343,44 @@ sipreg_cluster_trunks_owned 2
 		t.Error(err)
 	}
 }
+
+// TestScheduleLagAndLapses: the lag is how late the most overdue action is, in-flight
+// exchanges and future actions left out; lapses are counted.
+func TestScheduleLagAndLapses(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		recs []registration.Record
+		want string
+	}{
+		{"nothing due", []registration.Record{
+			{State: registration.StateRegistered, NextActionAt: now.Add(time.Minute)},
+			{State: registration.StateRejected},
+		}, "0"},
+		{"the most overdue counts", []registration.Record{
+			{State: registration.StateRegistered, NextActionAt: now.Add(-12 * time.Second)},
+			{State: registration.StateRetrying, NextActionAt: now.Add(-3 * time.Second)},
+			{State: registration.StatePending, NextActionAt: now.Add(time.Second)},
+		}, "12"},
+		{"an exchange in flight is not late", []registration.Record{
+			{State: registration.StateRegistering, NextActionAt: now.Add(-time.Hour)},
+		}, "0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := New(&fakeSource{
+				records:    func() []registration.Record { return tc.recs },
+				storeFault: func() (time.Time, error) { return time.Time{}, nil },
+			})
+			m.records.now = func() time.Time { return now }
+			scrape(t, m, `
+# HELP sipreg_schedule_lag_seconds How late the most overdue action is: now minus the earliest next-action time that has passed without its REGISTER starting (0 when none is late).
+# TYPE sipreg_schedule_lag_seconds gauge
+sipreg_schedule_lag_seconds `+tc.want+"\n", "sipreg_schedule_lag_seconds")
+		})
+	}
+	m := New(nil)
+	m.Lapsed()
+	m.Lapsed()
+	if got := testutil.ToFloat64(m.lapsed); got != 2 {
+		t.Fatalf("sipreg_bindings_lapsed_total = %v, want 2", got)
+	}
+}

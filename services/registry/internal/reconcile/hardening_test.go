@@ -1,9 +1,11 @@
 package reconcile
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -49,7 +51,7 @@ func TestLeaseCheckedAtTheSend(t *testing.T) {
 		rec := registration.Record{TrunkRef: "t1", CallID: "c1", CSeq: 2, CSeqCeiling: 10}
 		done := make(chan error, 1)
 		go func() {
-			_, _, err := r.send(t.Context(), &rec, rec, &requesterv2beta1.SendMessageRequest{})
+			_, _, err := r.send(t.Context(), &rec, rec, &requesterv2beta1.SendMessageRequest{}, true)
 			done <- err
 		}()
 		synctest.Wait() // the send waits for a token
@@ -427,5 +429,64 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// lapseObserver counts lapses.
+type lapseObserver struct {
+	nopObserver
+	lapsed atomic.Int64
+}
+
+func (o *lapseObserver) Lapsed() { o.lapsed.Add(1) }
+
+// TestFallingBehindIsVisible: with a rate cap too low for the grants, a refresh starts
+// after its binding expired: counted, and Lapsing says so (for /healthz); the capacity
+// check warns once per episode.
+func TestFallingBehindIsVisible(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := &fakeAPI{trunks: []*trunksv2beta1.Trunk{mkTrunk("t1", "sip.a.example", "alice", "")}}
+		req := &fakeRequester{answer: func(*requesterv2beta1.SendMessageRequest, int) (*sipmessagev2beta1.SIPMessage, error) {
+			return ok(2), nil // refreshed after 1 s
+		}}
+		spec := testSpec()
+		spec.RegistersPerSecond = 0.2 // one REGISTER every 5 s
+		obs := &lapseObserver{}
+		r := New(Options{Spec: spec, Store: store.NewMemory(), Trunks: api, Requester: req, Observer: obs})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = r.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+		if lapsing, _ := r.Lapsing(); lapsing {
+			t.Fatal("lapsing before anything was registered")
+		}
+		time.Sleep(12 * time.Second) // fake time: the first refresh waits ~5 s for a token
+		if obs.lapsed.Load() == 0 {
+			t.Fatal("no lapse counted: the refresh came after the 2 s binding expired")
+		}
+		if lapsing, why := r.Lapsing(); !lapsing || !strings.Contains(why, "registersPerSecond") {
+			t.Fatalf("Lapsing = %v %q, want true naming the cap", lapsing, why)
+		}
+	})
+}
+
+func TestCapacityWarningOncePerEpisode(t *testing.T) {
+	var buf bytes.Buffer
+	spec := testSpec()
+	spec.RegistersPerSecond = 100
+	r := New(Options{Spec: spec, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	over := false
+	for _, need := range []float64{50, 256, 300, 90, 79, 120} {
+		over = r.checkCapacity(need, over)
+	}
+	out := buf.String()
+	if n := strings.Count(out, "cannot carry the refresh load"); n != 2 {
+		t.Fatalf("%d warnings, want 2 (one per episode):\n%s", n, out)
+	}
+	if !strings.Contains(out, "cap=spec.registersPerSecond") || !strings.Contains(out, "needed_per_second=256.0") {
+		t.Fatalf("the warning does not name the cap and the rate needed:\n%s", out)
+	}
+	if n := strings.Count(out, "under the caps again"); n != 1 {
+		t.Fatalf("%d recoveries logged, want 1:\n%s", n, out)
 	}
 }

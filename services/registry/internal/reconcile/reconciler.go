@@ -40,6 +40,9 @@ type Observer interface {
 	Discovery(trunks int, err error)
 	// Store is called when the store becomes unreachable or reachable again.
 	Store(err error)
+	// Lapsed is called when a binding expired before its refresh started (the
+	// registry fell behind its schedule).
+	Lapsed()
 }
 
 type nopObserver struct{}
@@ -47,6 +50,7 @@ type nopObserver struct{}
 func (nopObserver) Sent(string, time.Duration) {}
 func (nopObserver) Discovery(int, error)       {}
 func (nopObserver) Store(error)                {}
+func (nopObserver) Lapsed()                    {}
 
 // Options wires a Reconciler.
 type Options struct {
@@ -110,6 +114,8 @@ type Reconciler struct {
 
 	discoveries atomic.Int64
 	storeErr    atomic.Pointer[storeFault]
+	// lastLapse is when a binding last expired before its refresh (unix ns; 0: never).
+	lastLapse atomic.Int64
 
 	// Several replicas (nil coord: one).
 	coord       Coordinator
@@ -257,6 +263,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	g.Go(func() error { r.discoverLoop(gctx); return nil })
 	g.Go(func() error { r.scheduleLoop(gctx); return nil })
 	g.Go(func() error { r.storeLoop(gctx); return nil })
+	g.Go(func() error { r.capacityLoop(gctx); return nil })
 	if r.coord != nil {
 		g.Go(func() error { r.leaseLoop(gctx); return nil })
 	}

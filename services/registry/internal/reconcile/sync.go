@@ -256,7 +256,7 @@ func (r *Reconciler) run(ctx context.Context, x exchange, rec *registration.Reco
 	var ch *sipauth.Challenge
 	var nc uint32
 	staleUsed, did423, did420 := false, false, false
-	for range maxAttempts {
+	for attempt := range maxAttempts {
 		rec.CSeq++
 		x.reg.CSeq = rec.CSeq
 		x.reg.Gin = r.spec.Gin && !rec.NoGin
@@ -275,7 +275,7 @@ func (r *Reconciler) run(ctx context.Context, x exchange, rec *registration.Reco
 			// the SIP grammar forbids goes on the wire all the same.
 			return result{state: registration.StateRejected, reason: "cannot build the REGISTER: " + err.Error()}
 		}
-		resp, took, err := r.send(ctx, rec, x.base, req)
+		resp, took, err := r.send(ctx, rec, x.base, req, attempt == 0 && x.reg.Expires > 0)
 		switch {
 		case err == nil:
 		case errors.Is(err, errNotOwner), errors.Is(err, errNotDurable), ctx.Err() != nil:
@@ -369,7 +369,10 @@ func errorReason(err error) string {
 // limiter, a CSeq reservation); the lease is checked after them, at the last moment
 // before SendMessage, by this replica's own clock: a REGISTER whose lease ran out
 // meanwhile (a pause, a partition) is dropped, not sent.
-func (r *Reconciler) send(ctx context.Context, rec *registration.Record, base registration.Record, req *requesterv2beta1.SendMessageRequest) (*requesterv2beta1.SendMessageResponse, time.Duration, error) {
+//
+// first marks the first REGISTER of a refresh (not an unregister): if the binding expired before
+// it could go out, the registry fell behind its schedule (noteLapse).
+func (r *Reconciler) send(ctx context.Context, rec *registration.Record, base registration.Record, req *requesterv2beta1.SendMessageRequest, first bool) (*requesterv2beta1.SendMessageResponse, time.Duration, error) {
 	if err := r.limiter.Wait(ctx); err != nil {
 		return nil, 0, err
 	}
@@ -378,6 +381,11 @@ func (r *Reconciler) send(ctx context.Context, rec *registration.Record, base re
 	}
 	if _, ok := r.mayAct(rec.TrunkRef); !ok {
 		return nil, 0, errNotOwner
+	}
+	if now := r.clock(); first && lapsedBefore(base, now) && base.ExpiresAt.After(r.started) {
+		// A binding alive when this process started expired before its refresh went
+		// out (a restart after a long downtime is not counted).
+		r.noteLapse(base, now)
 	}
 	start := time.Now()
 	resp, err := r.req.SendMessage(ctx, req)
