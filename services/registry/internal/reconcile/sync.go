@@ -159,7 +159,9 @@ func (r *Reconciler) update(key string, e *entry, gen string, rec registration.R
 			e.inflight = false
 		}
 		// The trunk changed while the REGISTER was in flight: this binding is the old one.
-		if cur != nil && hadBinding(rec) && cur.old == nil {
+		if cur != nil && hadBinding(rec) && cur.old == nil && rec.CallID != cur.rec.CallID {
+			// (The same Call-ID is the live binding, taken back by this replica
+			// meanwhile: never unregistered as an old one.)
 			old := rec
 			cur.old = &old
 		}
@@ -170,6 +172,10 @@ func (r *Reconciler) update(key string, e *entry, gen string, rec registration.R
 	}
 	fp, name := e.rec.Fingerprint, e.rec.TrunkName
 	rec.Fingerprint, rec.TrunkName = fp, name
+	if e.rec.Fence > rec.Fence {
+		// The lease was taken again meanwhile (a new fence): the record says so.
+		rec.Owner, rec.Fence = e.rec.Owner, e.rec.Fence
+	}
 	// A write confirmed meanwhile may have raised the binding's CSeq ceiling.
 	rec.CSeqCeiling = max(rec.CSeqCeiling, e.rec.CSeqCeiling)
 	e.rec, e.uriIdx, e.epIdx = rec, uriIdx, epIdx
@@ -379,7 +385,9 @@ func (r *Reconciler) send(ctx context.Context, rec *registration.Record, base re
 	if err := r.reserveCSeq(rec, base); err != nil {
 		return nil, 0, err
 	}
-	if _, ok := r.mayAct(rec.TrunkRef); !ok {
+	if fence, ok := r.mayAct(rec.TrunkRef); !ok || r.coord != nil && fence != rec.Fence {
+		// Not held, or held again under another fence: another replica may have
+		// owned the trunk in between, and this REGISTER was built before that.
 		return nil, 0, errNotOwner
 	}
 	if now := r.clock(); first && lapsedBefore(base, now) && base.ExpiresAt.After(r.started) {
