@@ -264,6 +264,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	g.Go(func() error { r.scheduleLoop(gctx); return nil })
 	g.Go(func() error { r.storeLoop(gctx); return nil })
 	g.Go(func() error { r.capacityLoop(gctx); return nil })
+	g.Go(func() error { r.progressLoop(gctx); return nil })
 	if r.coord != nil {
 		g.Go(func() error { r.leaseLoop(gctx); return nil })
 	}
