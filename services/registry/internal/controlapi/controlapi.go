@@ -7,6 +7,7 @@ package controlapi
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
@@ -14,6 +15,10 @@ import (
 	"connectrpc.com/connect"
 	"connectrpc.com/grpchealth"
 	"connectrpc.com/grpcreflect"
+	"connectrpc.com/otelconnect"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"sipreg.dev/gen/pb/sipreg/registry/v1/registryv1connect"
 	"sipreg.dev/services/registry/internal/reconcile"
@@ -76,6 +81,13 @@ type Options struct {
 	MaxWatchStreams int
 	// Observer is told about refused calls and open streams (metrics); nil: nobody.
 	Observer Observer
+	// TracerProvider, when set, traces every RegistrationService call with
+	// OpenTelemetry (otelconnect): one server span per call, refused ones included.
+	// A caller's trace context is linked, not continued. Health and reflection are
+	// not traced. nil: no instrumentation at all.
+	TracerProvider trace.TracerProvider
+	// Propagator reads a caller's trace context (nil: W3C trace context and baggage).
+	Propagator propagation.TextMapPropagator
 }
 
 // Observer is told what the control API does, for metrics; *metrics.Metrics satisfies
@@ -111,6 +123,14 @@ func NewHandler(engine Engine, opts Options) http.Handler {
 	}
 	limit := connect.WithReadMaxBytes(maxRequestBytes)
 	svcOpts := []connect.HandlerOption{limit}
+	if opts.TracerProvider != nil {
+		// Outermost, so that calls the bearer check refuses are traced too.
+		if ic, err := newTracing(opts); err != nil {
+			opts.Logger.Error("control api calls are not traced", "err", err)
+		} else {
+			svcOpts = append(svcOpts, connect.WithInterceptors(ic))
+		}
+	}
 	if opts.Token != "" {
 		svcOpts = append(svcOpts, connect.WithInterceptors(newBearerAuth(opts.Token, opts.Logger, opts.Observer)))
 	}
@@ -137,6 +157,24 @@ func NewHandler(engine Engine, opts Options) http.Handler {
 	mux.Handle(grpcreflect.NewHandlerV1Alpha(reflector, limit))
 	mux.Handle(grpchealth.NewHandler(healthChecker{engine: engine}, limit))
 	return mux
+}
+
+// newTracing is the otelconnect interceptor of opts' TracerProvider: spans only, no
+// metrics (the registry's metrics are its own).
+func newTracing(opts Options) (connect.Interceptor, error) {
+	prop := opts.Propagator
+	if prop == nil {
+		prop = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+	}
+	ic, err := otelconnect.NewInterceptor(
+		otelconnect.WithTracerProvider(opts.TracerProvider),
+		otelconnect.WithPropagator(prop),
+		otelconnect.WithMeterProvider(metricnoop.NewMeterProvider()),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("otelconnect: %w", err)
+	}
+	return ic, nil
 }
 
 // healthChecker reports SERVING for the process and the RegistrationService, and

@@ -8,6 +8,10 @@ import (
 	"fmt"
 	"time"
 
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -39,11 +43,43 @@ type API struct {
 	timeout time.Duration
 }
 
+// DialOption configures a connection made by DialAPI or DialRequester.
+type DialOption func(*dialConfig)
+
+type dialConfig struct {
+	grpc []grpc.DialOption
+}
+
+// WithTracing traces every call on the connection with OpenTelemetry (otelgrpc): a
+// client span per call, a child of the span in the call's context, made by tp, and the
+// trace context sent in the call's metadata by prop (W3C traceparent with
+// propagation.TraceContext). Without it the connection carries no instrumentation at
+// all. Only the method, status and peer are recorded: no message content.
+func WithTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) DialOption {
+	return func(c *dialConfig) {
+		c.grpc = append(c.grpc, grpc.WithStatsHandler(otelgrpc.NewClientHandler(
+			otelgrpc.WithTracerProvider(tp),
+			otelgrpc.WithPropagators(prop),
+			// Tracing only: the registry's metrics are its own (Prometheus).
+			otelgrpc.WithMeterProvider(metricnoop.NewMeterProvider()),
+		)))
+	}
+}
+
+// dial makes a lazy connection to addr with the options every client uses, then
+// opts'.
+func dial(addr string, opts []DialOption, extra ...grpc.DialOption) (*grpc.ClientConn, error) {
+	var c dialConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	all := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, extra...)
+	return grpc.NewClient(addr, append(all, c.grpc...)...)
+}
+
 // DialAPI connects (lazily) to Routr's API server at addr.
-func DialAPI(addr string, timeout time.Duration) (*API, error) {
-	conn, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxAPIAnswer)))
+func DialAPI(addr string, timeout time.Duration, opts ...DialOption) (*API, error) {
+	conn, err := dial(addr, opts, grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxAPIAnswer)))
 	if err != nil {
 		return nil, fmt.Errorf("api %s: %w", addr, err)
 	}
@@ -125,8 +161,8 @@ type RequesterClient struct {
 
 // DialRequester connects (lazily) to Routr's Requester at addr. timeout bounds each
 // call: it must be longer than the Requester's 32 s SIP transaction timeout.
-func DialRequester(addr string, timeout time.Duration) (*RequesterClient, error) {
-	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+func DialRequester(addr string, timeout time.Duration, opts ...DialOption) (*RequesterClient, error) {
+	conn, err := dial(addr, opts)
 	if err != nil {
 		return nil, fmt.Errorf("requester %s: %w", addr, err)
 	}
