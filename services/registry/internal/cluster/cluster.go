@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // The defaults of Options.
@@ -68,6 +69,9 @@ type Options struct {
 	Clock func() time.Time
 	// Logger receives warnings (default: discard).
 	Logger *slog.Logger
+	// TracerProvider, when set, gets a span per Claim and Renew (trace.go); nil:
+	// no spans.
+	TracerProvider trace.TracerProvider
 }
 
 // Member is a live replica as seen in the membership set.
@@ -85,6 +89,7 @@ type Cluster struct {
 	margin    time.Duration
 	now       func() time.Time
 	log       *slog.Logger
+	tracer    trace.Tracer // nil: no spans
 
 	// ownMu serialises Claim and Release, so that a Claim keeping a lease
 	// cannot slip between Release forgetting it and deleting it in Redis.
@@ -141,6 +146,9 @@ func New(o Options) *Cluster {
 		held:      make(map[string]lease),
 		changed:   make(chan struct{}, 1),
 		entries:   make(map[Member]time.Time),
+	}
+	if o.TracerProvider != nil {
+		c.tracer = o.TracerProvider.Tracer(tracerName)
 	}
 	c.view.Store(&[]Member{})
 	if _, ok := hashTag(c.leaseBase + "lease:x"); !ok {

@@ -127,6 +127,11 @@ func (c *Cluster) Claim(ctx context.Context, refs []string) (got map[string]int6
 	}
 	c.ownMu.Lock()
 	defer c.ownMu.Unlock()
+	ctx, span := c.startSpan(ctx, "cluster.claim")
+	takeovers := 0
+	defer func() {
+		endSpan(span, err, attrRequested.Int(len(refs)), attrClaimed.Int(len(got)), attrTakeovers.Int(takeovers))
+	}()
 	start := c.now()
 	chunks := slices.Collect(slices.Chunk(refs, leaseChunk))
 	batches := make([]scriptBatch, len(chunks))
@@ -160,6 +165,7 @@ func (c *Cluster) Claim(ctx context.Context, refs []string) (got map[string]int6
 			c.holdLocked(ref, fence, start)
 			if kind == claimTakeover {
 				c.takeovers.Add(1)
+				takeovers++
 			}
 		}
 		return nil
@@ -196,6 +202,10 @@ func (c *Cluster) Renew(ctx context.Context) (lost []string, err error) {
 		c.renewals.Add(1)
 		return nil, nil
 	}
+	ctx, span := c.startSpan(ctx, "cluster.renew")
+	defer func() {
+		endSpan(span, err, attrHeld.Int(len(held)), attrLost.Int(len(lost)))
+	}()
 	refs := slices.Sorted(maps.Keys(held))
 	start := c.now()
 	chunks := slices.Collect(slices.Chunk(refs, leaseChunk))

@@ -317,23 +317,28 @@ func (r *Reconciler) leaseLoop(ctx context.Context) {
 		case <-retry:
 			renew = false
 		}
+		rctx, span := startSpan(ctx, r.tracer, "registry.lease.round")
 		var lost []string
+		var renewErr error
 		if renew {
-			var err error
-			if lost, err = r.coord.Renew(ctx); err != nil {
-				r.log.Debug("lease renewal failed", "err", err)
+			if lost, renewErr = r.coord.Renew(rctx); renewErr != nil {
+				r.log.Debug("lease renewal failed", "err", renewErr)
 			}
-			r.lose(r.reclaim(ctx, lost))
+			r.lose(r.reclaim(rctx, lost))
 		}
 		r.mu.Lock()
 		set, have, unclaimed := r.desiredSet, r.haveDesired, r.unclaimed
 		r.mu.Unlock()
-		if have && (membersChanged || unclaimed > 0 || len(lost) > 0) && r.reassigning.CompareAndSwap(false, true) {
+		reassign := have && (membersChanged || unclaimed > 0 || len(lost) > 0) && r.reassigning.CompareAndSwap(false, true)
+		endLeaseRound(span, renew, membersChanged, len(lost), renewErr, reassign)
+		if reassign {
 			soon := r.clock().Sub(changedAt) < ttl+ttl/3
 			// Claims may take a while at scale: renewals must go on meanwhile.
+			actx, aspan := startSpan(rctx, r.tracer, "registry.reassign")
 			go func() {
 				defer r.reassigning.Store(false)
-				r.reconcileDesired(ctx, set)
+				defer aspan.End()
+				r.reconcileDesired(actx, set)
 				r.mu.Lock()
 				left := r.unclaimed
 				r.mu.Unlock()

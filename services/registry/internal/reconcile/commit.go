@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"sipreg.dev/services/registry/internal/registration"
 )
 
@@ -20,6 +22,8 @@ type committer struct {
 	write   func(ctx context.Context, recs []registration.Record) (refused []string, err error)
 	ch      chan commitReq
 	stopped chan struct{}
+	// tracer traces each flush (nil: off).
+	tracer trace.Tracer
 }
 
 type commitReq struct {
@@ -78,7 +82,9 @@ func (c *committer) run(ctx context.Context) {
 			recs = append(recs, b.rec)
 		}
 		wctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		wctx, span := startFlush(wctx, c.tracer, len(recs))
 		refused, err := c.write(wctx, recs)
+		endFlush(span, len(refused), err)
 		cancel()
 		no := make(map[string]bool, len(refused))
 		for _, ref := range refused {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/cespare/xxhash/v2"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
@@ -72,6 +73,9 @@ type Options struct {
 	// StorePrefix and TTLGrace are the Redis record layout, for fenced writes.
 	StorePrefix string
 	TTLGrace    time.Duration
+	// TracerProvider, when set, gets the engine's OpenTelemetry spans (trace.go); nil:
+	// no spans, at no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // Event is a change of one trunk's registration.
@@ -89,6 +93,8 @@ type Reconciler struct {
 	log   *slog.Logger
 	obs   Observer
 	clock func() time.Time
+	// tracer makes the engine's spans; nil: tracing is off (trace.go).
+	tracer trace.Tracer
 
 	queue   *queue
 	sched   *schedule
@@ -228,8 +234,13 @@ func New(o Options) *Reconciler {
 		subs:         map[int]*Subscription{},
 		watchBacklog: o.WatchBacklog,
 		coord:        o.Coord, storePrefix: o.StorePrefix, ttlGrace: o.TTLGrace,
+		tracer: newTracer(o.TracerProvider),
 	}
 	r.commit = newCommitter(r.writeRecords)
+	if durable {
+		// (The memory provider writes nowhere: no flush to trace.)
+		r.commit.tracer = r.tracer
+	}
 	return r
 }
 
@@ -392,6 +403,8 @@ func (r *Reconciler) discoverLoop(ctx context.Context) {
 
 // discover applies one desired set. A failed fetch changes nothing.
 func (r *Reconciler) discover(ctx context.Context) {
+	ctx, span := startSpan(ctx, r.tracer, "registry.discover")
+	defer span.End()
 	set, ok := r.fetchDesired(ctx)
 	if !ok {
 		return
@@ -445,6 +458,7 @@ func (r *Reconciler) findBy(ctx context.Context) (items []*trunksv2beta1.Trunk, 
 		n = int(r.answerLen.Load())
 	}
 	r.obs.Discovery(n, err)
+	traceDiscovery(ctx, n, unchanged, err)
 	r.discoveries.Add(1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -499,6 +513,7 @@ func (r *Reconciler) reconcileDesired(ctx context.Context, set []desiredTrunk) {
 	seen := make(map[string]bool, len(set))
 	var due, handovers []string
 	var claims []desiredTrunk
+	counts := newDesiredCounts(ctx)
 	r.mu.Lock()
 	if r.coord != nil {
 		// Kept to re-assign trunks when members come and go.
@@ -524,12 +539,20 @@ func (r *Reconciler) reconcileDesired(ctx context.Context, set []desiredTrunk) {
 				continue
 			}
 		}
+		existed := counts.on && r.entries[d.t.Ref] != nil
 		if k := r.apply(d.t, d.err, now); k != "" {
 			due = append(due, k)
+			if existed {
+				counts.changed++
+			}
+		}
+		if counts.on && !existed {
+			counts.added++
 		}
 	}
 	for ref, e := range r.entries {
 		if !seen[ref] && e.wanted {
+			counts.removed++
 			e.wanted = false
 			r.log.Info("trunk no longer registered by the API; unregistering", "trunk", ref)
 			due = append(due, ref)
@@ -539,6 +562,8 @@ func (r *Reconciler) reconcileDesired(ctx context.Context, set []desiredTrunk) {
 		}
 	}
 	r.mu.Unlock()
+	counts.toClaim = len(claims)
+	counts.record(ctx)
 	for _, k := range append(due, handovers...) {
 		r.sched.cancel(k)
 		r.queue.add(k)

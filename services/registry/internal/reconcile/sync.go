@@ -258,7 +258,10 @@ type result struct {
 	reason string // why it failed, for the record (never a secret)
 }
 
-func (r *Reconciler) run(ctx context.Context, x exchange, rec *registration.Record) result {
+func (r *Reconciler) run(ctx context.Context, x exchange, rec *registration.Record) (res result) {
+	ctx, span := r.startExchange(ctx, rec, x.reg.Expires)
+	cseq0 := rec.CSeq
+	defer endExchange(span, &res, rec, cseq0)
 	var ch *sipauth.Challenge
 	var nc uint32
 	staleUsed, did423, did420 := false, false, false
@@ -298,6 +301,7 @@ func (r *Reconciler) run(ctx context.Context, x exchange, rec *registration.Reco
 			return result{err: err, state: registration.StateRetrying, reason: err.Error()}
 		}
 		r.obs.Sent(out.Class.String(), took)
+		traceAnswer(span, int(rec.CSeq-cseq0), rec.CSeq, x.reg.Auth != nil, out)
 		switch out.Class {
 		case sipmsg.ClassOK:
 			return result{out: out, state: registration.StateRegistered}

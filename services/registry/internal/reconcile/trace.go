@@ -1,0 +1,187 @@
+package reconcile
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"sipreg.dev/services/registry/internal/registration"
+	"sipreg.dev/services/registry/internal/sipmsg"
+)
+
+// Tracing. The engine makes OpenTelemetry spans only when Options.TracerProvider is
+// set; without one every helper here returns at once, allocating nothing, so a REGISTER
+// exchange costs what it did before tracing existed. The spans:
+//
+//   - registry.discover: one discovery tick (FindBy, or the desired set a leader
+//     published), with the trunks seen and, when applied, those added, changed and
+//     removed. The FindBy call is its child (the API client's span).
+//   - registry.register: one REGISTER exchange of a trunk's binding (an unregister
+//     too, with expires 0): trunk ref, AOR, target, transport, EdgePort, expires asked;
+//     one event per answer (attempt, CSeq, whether it carried credentials, response
+//     code and class); at the end the state reached, the last response code and the
+//     number of REGISTERs sent. Each SendMessage is its child (the Requester client's
+//     span), and carries the trace context to the Requester.
+//   - registry.store.write: one group-commit flush to Redis, with its batch size and
+//     the writes refused (another replica's lease).
+//   - registry.lease.round: one lease round with several replicas (renewal, leases
+//     lost, whether trunks are reassigned), and registry.reassign for the claims that
+//     follow a change of members.
+//
+// No attribute, event or status ever carries a secret: no password, no X-Gateway-Auth
+// value, no Authorization or digest response. Only refs, addresses, counts, codes and
+// the record's reason (which is never a secret either) are recorded.
+
+// tracerName is the instrumentation scope of the engine's spans.
+const tracerName = "sipreg.dev/services/registry/internal/reconcile"
+
+// Attribute keys of the engine's spans.
+const (
+	attrTrunk        = attribute.Key("registry.trunk.ref")
+	attrAOR          = attribute.Key("registry.aor")
+	attrTarget       = attribute.Key("registry.target")
+	attrTransport    = attribute.Key("registry.transport")
+	attrEdgePort     = attribute.Key("registry.edge_port")
+	attrExpires      = attribute.Key("registry.expires")
+	attrState        = attribute.Key("registry.state")
+	attrCode         = attribute.Key("sip.response.code")
+	attrClass        = attribute.Key("registry.response.class")
+	attrAttempt      = attribute.Key("registry.attempt")
+	attrAttempts     = attribute.Key("registry.attempts")
+	attrCSeq         = attribute.Key("sip.cseq")
+	attrWithAuth     = attribute.Key("registry.authorization")
+	attrSeen         = attribute.Key("registry.trunks.seen")
+	attrUnchanged    = attribute.Key("registry.discovery.unchanged")
+	attrAdded        = attribute.Key("registry.trunks.added")
+	attrChanged      = attribute.Key("registry.trunks.changed")
+	attrRemoved      = attribute.Key("registry.trunks.removed")
+	attrClaims       = attribute.Key("registry.trunks.to_claim")
+	attrBatch        = attribute.Key("registry.batch.size")
+	attrRefused      = attribute.Key("registry.batch.refused")
+	attrRenew        = attribute.Key("registry.lease.renew")
+	attrLost         = attribute.Key("registry.leases.lost")
+	attrMembersMoved = attribute.Key("registry.members.changed")
+	attrReassign     = attribute.Key("registry.lease.reassign")
+)
+
+// noSpan is the span of a context without one: a no-op whose methods allocate nothing.
+var noSpan = trace.SpanFromContext(context.Background())
+
+// newTracer is tp's tracer for the engine, nil (no spans) without tp.
+func newTracer(tp trace.TracerProvider) trace.Tracer {
+	if tp == nil {
+		return nil
+	}
+	return tp.Tracer(tracerName)
+}
+
+// startSpan starts a span named name under ctx's, or returns ctx and noSpan when
+// tracing is off.
+func startSpan(ctx context.Context, tr trace.Tracer, name string) (context.Context, trace.Span) {
+	if tr == nil {
+		return ctx, noSpan
+	}
+	return tr.Start(ctx, name)
+}
+
+// startExchange starts the span of one REGISTER exchange of rec's binding, asking for
+// expires seconds.
+func (r *Reconciler) startExchange(ctx context.Context, rec *registration.Record, expires int) (context.Context, trace.Span) {
+	ctx, span := startSpan(ctx, r.tracer, "registry.register")
+	if span.IsRecording() {
+		span.SetAttributes(attrTrunk.String(rec.TrunkRef), attrAOR.String(rec.AOR), attrTarget.String(rec.Target),
+			attrTransport.String(rec.Transport), attrEdgePort.String(rec.EdgePort), attrExpires.Int(expires))
+	}
+	return ctx, span
+}
+
+// traceAnswer adds the answer to one REGISTER to the exchange's span.
+func traceAnswer(span trace.Span, attempt int, cseq uint32, withAuth bool, out sipmsg.Outcome) {
+	if !span.IsRecording() {
+		return
+	}
+	span.AddEvent("register.answer", trace.WithAttributes(attrAttempt.Int(attempt), attrCSeq.Int64(int64(cseq)),
+		attrWithAuth.Bool(withAuth), attrCode.Int(out.Code), attrClass.String(out.Class.String())))
+}
+
+// endExchange ends the span of an exchange with its result; cseq0 is the binding's
+// CSeq before it, so the REGISTERs sent are rec.CSeq-cseq0.
+func endExchange(span trace.Span, res *result, rec *registration.Record, cseq0 uint32) {
+	if !span.IsRecording() {
+		span.End()
+		return
+	}
+	span.SetAttributes(attrState.String(string(res.state)), attrAttempts.Int(int(rec.CSeq-cseq0)))
+	if res.err == nil && res.out.Code != 0 {
+		span.SetAttributes(attrCode.Int(res.out.Code))
+	}
+	if res.state != registration.StateRegistered {
+		span.SetStatus(codes.Error, res.reason)
+	}
+	span.End()
+}
+
+// traceDiscovery adds what FindBy answered to the discovery tick's span in ctx.
+func traceDiscovery(ctx context.Context, seen int, unchanged bool, err error) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(attrSeen.Int(seen), attrUnchanged.Bool(unchanged))
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+}
+
+// desiredCounts counts what applying a desired set changed, for the span in ctx.
+type desiredCounts struct {
+	on                               bool // the span records: count
+	added, changed, removed, toClaim int
+}
+
+func newDesiredCounts(ctx context.Context) desiredCounts {
+	return desiredCounts{on: trace.SpanFromContext(ctx).IsRecording()}
+}
+
+// record sets the counts on the span in ctx.
+func (c desiredCounts) record(ctx context.Context) {
+	if !c.on {
+		return
+	}
+	trace.SpanFromContext(ctx).SetAttributes(attrAdded.Int(c.added), attrChanged.Int(c.changed),
+		attrRemoved.Int(c.removed), attrClaims.Int(c.toClaim))
+}
+
+// startFlush starts the span of one group-commit flush of n records.
+func startFlush(ctx context.Context, tr trace.Tracer, n int) (context.Context, trace.Span) {
+	ctx, span := startSpan(ctx, tr, "registry.store.write")
+	if span.IsRecording() {
+		span.SetAttributes(attrBatch.Int(n))
+	}
+	return ctx, span
+}
+
+// endFlush ends a flush's span with the writes refused and the batch's error.
+func endFlush(span trace.Span, refused int, err error) {
+	if span.IsRecording() {
+		span.SetAttributes(attrRefused.Int(refused))
+		if err != nil {
+			span.SetStatus(codes.Error, err.Error())
+		}
+	}
+	span.End()
+}
+
+// endLeaseRound ends a lease round's span.
+func endLeaseRound(span trace.Span, renew, membersChanged bool, lost int, renewErr error, reassign bool) {
+	if span.IsRecording() {
+		span.SetAttributes(attrRenew.Bool(renew), attrMembersMoved.Bool(membersChanged), attrLost.Int(lost),
+			attrReassign.Bool(reassign))
+		if renewErr != nil {
+			span.SetStatus(codes.Error, renewErr.Error())
+		}
+	}
+	span.End()
+}
