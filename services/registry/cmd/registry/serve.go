@@ -39,6 +39,12 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 	// go-redis logs connection trouble through a package global; the cache fault is
 	// reported once by the engine, the details go to debug.
 	redis.SetLogger(redisLog{log})
+	// OpenTelemetry tracing, off unless the OTEL_* environment asks for it (tracing.go).
+	tr, err := setupTracing(ctx, os.Getenv, log)
+	if err != nil {
+		return err
+	}
+	defer tr.shutdown(log)
 	spec := cfg.Spec
 	if rt.MemoryLimit > 0 {
 		debug.SetMemoryLimit(rt.MemoryLimit)
@@ -56,12 +62,12 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 	if st != nil {
 		defer st.Close()
 	}
-	api, err := upstream.DialAPI(spec.APIAddr, spec.APITimeout)
+	api, err := upstream.DialAPI(spec.APIAddr, spec.APITimeout, tr.dial()...)
 	if err != nil {
 		return err
 	}
 	defer api.Close()
-	req, err := upstream.DialRequester(spec.RequesterAddr, spec.RequestTimeout)
+	req, err := upstream.DialRequester(spec.RequesterAddr, spec.RequestTimeout, tr.dial()...)
 	if err != nil {
 		return err
 	}
@@ -72,7 +78,7 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 		return fmt.Errorf("listen %s (spec.controlAddr): %w", spec.ControlAddr, err)
 	}
 	var coord *cluster.Cluster
-	opts := reconcile.Options{Spec: spec, Store: st, Trunks: api, Requester: req, Logger: log}
+	opts := reconcile.Options{Spec: spec, Store: st, Trunks: api, Requester: req, Logger: log, TracerProvider: tr.provider}
 	if spec.ClusterMode {
 		rs, ok := st.(*store.Redis)
 		if !ok {
@@ -81,6 +87,7 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 		coord = cluster.New(cluster.Options{
 			Client: rs.Client(), Prefix: clusterPrefix(spec.KeyPrefix), LeaseTTL: spec.LeaseTTL,
 			Advertise: advertiseAddr(spec.AdvertiseAddr, ctlLis.Addr()), ReplicaID: spec.ReplicaID, Logger: log,
+			TracerProvider: tr.provider,
 		})
 		if err := coord.CheckStorePrefix(rs.Prefix()); err != nil {
 			return fmt.Errorf("%s: spec.keyPrefix: %w (on Redis Cluster give it a hash tag, e.g. \"{sipreg}:registration:\")", cfg.Path, err)
@@ -96,6 +103,7 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 	met.WatchEngine(rec)
 	ctlSrv := controlapi.NewServer(spec.ControlAddr, controlapi.NewHandler(rec, controlapi.Options{
 		Token: spec.ControlToken, Logger: log, MaxWatchStreams: spec.MaxWatchStreams, Observer: met,
+		TracerProvider: tr.provider, Propagator: tr.propagator,
 	}))
 
 	httpLis, err := net.Listen("tcp", spec.HTTPAddr)
