@@ -61,7 +61,8 @@
 // flight included, and WaitArrivals waits on it: with answers of different delays,
 // that is the order a registrar would see the requests in. Recorded.Local names the
 // listener a call came in on: one Server served on one listener per client tells the
-// clients apart.
+// clients apart. Recorded.Traceparent is the W3C trace context the call carried, if
+// any.
 //
 // # Script format
 //
@@ -99,6 +100,7 @@
 //
 //	{"at": "<receive time, RFC 3339>", "seq": <arrival number, from 1>,
 //	 "local": "<the server's address the call came in on>",
+//	 "traceparent": "<W3C trace context of the call, absent when none>",
 //	 "key": "<AOR user or target host>",
 //	 "request": <SendMessageRequest in protojson>,
 //	 "response": <SIPMessage in protojson, absent on error>,

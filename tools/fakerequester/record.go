@@ -23,6 +23,7 @@ type recordLine struct {
 	At       time.Time       `json:"at"`
 	Seq      int64           `json:"seq,omitempty"`
 	Local    string          `json:"local,omitempty"`
+	Trace    string          `json:"traceparent,omitempty"`
 	Key      string          `json:"key"`
 	Request  json.RawMessage `json:"request"`
 	Response json.RawMessage `json:"response,omitempty"`
@@ -76,7 +77,7 @@ func marshalRecord(r Recorded) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("record request: %w", err)
 	}
-	l := recordLine{At: r.At.UTC(), Seq: r.Seq, Local: r.Local, Key: r.Key, Request: req}
+	l := recordLine{At: r.At.UTC(), Seq: r.Seq, Local: r.Local, Trace: r.Traceparent, Key: r.Key, Request: req}
 	if r.Resp != nil {
 		if l.Response, err = protojson.Marshal(r.Resp); err != nil {
 			return nil, fmt.Errorf("record response: %w", err)
@@ -108,7 +109,7 @@ func ReadRecords(r io.Reader) ([]Recorded, error) {
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
 			return nil, fmt.Errorf("record line %d: %w", n, err)
 		}
-		rec := Recorded{At: l.At, Seq: l.Seq, Local: l.Local, Key: l.Key, Req: &requesterv2beta1.SendMessageRequest{}}
+		rec := Recorded{At: l.At, Seq: l.Seq, Local: l.Local, Traceparent: l.Trace, Key: l.Key, Req: &requesterv2beta1.SendMessageRequest{}}
 		if err := protojson.Unmarshal(l.Request, rec.Req); err != nil {
 			return nil, fmt.Errorf("record line %d: request: %w", n, err)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -46,6 +47,10 @@ type Recorded struct {
 	// "host:port"). Serving one Server on several listeners, one per client, tells
 	// the clients' calls apart.
 	Local string
+	// Traceparent is the W3C trace context the call carried in its gRPC metadata
+	// ("00-<trace-id>-<parent-id>-<flags>"), empty when none: the trace a real
+	// Requester would continue.
+	Traceparent string
 	// Key is the AOR user of the To header, or the target host when there is none.
 	Key string
 	// Req is the request as received.
@@ -249,7 +254,7 @@ func (r *requesterService) SendMessage(ctx context.Context, req *requesterv2beta
 	if p, ok := peer.FromContext(ctx); ok && p.LocalAddr != nil {
 		local = p.LocalAddr.String()
 	}
-	rec := s.arrive(Recorded{At: at, Key: key, Local: local, Req: req})
+	rec := s.arrive(Recorded{At: at, Key: key, Local: local, Traceparent: traceparent(ctx), Req: req})
 	s.enter(key)
 	defer s.leave(key)
 
@@ -265,6 +270,14 @@ func (r *requesterService) SendMessage(ctx context.Context, req *requesterv2beta
 		return nil, err
 	}
 	return &requesterv2beta1.SendMessageResponse{Message: msg}, nil
+}
+
+// traceparent is the incoming call's traceparent metadata, empty when none.
+func traceparent(ctx context.Context) string {
+	if v := metadata.ValueFromIncomingContext(ctx, "traceparent"); len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // handle answers one request according to the script.
