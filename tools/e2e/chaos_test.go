@@ -79,24 +79,13 @@ func chaosStartFakes(t *testing.T, script fakerequester.Script, trunks []*trunks
 		reqAddrs: map[string]string{},
 	}
 	f.api.SetTrunks(trunks)
-	f.apiAddr = chaosServe(t, f.api.Serve, f.api.Stop)
+	f.apiAddr = serve(t, f.api.Serve, f.api.Stop)
 	for _, name := range replicas {
-		addr := chaosServe(t, f.req.Serve, f.req.Stop)
+		addr := serve(t, f.req.Serve, f.req.Stop)
 		f.reqAddrs[name] = addr
 		chaosNames.Store(addr, "replica "+name)
 	}
 	return f
-}
-
-func chaosServe(t *testing.T, srv func(net.Listener) error, stop func()) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv(lis) }()
-	t.Cleanup(stop)
-	return lis.Addr().String()
 }
 
 // from keeps the requests that came from one replica.

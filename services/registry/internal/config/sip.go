@@ -6,12 +6,14 @@ import (
 	"net"
 	"strconv"
 	"strings"
-	"unicode"
 	"unicode/utf8"
+
+	"sipreg.dev/services/registry/internal/sipmsg"
 )
 
-// What goes on the SIP wire follows RFC 3261's grammar: methods are tokens, the
-// User-Agent is TEXT-UTF8, EdgePort hosts are hosts.
+// What goes on the SIP wire follows RFC 3261's grammar, checked by the same rules the
+// REGISTER is built with (sipmsg): methods are tokens, the User-Agent is TEXT-UTF8,
+// EdgePort hosts are hosts.
 
 // textUTF8 checks RFC 3261's TEXT-UTF8 (with its linear white space): valid UTF-8 and no
 // control character (C0, DEL, C1) other than a tab.
@@ -19,72 +21,28 @@ func textUTF8(s string) error {
 	if !utf8.ValidString(s) {
 		return errors.New("not valid UTF-8")
 	}
-	for _, r := range s {
-		if r != '\t' && unicode.IsControl(r) {
-			return fmt.Errorf("holds the control character %U (a SIP header value allows none but tab)", r)
-		}
+	if err := sipmsg.CheckHeaderText(s); err != nil {
+		return fmt.Errorf("holds the %w (a SIP header value allows none but tab)", err)
 	}
 	return nil
 }
 
-// isToken reports whether s is an RFC 3261 token:
-// 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~").
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !isAlphaNum(c) && !strings.ContainsRune("-.!%*_+`'~", rune(c)) {
-			return false
-		}
-	}
-	return true
-}
-
-func isAlpha(c byte) bool    { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
-func isAlphaNum(c byte) bool { return isAlpha(c) || '0' <= c && c <= '9' }
+// isToken reports whether s is an RFC 3261 token.
+func isToken(s string) bool { return sipmsg.CheckToken(s) == nil }
 
 // sipHost checks the host of addr (host, as net.SplitHostPort returned it) against
 // RFC 3261's host rule: a hostname, an IPv4 address, or an IPv6 address in brackets.
 func sipHost(addr, host string) error {
 	if strings.HasPrefix(addr, "[") {
-		if strings.Contains(host, ":") && net.ParseIP(host) != nil {
-			return nil
+		if _, err := sipmsg.ParseHost("[" + host + "]"); err != nil {
+			return fmt.Errorf("[%s] is not an IPv6 address", host)
 		}
-		return fmt.Errorf("[%s] is not an IPv6 address", host)
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.To4() != nil {
 		return nil
 	}
-	if isHostname(host) {
-		return nil
+	if _, err := sipmsg.ParseHost(host); err != nil || strings.Contains(host, ":") {
+		return fmt.Errorf("host %q is not a hostname, an IPv4 address or an [IPv6] address", host)
 	}
-	return fmt.Errorf("host %q is not a hostname, an IPv4 address or an [IPv6] address", host)
-}
-
-// isHostname checks RFC 3261's hostname: *( domainlabel "." ) toplabel [ "." ], where a
-// label is letters, digits and inner hyphens, and the top label starts with a letter.
-func isHostname(h string) bool {
-	h = strings.TrimSuffix(h, ".")
-	if h == "" {
-		return false
-	}
-	labels := strings.Split(h, ".")
-	for i, l := range labels {
-		if l == "" || l[0] == '-' || l[len(l)-1] == '-' {
-			return false
-		}
-		for j := 0; j < len(l); j++ {
-			if !isAlphaNum(l[j]) && l[j] != '-' {
-				return false
-			}
-		}
-		if i == len(labels)-1 && !isAlpha(l[0]) {
-			return false
-		}
-	}
-	return true
+	return nil
 }
 
 // splitHostPort requires a host and a port in 1..65535.

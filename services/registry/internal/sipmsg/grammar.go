@@ -264,6 +264,14 @@ func checkTarget(t string) error {
 	return nil
 }
 
+// CheckToken checks a non-empty RFC 3261 token (a method name, a header parameter):
+// 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~").
+func CheckToken(s string) error { return checkToken(s) }
+
+// CheckHeaderText checks text that ends in a header value (RFC 3261 TEXT-UTF8 with its
+// linear white space): valid UTF-8, no control character but a tab.
+func CheckHeaderText(s string) error { return checkText(s, ruleText) }
+
 // checkToken checks a non-empty RFC 3261 token.
 func checkToken(s string) error {
 	if s == "" {
