@@ -67,18 +67,12 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 		return err
 	}
 	defer api.Close()
-	req, err := upstream.DialRequester(spec.RequesterAddr, spec.RequestTimeout, tr.dial()...)
-	if err != nil {
-		return err
-	}
-	defer req.Close()
-
 	ctlLis, err := net.Listen("tcp", spec.ControlAddr)
 	if err != nil {
 		return fmt.Errorf("listen %s (spec.controlAddr): %w", spec.ControlAddr, err)
 	}
 	var coord *cluster.Cluster
-	opts := reconcile.Options{Spec: spec, Store: st, Trunks: api, Requester: req, Logger: log, TracerProvider: tr.provider}
+	opts := reconcile.Options{Spec: spec, Store: st, Trunks: api, Logger: log, TracerProvider: tr.provider}
 	if spec.ClusterMode {
 		rs, ok := st.(*store.Redis)
 		if !ok {
@@ -94,6 +88,19 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 		}
 		opts.Coord, opts.StorePrefix, opts.TTLGrace = coord, rs.Prefix(), store.DefaultTTLGrace
 	}
+	reqOpts := tr.dial()
+	if coord != nil {
+		// The backstop of the lease check at the send: a replica paused between that
+		// check and the write resumes with its leases run out, and the bytes of a
+		// REGISTER built before the pause never leave.
+		reqOpts = append(reqOpts, upstream.WithWriteGate(coord.SendWindowOpen))
+	}
+	req, err := upstream.DialRequester(spec.RequesterAddr, spec.RequestTimeout, reqOpts...)
+	if err != nil {
+		return err
+	}
+	defer req.Close()
+	opts.Requester = req
 
 	opts.Observer = met
 	if coord != nil {

@@ -94,9 +94,12 @@ type Cluster struct {
 	// ownMu serialises Claim and Release, so that a Claim keeping a lease
 	// cannot slip between Release forgetting it and deleting it in Redis.
 	ownMu sync.Mutex
-	// mu guards held.
+	// mu guards held and validMax.
 	mu   sync.Mutex
 	held map[string]lease
+	// validMax is the latest validity any lease was given (never lowered): past it,
+	// no lease of this replica is valid by its own clock (gate.go).
+	validMax time.Time
 
 	// view is the live membership ([]Member sorted by ID, never mutated).
 	view    atomic.Pointer[[]Member]

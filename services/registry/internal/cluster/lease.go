@@ -184,6 +184,9 @@ func (c *Cluster) holdLocked(ref string, fence int64, start time.Time) {
 		return
 	}
 	c.held[ref] = lease{fence: fence, validUntil: until}
+	if until.After(c.validMax) {
+		c.validMax = until
+	}
 }
 
 // Renew renews every lease this replica holds (PEXPIRE when Redis still holds
