@@ -47,7 +47,7 @@ func (r *Reconciler) Lapsing() (bool, string) {
 		ago.Round(time.Second), r.spec.RegistersPerSecond, r.spec.MaxInFlight)
 }
 
-// refreshLoad is the rate of REGISTERs the registered bindings need (r.mu held): each is
+// refreshLoadLocked is the rate of REGISTERs the registered bindings need (r.mu held): each is
 // refreshed once per 65 % of its grant on average (the middle of the 50-80 % window).
 func (r *Reconciler) refreshLoadLocked() float64 {
 	var need float64
