@@ -74,8 +74,11 @@ func (r *Reconciler) stampLocked(recs []registration.Record) {
 
 // confirmLocked records that recs landed, except the refused ones (r.mu held).
 func (r *Reconciler) confirmLocked(recs []registration.Record, refused []string) {
-	no := make(map[string]bool, len(refused))
+	var no map[string]bool // nil when nothing was refused (the usual batch)
 	for _, ref := range refused {
+		if no == nil {
+			no = make(map[string]bool, len(refused))
+		}
 		no[ref] = true
 	}
 	for _, rec := range recs {
