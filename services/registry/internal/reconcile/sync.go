@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc/status"
 
 	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
@@ -560,17 +561,15 @@ func (r *Reconciler) unregisterAll(ctx context.Context) {
 		}
 	}
 	r.mu.Unlock()
-	sem := make(chan struct{}, max(1, r.spec.MaxInFlight))
-	done := make(chan struct{}, len(jobs))
+	var g errgroup.Group
+	g.SetLimit(max(1, r.spec.MaxInFlight))
 	var removed atomic.Int64
 	for _, j := range jobs {
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; done <- struct{}{} }()
+		g.Go(func() error {
 			if !r.unregister(ctx, j.t, j.rec, j.rec) {
 				// The binding lives on at the provider: its record stays, so the
 				// next process refreshes it instead of starting anew.
-				return
+				return nil
 			}
 			removed.Add(1)
 			j.rec.State = registration.StateUnregistered
@@ -585,11 +584,10 @@ func (r *Reconciler) unregisterAll(ctx context.Context) {
 			}
 			r.mu.Unlock()
 			r.persist(j.rec.TrunkRef, j.rec)
-		}()
+			return nil
+		})
 	}
-	for range jobs {
-		<-done
-	}
+	_ = g.Wait()
 	r.log.Info("unregistered on shutdown", "count", removed.Load(), "of", len(jobs))
 }
 
