@@ -38,13 +38,17 @@ func BenchmarkMemory100k(b *testing.B) {
 		req.noRecord = true
 		spec := testSpec()
 		spec.MaxInFlight, spec.RegistersPerSecond = 512, 1e9
-		r := New(Options{Spec: spec, Store: store.NewMemory(), Trunks: api, Requester: req})
+		// The whole start is watched: the backlog holds every event of it.
+		r := New(Options{Spec: spec, Store: store.NewMemory(), Trunks: api, Requester: req, WatchBacklog: n * 4})
 		events, unsub := subscribeChan(r, n*4)
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() { _ = r.Run(ctx) }()
 		registered := 0
 		for registered < n {
-			ev := <-events
+			ev, ok := <-events
+			if !ok {
+				b.Fatal("the subscription ended before every trunk registered")
+			}
 			if ev.Record.State == registration.StateRegistered {
 				registered++
 			}
