@@ -5,15 +5,14 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/alicebob/miniredis/v2"
-
+	"sipreg.dev/services/registry/internal/redistest"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
 )
 
 // TestGetMany reads many records in pipelines; unknown refs are left out.
 func TestGetMany(t *testing.T) {
-	mr := miniredis.RunT(t)
+	mr := redistest.Mini(t).Mini
 	st, err := store.NewRedis(store.RedisOptions{Addrs: []string{mr.Addr()}, Prefix: "gm:"})
 	if err != nil {
 		t.Fatal(err)

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
 	"github.com/alicebob/miniredis/v2/server"
 
+	"sipreg.dev/services/registry/internal/redistest"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
 	"sipreg.dev/services/registry/internal/store/storetest"
@@ -72,8 +72,8 @@ var skipBackends = []skipBackend{
 		return b.open(t, opts)
 	}, true},
 	{"miniredis-cluster", func(t *testing.T, opts store.RedisOptions) (*store.Redis, string) {
-		m := miniredis.RunT(t)
-		opts.Addrs = []string{m.Addr(), m.Addr()}
+		addr := redistest.Mini(t).Addr
+		opts.Addrs = []string{addr, addr}
 		opts.Prefix = store.DefaultPrefix
 		return openStore(t, opts), opts.Prefix
 	}, false},

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -17,6 +16,7 @@ import (
 	"github.com/alicebob/miniredis/v2/server"
 	"github.com/redis/go-redis/v9"
 
+	"sipreg.dev/services/registry/internal/redistest"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
 	"sipreg.dev/services/registry/internal/store/storetest"
@@ -31,92 +31,35 @@ type backend struct {
 	raw func(t *testing.T) *redis.Client
 }
 
-// realRedis returns the address of the real Redis (REDIS_ADDR, else
-// 127.0.0.1:6379). When it cannot be reached the test fails in CI (CI=true) and
-// is skipped elsewhere.
-func realRedis(t *testing.T) string {
-	t.Helper()
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, DialerRetries: 1, MaxRetries: -1})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("real Redis at %s unreachable (CI=true): %v", addr, err)
-		}
-		t.Skipf("real Redis at %s unreachable: %v", addr, err)
-	}
-	return addr
-}
-
-// realBackend shares the real Redis with other runs: every store of a test gets
-// a key prefix under one random base, and every key under it is deleted when the
-// test ends.
-func realBackend(t *testing.T) backend {
-	addr := realRedis(t)
-	raw := redis.NewClient(&redis.Options{Addr: addr})
-	base := "sipreg-test:" + rand.Text() + ":"
-	t.Cleanup(func() {
-		// t.Context is done by now.
-		ctx := context.Background()
-		iter := raw.Scan(ctx, 0, base+"*", 1000).Iterator()
-		var keys []string
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		if err := iter.Err(); err != nil {
-			t.Errorf("cleanup scan %s*: %v", base, err)
-		}
-		for len(keys) > 0 {
-			n := min(len(keys), 1000)
-			if err := raw.Del(ctx, keys[:n]...).Err(); err != nil {
-				t.Errorf("cleanup del: %v", err)
-			}
-			keys = keys[n:]
-		}
-		raw.Close()
-	})
+// backendOn is the store's backend on s: on the real Redis every store of a
+// test gets a key prefix under the test's own prefix.
+func backendOn(s redistest.Server) backend {
 	return backend{
 		open: func(t *testing.T, opts store.RedisOptions) (*store.Redis, string) {
-			opts.Addrs = []string{addr}
-			opts.Prefix = base + opts.Prefix
-			return openStore(t, opts), opts.Prefix
-		},
-		raw: func(*testing.T) *redis.Client { return raw },
-	}
-}
-
-// miniBackend starts a miniredis for the test t.
-func miniBackend(t *testing.T) (backend, *miniredis.Miniredis) {
-	m := miniredis.RunT(t)
-	return backend{
-		open: func(t *testing.T, opts store.RedisOptions) (*store.Redis, string) {
-			opts.Addrs = []string{m.Addr()}
+			opts.Addrs = []string{s.Addr}
+			opts.Prefix = s.Prefix + opts.Prefix
 			if opts.Prefix == "" {
 				opts.Prefix = store.DefaultPrefix
 			}
 			return openStore(t, opts), opts.Prefix
 		},
-		raw: func(t *testing.T) *redis.Client {
-			c := redis.NewClient(&redis.Options{Addr: m.Addr()})
-			t.Cleanup(func() { c.Close() })
-			return c
-		},
-	}, m
+		raw: func(*testing.T) *redis.Client { return s.Client },
+	}
+}
+
+// realBackend shares the real Redis with other runs (see redistest.Real).
+func realBackend(t *testing.T) backend { return backendOn(redistest.Real(t)) }
+
+// miniBackend starts a miniredis for the test t.
+func miniBackend(t *testing.T) (backend, *miniredis.Miniredis) {
+	s := redistest.Mini(t)
+	return backendOn(s), s.Mini
 }
 
 // forEachBackend runs f as a subtest on the real Redis and on miniredis; only
 // the first is skipped when the real Redis is unreachable outside CI.
 func forEachBackend(t *testing.T, f func(t *testing.T, b backend)) {
-	t.Run("real", func(t *testing.T) { f(t, realBackend(t)) })
-	t.Run("miniredis", func(t *testing.T) {
-		b, _ := miniBackend(t)
-		f(t, b)
-	})
+	redistest.Each(t, func(t *testing.T, s redistest.Server) { f(t, backendOn(s)) })
 }
 
 func openStore(t *testing.T, opts store.RedisOptions) *store.Redis {
@@ -151,8 +94,8 @@ func TestMiniredisContract(t *testing.T) {
 // cluster of several nodes.
 func TestMiniredisClusterContract(t *testing.T) {
 	storetest.RunContract(t, func(t *testing.T) store.Store {
-		m := miniredis.RunT(t)
-		return openStore(t, store.RedisOptions{Addrs: []string{m.Addr(), m.Addr()}})
+		addr := redistest.Mini(t).Addr
+		return openStore(t, store.RedisOptions{Addrs: []string{addr, addr}})
 	})
 }
 
@@ -500,7 +443,7 @@ func TestMiniredisOutOfMemory(t *testing.T) {
 // password could leak: refused credentials, server down, blocked server.
 func TestRedisPasswordNotInErrors(t *testing.T) {
 	const password = "Sup3r-s3cret-Pa55word"
-	m := miniredis.RunT(t)
+	m := redistest.Mini(t).Mini
 	m.RequireAuth("the-right-one")
 	s := openStore(t, store.RedisOptions{Addrs: []string{m.Addr()}, Username: "default", Password: password})
 	check := func(when string, ctx func() context.Context) {
