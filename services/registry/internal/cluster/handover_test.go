@@ -5,14 +5,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alicebob/miniredis/v2"
-	"github.com/redis/go-redis/v9"
+	"sipreg.dev/services/registry/internal/redistest"
 )
 
 func TestMarkLeaving(t *testing.T) {
-	mr := miniredis.RunT(t)
-	client := redis.NewClient(&redis.Options{Addr: mr.Addr()})
-	defer client.Close()
+	rs := redistest.Mini(t)
+	mr, client := rs.Mini, rs.Client
 	a := New(Options{Client: client, ReplicaID: "a", LeaseTTL: time.Second})
 	b := New(Options{Client: client, ReplicaID: "b", LeaseTTL: time.Second})
 	ctx := context.Background()

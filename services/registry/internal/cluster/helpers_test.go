@@ -1,11 +1,7 @@
 package cluster_test
 
 import (
-	"context"
-	"crypto/rand"
 	"fmt"
-	"os"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +10,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"sipreg.dev/services/registry/internal/cluster"
+	"sipreg.dev/services/registry/internal/redistest"
 	"sipreg.dev/services/registry/internal/store"
 )
 
@@ -60,69 +57,27 @@ func (b backend) cluster(t *testing.T, id string, o cluster.Options) *cluster.Cl
 // leaseKey is the documented key of ref's lease under a prefix without a hash tag.
 func (b backend) leaseKey(ref string) string { return b.prefix + "{leases}:lease:" + ref }
 
-// realRedis returns the address of the real Redis (REDIS_ADDR, else
-// 127.0.0.1:6379). When it cannot be reached the test fails in CI (CI=true) and
-// is skipped elsewhere.
-func realRedis(t *testing.T) string {
-	t.Helper()
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
+// backendOn is the cluster's backend on s: its own prefix on the real Redis,
+// "sipreg:" on a miniredis.
+func backendOn(s redistest.Server) backend {
+	b := backend{name: s.Name, addr: s.Addr, prefix: s.Prefix, raw: s.Client, mini: s.Mini}
+	if b.prefix == "" {
+		b.prefix = "sipreg:"
 	}
-	c := redis.NewClient(&redis.Options{Addr: addr, DialTimeout: time.Second, DialerRetries: 1, MaxRetries: -1})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-	defer cancel()
-	if err := c.Ping(ctx).Err(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("real Redis at %s unreachable (CI=true): %v", addr, err)
-		}
-		t.Skipf("real Redis at %s unreachable: %v", addr, err)
-	}
-	return addr
+	return b
 }
 
 // realBackend is the real Redis under a prefix of the test's own; every key
 // under it is deleted when the test ends.
-func realBackend(t *testing.T) backend {
-	t.Helper()
-	addr := realRedis(t)
-	raw := redis.NewClient(&redis.Options{Addr: addr})
-	prefix := "sipreg-test:" + rand.Text() + ":"
-	t.Cleanup(func() {
-		ctx := context.Background()
-		iter := raw.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		var keys []string
-		for iter.Next(ctx) {
-			keys = append(keys, iter.Val())
-		}
-		if err := iter.Err(); err != nil {
-			t.Errorf("cleanup scan %s*: %v", prefix, err)
-		}
-		for chunk := range slices.Chunk(keys, 1000) {
-			if err := raw.Del(ctx, chunk...).Err(); err != nil {
-				t.Errorf("cleanup del: %v", err)
-			}
-		}
-		raw.Close()
-	})
-	return backend{name: "real", addr: addr, prefix: prefix, raw: raw}
-}
+func realBackend(t *testing.T) backend { return backendOn(redistest.Real(t)) }
 
 // miniBackend starts a miniredis for the test.
-func miniBackend(t *testing.T) backend {
-	t.Helper()
-	m := miniredis.RunT(t)
-	raw := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	t.Cleanup(func() { raw.Close() })
-	return backend{name: "miniredis", addr: m.Addr(), prefix: "sipreg:", raw: raw, mini: m}
-}
+func miniBackend(t *testing.T) backend { return backendOn(redistest.Mini(t)) }
 
 // forEachBackend runs f on the real Redis and on miniredis; only the first is
 // skipped when the real Redis is unreachable outside CI.
 func forEachBackend(t *testing.T, f func(t *testing.T, b backend)) {
-	t.Run("real", func(t *testing.T) { f(t, realBackend(t)) })
-	t.Run("miniredis", func(t *testing.T) { f(t, miniBackend(t)) })
+	redistest.Each(t, func(t *testing.T, s redistest.Server) { f(t, backendOn(s)) })
 }
 
 // fakeClock is a clock that moves only when told.
