@@ -17,23 +17,13 @@ package bench
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
-
-	"google.golang.org/grpc"
-
-	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
-	"sipreg.dev/tools/fakeapi"
 )
 
 // Cache providers a row can use.
@@ -53,6 +43,12 @@ const (
 	settleCPU   = 0.02
 	// settleMax bounds the wait for quiet.
 	settleMax = 5 * time.Second
+	// DefaultRegisterInterval is the registry's shipped registerInterval (spec.go in
+	// services/registry/internal/config), which the bench leaves to the registry
+	// unless Config.Interval is given; the idle window is timed by it.
+	DefaultRegisterInterval = 60 * time.Second
+	// redisMemorySample is how many of a run's keys MEMORY USAGE reads.
+	redisMemorySample = 100
 	// startTimeout bounds the wait for the registry's first FindBy.
 	startTimeout = 30 * time.Second
 	// stopGrace is how long the registry may take to stop after SIGTERM.
@@ -69,20 +65,25 @@ type Config struct {
 	Cache string
 	// RedisAddr is host:port of the Redis server for CacheRedis.
 	RedisAddr string
-	// Interval is the registry's registerInterval (the discovery period).
+	// Interval is the registry's registerInterval (the discovery period): 0 leaves
+	// it out of the config (the shipped DefaultRegisterInterval).
 	Interval time.Duration
 	// Timeout bounds the registration phase, from the first FindBy.
 	Timeout time.Duration
-	// MemoryLimit is the registry's spec.memoryLimit (e.g. "280MiB"; "0" for none).
+	// MemoryLimit is the registry's spec.memoryLimit (e.g. "280MiB"; "" or "0" leave
+	// it out: none, the shipped default).
 	MemoryLimit string
 	// IdleWindows is how many back-to-back idle windows, one registerInterval each,
 	// are measured once every trunk is registered (0 means 1).
 	IdleWindows int
 	// Progress, when set, gets a line at each step.
 	Progress io.Writer
+
+	// httpAddr and controlAddr are the registry's listeners ("": 127.0.0.1:0).
+	httpAddr, controlAddr string
 }
 
-// Result is one measured row.
+// Result is one measured run of a row.
 type Result struct {
 	// Trunks and Cache repeat the row's Config.
 	Trunks int
@@ -130,6 +131,15 @@ type Result struct {
 	// RedisKeys is how many keys of the row's prefix were deleted at the end (every
 	// trunk's record, once persisted).
 	RedisKeys int
+	// RedisUsedMemoryBefore and RedisUsedMemoryAfter are Redis's INFO used_memory
+	// at the first FindBy (before any record was written) and once the registry was
+	// quiet after the last answer; -1 without Redis. RedisSampledKeys keys of the
+	// row's prefix were read with MEMORY USAGE after the idle window, RedisSampleBytes
+	// on average.
+	RedisUsedMemoryBefore int64
+	RedisUsedMemoryAfter  int64
+	RedisSampledKeys      int
+	RedisSampleBytes      float64
 
 	// IdleTickCPU is the registry's CPU over one registerInterval centred on a
 	// discovery tick once every trunk was registered: the mean over IdleWindows
@@ -164,6 +174,15 @@ func (r Result) RSSPerTrunk() float64 {
 	return float64(r.PeakRSS-r.StartRSS) / float64(r.Trunks)
 }
 
+// RedisBytesPerTrunk is the growth of Redis's used_memory over the registration
+// phase per trunk, -1 without Redis.
+func (r Result) RedisBytesPerTrunk() float64 {
+	if r.RedisUsedMemoryAfter < 0 || r.RedisUsedMemoryBefore < 0 {
+		return -1
+	}
+	return float64(r.RedisUsedMemoryAfter-r.RedisUsedMemoryBefore) / float64(r.Trunks)
+}
+
 // RedisPerRegistration is RedisCommands per registration, -1 without Redis.
 func (r Result) RedisPerRegistration() float64 {
 	if r.RedisCommands < 0 {
@@ -196,18 +215,20 @@ type firstSample struct {
 // row's Redis keys. It fails only when the row cannot be measured.
 func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	res = Result{Trunks: cfg.Trunks, Cache: cfg.Cache, RedisCommands: -1, RedisRoundTrips: -1,
-		RedisServerCommands: -1, IdleRedisCommands: -1, IdleRedisServerCommands: -1}
+		RedisServerCommands: -1, IdleRedisCommands: -1, IdleRedisServerCommands: -1,
+		RedisUsedMemoryBefore: -1, RedisUsedMemoryAfter: -1}
 	if cfg.Trunks < 1 {
 		return res, fmt.Errorf("trunks: %d is not a positive number", cfg.Trunks)
 	}
 	if cfg.Cache != CacheMemory && cfg.Cache != CacheRedis {
 		return res, fmt.Errorf("cache: %q is not %s or %s", cfg.Cache, CacheMemory, CacheRedis)
 	}
-	if cfg.MemoryLimit == "" {
-		cfg.MemoryLimit = "0"
+	interval := cfg.Interval
+	if interval <= 0 {
+		interval = DefaultRegisterInterval
 	}
-	if cfg.Interval <= 0 || cfg.Timeout <= 0 {
-		return res, errors.New("interval and timeout must be positive")
+	if cfg.Timeout <= 0 {
+		return res, errors.New("timeout must be positive")
 	}
 	progress := func(format string, args ...any) {
 		if cfg.Progress != nil {
@@ -360,20 +381,18 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		d := end.proxy.since(first.proxy)
 		res.RedisCommands, res.RedisRoundTrips, res.RedisByCommand = d.commands, d.trips, d.byName
 		res.RedisServerCommands, _ = end.redis.since(first.redis)
+		res.RedisUsedMemoryBefore, res.RedisUsedMemoryAfter = first.redis.usedMemory, end.redis.usedMemory
 	}
 
-	// Phase 4: idle ticks. Each window is one registerInterval long; the first
-	// starts half an interval after a discovery, so that each holds one tick.
+	// Phase 4: idle ticks. Each window is one registerInterval long and centred on a
+	// discovery tick: the registry's ticker runs every interval from its first
+	// discovery, so the first window starts at the first half-interval after the
+	// first FindBy that is not before the end of the registration phase.
 	windows := max(cfg.IdleWindows, 1)
-	progress("measuring %d idle tick(s) (up to %s)", windows, cfg.Interval*time.Duration(windows+1)+cfg.Interval/2)
-	tick, err := watch.waitAfter(ctx, end.at, reg.exited)
-	if err != nil {
-		if errors.Is(err, errRegistryExited) {
-			return res, reg.exitError()
-		}
-		return res, err
-	}
-	if err := sleepUntil(ctx, reg, tick.Add(cfg.Interval/2)); err != nil {
+	start := idleWindowStart(first.at, end.at, interval)
+	progress("measuring %d idle tick(s), from %s to %s from now", windows,
+		time.Until(start).Round(time.Second), time.Until(start.Add(time.Duration(windows)*interval)).Round(time.Second))
+	if err := sleepUntil(ctx, reg, start); err != nil {
 		return res, err
 	}
 	a, err := sample(reg.pid, proxy, rc)
@@ -382,7 +401,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 	idleStart, findBysA, callsA := a, watch.count(), req.calls.Load()
 	for i := range windows {
-		if err := sleepUntil(ctx, reg, idleStart.at.Add(time.Duration(i+1)*cfg.Interval)); err != nil {
+		if err := sleepUntil(ctx, reg, start.Add(time.Duration(i+1)*interval)); err != nil {
 			return res, err
 		}
 		b, err := sample(reg.pid, proxy, rc)
@@ -404,159 +423,14 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if res.PeakRSS, _, err = memory(reg.pid); err != nil {
 		return res, err
 	}
+	if rc != nil {
+		if res.RedisSampledKeys, res.RedisSampleBytes, err = rc.sampleMemory(prefix, redisMemorySample); err != nil {
+			return res, err
+		}
+	}
 	progress("stopping the registry")
 	if err := stop(); err != nil {
 		return res, err
 	}
 	return res, nil
-}
-
-// errTimeout is a wait that ran out of time.
-var errTimeout = errors.New("timed out")
-
-// ErrIncomplete is the error of a row in which the registry did not register every
-// trunk within Config.Timeout: a measurement (the registry is too slow or stuck),
-// not a failure of the bench.
-var ErrIncomplete = errors.New("not every trunk registered")
-
-// waitFor waits for done, failing when the registry exits, ctx ends or d passes.
-func waitFor(ctx context.Context, done <-chan struct{}, reg *registry, d time.Duration, what string) error {
-	t := time.NewTimer(max(d, 0))
-	defer t.Stop()
-	select {
-	case <-done:
-		return nil
-	case <-reg.exited:
-		return reg.exitError()
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return fmt.Errorf("waiting for %s: %w", what, errTimeout)
-	}
-}
-
-// sleepUntil waits until t, failing when the registry exits or ctx ends.
-func sleepUntil(ctx context.Context, reg *registry, t time.Time) error {
-	err := waitFor(ctx, nil, reg, time.Until(t), "")
-	if errors.Is(err, errTimeout) {
-		return nil
-	}
-	return err
-}
-
-// point is one reading of the registry's counters.
-type point struct {
-	at    time.Time
-	cpu   float64
-	proxy proxyCounts
-	redis redisStats
-	quiet bool // (settle) the registry was quiet when this was read
-}
-
-// sample reads the registry's CPU, the proxy's counts (proxy may be nil) and Redis's
-// own counters (rc may be nil).
-func sample(pid int, proxy *redisProxy, rc *redisConn) (point, error) {
-	p := point{at: time.Now()}
-	var err error
-	if p.cpu, err = cpuSeconds(pid); err != nil {
-		return p, err
-	}
-	if proxy != nil {
-		p.proxy = proxy.counts()
-	}
-	if rc != nil {
-		if p.redis, err = rc.stats(); err != nil {
-			return p, err
-		}
-	}
-	return p, nil
-}
-
-// settle polls the registry from since until it has been quiet for settleQuiet (at
-// most settleCPU of CPU and no Redis command through the proxy, which may be nil), or
-// settleMax has passed, and returns the reading that ends the registration phase.
-func settle(ctx context.Context, reg *registry, proxy *redisProxy, since time.Time) (point, error) {
-	var window []point // readings of the last settleQuiet
-	for {
-		p, err := sample(reg.pid, proxy, nil)
-		if err != nil {
-			return p, err
-		}
-		window = append(window, p)
-		for len(window) > 1 && p.at.Sub(window[1].at) >= settleQuiet {
-			window = window[1:]
-		}
-		if old := window[0]; p.at.Sub(old.at) >= settleQuiet && p.cpu-old.cpu <= settleCPU &&
-			p.proxy.commands == old.proxy.commands {
-			p.quiet = true
-			return p, nil
-		}
-		if p.at.Sub(since) >= settleMax {
-			return p, nil
-		}
-		if err := sleepUntil(ctx, reg, p.at.Add(settlePoll)); err != nil {
-			return p, err
-		}
-	}
-}
-
-// registryConfig renders the registry's config file for a row; redisAddr is where
-// the registry reaches Redis (the proxy).
-func registryConfig(cfg Config, requesterAddr, apiAddr, redisAddr, keyPrefix string) (string, error) {
-	cache := "  cache:\n    provider: memory\n"
-	if cfg.Cache == CacheRedis {
-		host, port, err := net.SplitHostPort(redisAddr)
-		if err != nil {
-			return "", fmt.Errorf("redis address %q: %w", redisAddr, err)
-		}
-		cache = fmt.Sprintf("  cache:\n    provider: redis\n    parameters: %s\n  keyPrefix: %s\n",
-			strconv.Quote("host="+host+",port="+port), strconv.Quote(keyPrefix))
-	}
-	return fmt.Sprintf(`kind: Registry
-apiVersion: v2beta1
-spec:
-  requesterAddr: %s
-  apiAddr: %s
-  edgePorts:
-    - address: edge.bench:5060
-  registerInterval: %s
-  startupSpread: 0s
-  registersPerSecond: 1000000
-  maxInFlight: 512
-  memoryLimit: %s
-  httpAddr: 127.0.0.1:0
-  controlAddr: 127.0.0.1:0
-  authMode: edgeport
-%s`, requesterAddr, apiAddr, cfg.Interval, cfg.MemoryLimit, cache), nil
-}
-
-// serveFakes serves n generated trunks (FindBy calls logged to watch) and req on
-// loopback; stop ends both and waits for them.
-func serveFakes(n int, watch io.Writer, req requesterv2beta1.RequesterServer) (apiAddr, reqAddr string, stop func(), err error) {
-	api := fakeapi.New(fakeapi.Options{Generate: n, FindByLog: watch})
-	apiLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", "", nil, fmt.Errorf("fake api: %w", err)
-	}
-	reqLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		apiLis.Close()
-		return "", "", nil, fmt.Errorf("requester: %w", err)
-	}
-	reqSrv := grpc.NewServer()
-	requesterv2beta1.RegisterRequesterServer(reqSrv, req)
-	var serving sync.WaitGroup
-	serving.Go(func() { _ = api.Serve(apiLis) })
-	serving.Go(func() { _ = reqSrv.Serve(reqLis) })
-	return apiLis.Addr().String(), reqLis.Addr().String(), func() {
-		reqSrv.Stop()
-		api.Stop()
-		serving.Wait()
-	}, nil
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }

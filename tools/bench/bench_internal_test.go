@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,17 +65,74 @@ func TestThousands(t *testing.T) {
 	}
 }
 
-func TestVerdict(t *testing.T) {
-	r := Result{Trunks: TargetTrunks, Cache: CacheRedis, RegisterTime: 20 * time.Second, RegisterCPU: 5,
-		PeakRSS: 100 << 20, RedisCommands: 3 * TargetTrunks, RedisRoundTrips: 3 * TargetTrunks, IdleTickCPU: 0.1}
-	got := verdict(checks(r))
-	want := "**not met** (3/5 met): time, Redis"
-	if got != want {
-		t.Fatalf("verdict = %q, want %q", got, want)
+func TestRedisStatsUsedMemory(t *testing.T) {
+	st, err := parseInfo("# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\n# Stats\r\ntotal_commands_processed:7\r\n", 0)
+	if err != nil || st.usedMemory != 1<<20 {
+		t.Fatalf("parseInfo = %+v, %v", st, err)
 	}
-	small := Result{Trunks: 1000, Cache: CacheMemory, RegisterCPU: 0.05, RedisCommands: -1, RedisRoundTrips: -1}
-	if got := verdict(checks(small)); got != "met (1/1)" {
-		t.Fatalf("verdict = %q, want met (1/1)", got)
+	if st, _ := parseInfo("total_commands_processed:7\r\n", 0); st.usedMemory != -1 {
+		t.Fatalf("no used_memory: %d, want -1", st.usedMemory)
+	}
+}
+
+func TestIdleWindowStart(t *testing.T) {
+	first := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		quietAfter, interval, want time.Duration
+	}{
+		{5 * time.Second, time.Minute, 30 * time.Second},  // the first tick after the phase is at 60 s
+		{30 * time.Second, time.Minute, 30 * time.Second}, // exactly at the half
+		{31 * time.Second, time.Minute, 90 * time.Second},
+		{0, 5 * time.Second, 2500 * time.Millisecond},
+		{12 * time.Second, 5 * time.Second, 12500 * time.Millisecond},
+	} {
+		got := idleWindowStart(first, first.Add(tc.quietAfter), tc.interval).Sub(first)
+		if got != tc.want {
+			t.Errorf("idleWindowStart(quiet at %s, interval %s) = +%s, want +%s", tc.quietAfter, tc.interval, got, tc.want)
+		}
+	}
+}
+
+func TestRegistryConfigShippedDefaults(t *testing.T) {
+	got, err := registryConfig(Config{Cache: CacheMemory}, "127.0.0.1:1", "127.0.0.1:2", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `kind: Registry
+apiVersion: v2beta1
+spec:
+  requesterAddr: 127.0.0.1:1
+  apiAddr: 127.0.0.1:2
+  edgePorts:
+    - address: edge.bench:5060
+  httpAddr: 127.0.0.1:0
+  controlAddr: 127.0.0.1:0
+  expires: 600
+  cache:
+    provider: memory
+`
+	if got != want {
+		t.Fatalf("config:\n%s\nwant:\n%s", got, want)
+	}
+	// The experiments' flags add their fields, and only those.
+	got, err = registryConfig(Config{Cache: CacheRedis, Interval: 5 * time.Second, MemoryLimit: "280MiB"},
+		"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", "bench-ab:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"  registerInterval: 5s\n", "  memoryLimit: 280MiB\n", "    provider: redis\n",
+		`    parameters: "host=127.0.0.1,port=3"` + "\n", `  keyPrefix: "bench-ab:"` + "\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("config lacks %q:\n%s", want, got)
+		}
+	}
+	for _, tuning := range []string{"registersPerSecond", "maxInFlight", "startupSpread", "authMode"} {
+		if strings.Contains(got, tuning) {
+			t.Errorf("config sets %s:\n%s", tuning, got)
+		}
+	}
+	if got, _ := registryConfig(Config{Cache: CacheMemory, MemoryLimit: "0"}, "a:1", "b:2", "", ""); strings.Contains(got, "memoryLimit") {
+		t.Errorf("memoryLimit 0 is written:\n%s", got)
 	}
 }
 

@@ -13,60 +13,8 @@ import (
 
 	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
 	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
+	registryv1 "sipreg.dev/gen/pb/sipreg/registry/v1"
 )
-
-func TestStartLineControl(t *testing.T) {
-	line := `{"time":"2026-11-23T11:35:49Z","level":"INFO","msg":"registry starting","version":"dev","http":"127.0.0.1:40001","control":"127.0.0.1:41234","control_auth":false}`
-	if got, ok := startLineControl([]byte(line)); !ok || got != "127.0.0.1:41234" {
-		t.Fatalf("startLineControl = %q, %v", got, ok)
-	}
-	for _, other := range []string{
-		`{"level":"INFO","msg":"cluster mode","replica":"r1"}`,
-		`{"level":"INFO","msg":"registered","trunk":"registry starting"}`, // the text elsewhere
-		`time=x level=INFO msg="registry starting" control=127.0.0.1:1`,   // text format
-		``,
-	} {
-		if got, ok := startLineControl([]byte(other)); ok {
-			t.Errorf("startLineControl(%q) = %q, true", other, got)
-		}
-	}
-}
-
-func TestWarnOrError(t *testing.T) {
-	for line, want := range map[string]bool{
-		`{"level":"INFO","msg":"registered"}`:      false,
-		`{"level":"WARN","msg":"config"}`:          true,
-		`{"level":"ERROR","msg":"x"}`:              true,
-		`panic: runtime error: index out of range`: true,
-		`   `: false,
-		`{"level":"DEBUG","msg":"lease renewal ok"}`: false,
-	} {
-		if got := warnOrError([]byte(line)); got != want {
-			t.Errorf("warnOrError(%q) = %v, want %v", line, got, want)
-		}
-	}
-}
-
-func TestTallyLine(t *testing.T) {
-	for _, tc := range []struct {
-		line string
-		n    int64
-		ok   bool
-	}{
-		{`{"level":"INFO","msg":"leases taken back after they vanished; bindings continue","count":50107}`, 50107, true},
-		{`{"level":"INFO","msg":"trunks taken over from a replica that left","from":"r3","count":1200}`, 1200, true},
-		{`{"level":"INFO","msg":"registered","trunk":"leases taken back after they vanished; bindings continue"}`, 0, false},
-		{`not json: leases taken back after they vanished; bindings continue`, 0, false},
-	} {
-		msg := msgTakenBack
-		if strings.Contains(tc.line, msgTakenOver) {
-			msg = msgTakenOver
-		}
-		if n, ok := tallyLine([]byte(tc.line), msg); n != tc.n || ok != tc.ok {
-			t.Errorf("tallyLine(%q) = %d, %v; want %d, %v", tc.line, n, ok, tc.n, tc.ok)
-		}
-	}
-}
 
 func TestParseCSeq(t *testing.T) {
 	for in, want := range map[string]int{"7 REGISTER": 7, " 12  register ": 12, "7 INVITE": -1, "x REGISTER": -1, "": -1, "-1 REGISTER": -1} {
@@ -168,16 +116,8 @@ func TestPrefixesAndOwners(t *testing.T) {
 	if got := clusterPrefix("bench-0a1b2c:"); got != "bench-0a1b2c-cluster:" {
 		t.Fatalf("clusterPrefix = %q", got)
 	}
-	if got := leasePrefix("bench-0a1b2c:"); got != "bench-0a1b2c-cluster:{leases}:lease:" {
-		t.Fatalf("leasePrefix = %q", got)
-	}
-	got := leaseOwners(map[string]string{"trunk-1": "r1:5", "trunk-2": "r2:1", "trunk-3": "host:1:9", "trunk-4": "junk"})
-	want := map[string]string{"trunk-1": "r1", "trunk-2": "r2", "trunk-3": "host:1"}
-	if !maps.Equal(got, want) {
-		t.Fatalf("leaseOwners = %v, want %v", got, want)
-	}
-	if got := mostOwned(map[string]int{"r3": 10, "r2": 12, "r1": 12}); got != "r1" {
-		t.Fatalf("mostOwned = %q, want r1 (tie: smallest ID)", got)
+	if got := mostOwned(map[string]int{"r3": 10, "r2": 12, "r1": 12, "": 50}); got != "r1" {
+		t.Fatalf("mostOwned = %q, want r1 (tie: smallest ID; never no owner)", got)
 	}
 	if got := mostOwned(nil); got != "" {
 		t.Fatalf("mostOwned(nil) = %q", got)
@@ -194,34 +134,49 @@ func TestPrefixesAndOwners(t *testing.T) {
 }
 
 func TestClusterRegistryConfig(t *testing.T) {
-	cfg := ClusterConfig{Interval: 5 * time.Second, LeaseTTL: 10 * time.Second, MemoryLimit: "280MiB"}
-	got, err := clusterRegistryConfig(cfg, "r2", "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", "bench-ab:")
+	cfg := ClusterConfig{LeaseTTL: 10 * time.Second}
+	got, err := clusterRegistryConfig(cfg, "r2", "127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", "bench-ab:")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{
-		"  registerInterval: 5s\n", "  memoryLimit: 280MiB\n", "  controlAddr: 127.0.0.1:0\n",
-		"    provider: redis\n", `    parameters: "host=127.0.0.1,port=3"` + "\n", `  keyPrefix: "bench-ab:"` + "\n",
-		"  clusterMode: true\n", "  leaseTTL: 10s\n", `  replicaId: "r2"` + "\n",
-	} {
-		if !strings.Contains(got, want) {
-			t.Errorf("config lacks %q:\n%s", want, got)
-		}
+	want := `kind: Registry
+apiVersion: v2beta1
+spec:
+  requesterAddr: 127.0.0.1:1
+  apiAddr: 127.0.0.1:2
+  edgePorts:
+    - address: edge.bench:5060
+  httpAddr: 127.0.0.1:7002
+  controlAddr: 127.0.0.1:7001
+  expires: 600
+  cache:
+    provider: redis
+    parameters: "host=127.0.0.1,port=3"
+  keyPrefix: "bench-ab:"
+  clusterMode: true
+  leaseTTL: 10s
+  replicaId: "r2"
+  advertiseAddr: 127.0.0.1:7001
+`
+	if got != want {
+		t.Errorf("config:\n%s\nwant:\n%s", got, want)
 	}
 }
 
 func TestWriteCluster(t *testing.T) {
+	before := []replicaMetrics{{OK: true, Owned: 33_000}, {OK: true, Owned: 34_000}, {OK: true, Owned: 33_000}}
+	after := []replicaMetrics{{OK: true, Owned: 50_000, Takeovers: 17_000}, {Err: "killed"},
+		{OK: true, Owned: 50_000, Takeovers: 17_000, RenewFailed: 1}}
 	r := ClusterResult{
-		Trunks: 100_000, Replicas: []string{"r1", "r2", "r3"}, LeaseTTL: 10 * time.Second, Interval: 5 * time.Second,
-		Registered: true, RegisterTime: 30 * time.Second, RedisCommands: 190_000, RedisRoundTrips: 189_000,
+		Trunks: 100_000, Replicas: []string{"r1", "r2", "r3"}, LeaseTTL: 10 * time.Second, Interval: 60 * time.Second,
+		Registered: true, RegisterTime: 30 * time.Second, RedisCommands: 190_000, RedisRoundTrips: 1_890,
 		RegisterCPU:  []float64{10, 11, 12},
 		IdleMeasured: true, IdleWindow: 20 * time.Second, IdleRounds: 6, IdleCPU: []float64{1, 0.5, 0.5},
 		IdleRedisCommands: 720, IdleRedisRoundTrips: 90, IdleRedisServerCommands: 1_200_000,
-		Owned:            map[string]int{"r1": 33_000, "r2": 34_000, "r3": 33_000},
-		Leases:           100_000,
+		Owned:  map[string]int{"r1": 33_000, "r2": 34_000, "r3": 33_000},
+		Listed: 100_000, ListAgree: 100_000, ListedFrom: "r1", MetricsBefore: before, MetricsAfter: after,
 		FailoverMeasured: true, Victim: "r2", Moved: 34_000, Refreshed: 34_000, FailoverComplete: true,
-		FailoverTime: 16 * time.Second, Continued: 34_000, MovedTo: map[string]int{"r1": 17_000, "r3": 17_000},
-		TakenOver: []int64{17_000, 0, 17_000}, TakenBack: []int64{0, 0, 51_000}, LostLeases: []int64{0, 0, 0},
+		FailoverTime: 13 * time.Second, Continued: 34_000, MovedTo: map[string]int{"r1": 17_000, "r3": 17_000}, MovedFrom: "r1",
 	}
 	var out bytes.Buffer
 	WriteCluster(&out, r, nil)
@@ -229,19 +184,34 @@ func TestWriteCluster(t *testing.T) {
 	for _, want := range []string{
 		"### Several replicas (3 × registry, 100,000 trunks)",
 		"| every trunk registered, from the first FindBy (s) | 30.00 | — |  |",
-		"| Redis commands / registration (round trips) | 1.90 (1.890) | ≤ 2 round trips | met |",
+		"| Redis commands / registration (round trips) | 1.90 (0.019) | ≤ 0.02 round trips | met |",
 		"| Redis commands / lease-renewal round (round trips) | 40.0 (5.00) | — |  |",
 		"the Lua scripts' own included (Redis's count) | 66,667 |",
 		"| idle CPU s / replica / minute: r1, r2, r3 (mean) | 3.000, 1.500, 1.500 (2.000) | — |  |",
-		"| failover after SIGKILL of r2: kill → every trunk it owned REGISTERed again (s) | 16.00 | ≤ 15 (lease TTL 10 s + 5 s) | **not met** |",
+		"| failover after SIGKILL of r2: kill → every trunk it owned REGISTERed again (s) | 13.00 | ≤ 12 (lease TTL 10 s + 2 s) | **not met** |",
 		"| trunks moved; of them, kept Call-ID with a higher CSeq | 34,000; 34,000 | all | met |",
-		"their leases afterwards: r1 17,000, r3 17,000",
-		"trunks taken over from a replica that left: r1 17,000, r2 0, r3 17,000; leases taken back after they vanished from Redis: r1 0, r2 0, r3 51,000",
-		"**leases lapsed**",
+		"| trunks taken over by the survivors during the failover (their sipreg_cluster_takeovers_total) | 34,000 of 34,000 | = trunks moved | met |",
+		"ownership before the kill, from ListRegistrations through r1 (0.00 s, every page): 100,000 registrations (r1 33,000, r2 34,000, r3 33,000)",
+		"leases held by each replica's own count (sipreg_cluster_trunks_owned): r1 33,000, r2 34,000, r3 33,000",
+		"their owners afterwards, from ListRegistrations through r1: r1 17,000, r3 17,000",
+		"takeovers r1 0 → 17,000, r2 0 → —, r3 0 → 17,000",
+		"lease renewal rounds that failed r1 0 → 0, r2 0 → —, r3 0 → 1",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}
+	}
+	if strings.Contains(text, "lease keys") {
+		t.Errorf("output still mentions the lease keys:\n%s", text)
+	}
+
+	// Fewer takeovers than trunks moved: not met, and said in the notes.
+	r.MetricsAfter = []replicaMetrics{after[0], after[1], {OK: true, Takeovers: 10_000}}
+	out.Reset()
+	WriteCluster(&out, r, nil)
+	if text := out.String(); !strings.Contains(text, "| 27,000 of 34,000 | = trunks moved | **not met** |") ||
+		!strings.Contains(text, "**the survivors took over 27,000 trunks, 34,000 moved**") {
+		t.Errorf("missing takeovers:\n%s", text)
 	}
 
 	// Nothing measured: every line says so, and the error is in the notes.
@@ -255,57 +225,70 @@ func TestWriteCluster(t *testing.T) {
 			notMeasuredLines++
 		}
 	}
-	if notMeasuredLines != 7 {
-		t.Errorf("%d lines not measured, want 7:\n%s", notMeasuredLines, text)
+	if notMeasuredLines != 8 {
+		t.Errorf("%d lines not measured, want 8:\n%s", notMeasuredLines, text)
 	}
 	if !strings.Contains(text, "- **not measured**: replica r2: registry exited early") {
 		t.Errorf("no error note:\n%s", text)
 	}
 
 	// A failover not complete within the timeout.
+	r.MetricsAfter = after
 	r.FailoverComplete, r.Refreshed, r.FailoverTimeout, r.Continued = false, 30_000, time.Minute, 30_000
 	out.Reset()
 	WriteCluster(&out, r, nil)
-	if text := out.String(); !strings.Contains(text, "| > 60 (30,000 of 34,000) | ≤ 15 (lease TTL 10 s + 5 s) | **not met** |") ||
+	if text := out.String(); !strings.Contains(text, "| > 60 (30,000 of 34,000) | ≤ 12 (lease TTL 10 s + 2 s) | **not met** |") ||
 		!strings.Contains(text, "| 34,000; 30,000 | all | **not met** |") {
 		t.Errorf("incomplete failover:\n%s", text)
 	}
 }
 
-// TestValuesByPrefix needs Redis (REDIS_ADDR, else 127.0.0.1:6379); it is skipped
-// without one.
-func TestValuesByPrefix(t *testing.T) {
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	rc, err := dialRedis(ctx, addr)
-	if err != nil {
-		t.Skipf("no Redis: %v", err)
-	}
-	defer rc.close()
-	prefix := "bench-test-" + randomHex(6) + "-cluster:{leases}:lease:"
-	defer func() {
-		if _, err := rc.deletePrefix(prefix); err != nil {
-			t.Error(err)
-		}
-	}()
-	want := map[string]string{}
-	for i := range 2500 {
-		ref := fmt.Sprintf("trunk-%06d", i)
-		want[ref] = fmt.Sprintf("r%d:%d", i%3+1, i)
-		if err := rc.client.Set(ctx, prefix+ref, want[ref], time.Minute).Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	got, err := rc.valuesByPrefix(prefix)
+func TestParseMetrics(t *testing.T) {
+	text := `# HELP sipreg_cluster_takeovers_total Trunks claimed from another replica.
+# TYPE sipreg_cluster_takeovers_total counter
+sipreg_cluster_takeovers_total 17042
+sipreg_cluster_trunks_owned 50021
+sipreg_cluster_handovers_total 3
+sipreg_cluster_lease_renewal_failures_total 0
+sipreg_registrations{state="registered"} 50021 1700000000000
+sipreg_label_with_space{a="x y"} 2.5e+00
+
+go_gc_duration_seconds{quantile="0.5"} NaN
+`
+	series, err := parseMetrics(strings.NewReader(text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !maps.Equal(got, want) {
-		t.Fatalf("valuesByPrefix: %d values, want %d", len(got), len(want))
+	if series[`sipreg_registrations{state="registered"}`] != 50021 || series[`sipreg_label_with_space{a="x y"}`] != 2.5 {
+		t.Fatalf("series = %v", series)
+	}
+	m := clusterMetrics(series)
+	if want := (replicaMetrics{OK: true, Owned: 50021, Takeovers: 17042, HandOvers: 3}); m != want {
+		t.Fatalf("clusterMetrics = %+v, want %+v", m, want)
+	}
+	delete(series, metricTakeovers)
+	if m := clusterMetrics(series); m.OK || !strings.Contains(m.Err, metricTakeovers) {
+		t.Fatalf("without takeovers: %+v", m)
+	}
+	if _, err := parseMetrics(strings.NewReader("lonely_name\n")); err == nil {
+		t.Fatal("a line without a value: no error")
+	}
+}
+
+func TestReadListing(t *testing.T) {
+	reg := func(ref, aor, owner string, st registryv1.RegistrationState) *registryv1.Registration {
+		return &registryv1.Registration{TrunkRef: ref, Aor: aor, Owner: owner, State: st}
+	}
+	ok := registryv1.RegistrationState_REGISTRATION_STATE_REGISTERED
+	users := map[string]string{"t1": "u1", "t2": "u2", "t3": "u3", "t4": "u4"}
+	l := readListing([]*registryv1.Registration{
+		reg("t1", "sip:u1@h", "r1", ok),
+		reg("t2", "sip:u2@h", "r2", ok),
+		reg("t3", "sip:wrong@h", "r2", ok),
+		reg("t4", "sip:u4@h", "", ok),
+	}, users)
+	if !maps.Equal(l.owned, map[string]int{"r1": 1, "r2": 2, "": 1}) || l.agree != 2 || l.owners["t3"] != "r2" {
+		t.Fatalf("readListing = %+v", l)
 	}
 }
 

@@ -20,7 +20,7 @@ type clusterCheck struct {
 	verdict  string // "" when there is no target
 }
 
-const notMeasured = "not measured"
+const notMeasured = verdictNotMeasured
 
 // clusterChecks returns the lines of the several-replicas table.
 func clusterChecks(r ClusterResult) []clusterCheck {
@@ -34,7 +34,7 @@ func clusterChecks(r ClusterResult) []clusterCheck {
 
 	reg := clusterCheck{measure: "every trunk registered, from the first FindBy (s)", measured: notMeasured, target: "—"}
 	red := clusterCheck{measure: "Redis commands / registration (round trips)", measured: notMeasured,
-		target: fmt.Sprintf("≤ %d round trips", TargetRedisRoundTrips), verdict: notMeasured}
+		target: fmt.Sprintf("≤ %.2f round trips", TargetRedisRoundTrips), verdict: notMeasured}
 	if r.Registered {
 		reg.measured = fmt.Sprintf("%.2f", r.RegisterTime.Seconds())
 		red.measured = fmt.Sprintf("%.2f (%.3f)", r.RedisPerRegistration(), r.RoundTripsPerRegistration())
@@ -64,6 +64,8 @@ func clusterChecks(r ClusterResult) []clusterCheck {
 		measured: notMeasured, target: target, verdict: notMeasured}
 	moved := clusterCheck{measure: "trunks moved; of them, kept Call-ID with a higher CSeq", measured: notMeasured,
 		target: "all", verdict: notMeasured}
+	taken := clusterCheck{measure: "trunks taken over by the survivors during the failover (their " + metricTakeovers + ")",
+		measured: notMeasured, target: "= trunks moved", verdict: notMeasured}
 	if r.FailoverMeasured {
 		fail.measure = fmt.Sprintf("failover after SIGKILL of %s: kill → every trunk it owned REGISTERed again (s)", r.Victim)
 		if r.FailoverComplete {
@@ -75,8 +77,12 @@ func clusterChecks(r ClusterResult) []clusterCheck {
 		}
 		moved.measured = fmt.Sprintf("%s; %s", thousands(r.Moved), thousands(r.Continued))
 		moved.verdict = verdictOf(r.Moved > 0 && r.Continued == r.Moved)
+		if n, ok := r.TakenOver(); ok {
+			taken.measured = fmt.Sprintf("%s of %s", thousands(int(n)), thousands(r.Moved))
+			taken.verdict = verdictOf(int(n) == r.Moved)
+		}
 	}
-	return append(out, fail, moved)
+	return append(out, fail, moved, taken)
 }
 
 // WriteCluster prints the several-replicas scenario as a Markdown table with its
@@ -92,7 +98,8 @@ func WriteCluster(w io.Writer, r ClusterResult, err error) {
 		fmt.Fprintf(w, "| %s | %s | %s | %s |\n", c.measure, c.measured, c.target, c.verdict)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "Method: %d registry processes in cluster mode (leaseTTL %s, registerInterval %s, the single-replica rows' config otherwise) "+
+	fmt.Fprintf(w, "Method: %d registry processes in cluster mode (leaseTTL %s, registerInterval %s, the single-replica rows' config otherwise: "+
+		"shipped defaults, listeners on ports the bench picked) "+
 		"share one Redis through the bench's counting proxy, with one key prefix. "+
 		"*Registered*: from the first FindBy (the discovery leader's) until the Requester had answered 200 OK to every trunk (distinct To users). "+
 		"*Redis / registration*: what the replicas sent to Redis from the first FindBy until they were quiet after the last answer, "+
@@ -108,11 +115,11 @@ func WriteCluster(w io.Writer, r ClusterResult, err error) {
 		"*Idle CPU*: each replica's user+system CPU over the same window, scaled to a minute. "+
 		"*Failover*: the replica holding the most trunk leases is SIGKILLed; from the kill until every trunk it held "+
 		"had received a REGISTER again; each must continue its binding (the Call-ID of its last REGISTER before the kill, CSeq one more). "+
-		"Owners are read from the lease keys in Redis (\"<replica>:<fence>\") and checked against the first page of ListRegistrations: "+
-		"a full listing is not used, because every page makes the replica read all the records from Redis (at 100,000 trunks about 3 s a page, "+
-		"100 pages). "+
-		"The replicas log at info level in JSON (the start line gives the control API's address), one line per first registration, "+
-		"which the single-replica rows (warn level) do not.\n", len(r.Replicas), seconds(r.LeaseTTL), seconds(r.Interval), seconds(r.LeaseTTL/3), len(r.Replicas))
+		"Owners are read from the replicas' control API: every page of ListRegistrations through the first replica before the kill "+
+		"(its mirror holds every trunk's record and owner), and through the first survivor after the failover. "+
+		"Takeovers, hand-overs, lease renewal failures and leases held are each replica's "+metricTakeovers+", "+metricHandOvers+", "+
+		metricRenewFailures+" and "+metricOwned+" from its /metrics, read before the kill and once the failover was measured. "+
+		"The replicas log at warn level, as the single-replica rows; the bench reads nothing from their logs but warnings for the notes.\n", len(r.Replicas), seconds(r.LeaseTTL), seconds(r.Interval), seconds(r.LeaseTTL/3), len(r.Replicas))
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Notes:")
 	for _, n := range clusterNotes(r, err) {
@@ -155,12 +162,14 @@ func clusterNotes(r ClusterResult, err error) []string {
 			thousands(int(r.IdleRedisServerCommands)), thousands(int(math.Round(r.ServerCommandsPerRenewalRound())))))
 	}
 	if r.Owned != nil {
-		s := fmt.Sprintf("ownership before the kill: %s leases (%s)", thousands(r.Leases), owned(r.Owned))
-		if r.Leases != r.Trunks {
+		s := fmt.Sprintf("ownership before the kill, from ListRegistrations through %s (%.2f s, every page): %s registrations (%s)",
+			r.ListedFrom, r.ListTime.Seconds(), thousands(r.Listed), owned(r.Owned))
+		if r.Listed != r.Trunks {
 			s += fmt.Sprintf(" (**%s trunks served**)", thousands(r.Trunks))
 		}
-		s += fmt.Sprintf("; the first page of ListRegistrations through %s (%.2f s): %s registrations, %s of them REGISTERED with the lease's owner and the expected AOR user",
-			r.ListedFrom, r.ListTime.Seconds(), thousands(r.Listed), thousands(r.ListAgree))
+		s += fmt.Sprintf(", %s of them REGISTERED with an owner and the expected AOR user", thousands(r.ListAgree))
+		s += "; leases held by each replica's own count (" + metricOwned + "): " + metricsOf(r.Replicas, r.MetricsBefore,
+			func(m replicaMetrics) int64 { return m.Owned })
 		out = append(out, s)
 	}
 	if r.FailoverMeasured {
@@ -178,16 +187,17 @@ func clusterNotes(r ClusterResult, err error) []string {
 		if r.Unmatched > 0 {
 			s += fmt.Sprintf("; %s had no AOR user or no REGISTER before the kill", thousands(r.Unmatched))
 		}
-		s += fmt.Sprintf("; their leases afterwards: %s", owned(r.MovedTo))
+		s += fmt.Sprintf("; their owners afterwards, from ListRegistrations through %s: %s", r.MovedFrom, owned(r.MovedTo))
 		out = append(out, s)
 	}
-	if len(r.TakenOver) > 0 {
-		s := fmt.Sprintf("the replicas' logs over the run: trunks taken over from a replica that left: %s; "+
-			"leases taken back after they vanished from Redis: %s; trunks found owned by another replica: %s",
-			perReplicaInt(r.Replicas, r.TakenOver), perReplicaInt(r.Replicas, r.TakenBack), perReplicaInt(r.Replicas, r.LostLeases))
-		if sum64(r.TakenBack) > 0 {
-			s += " — **leases lapsed**: a replica did not renew its leases within the lease TTL (its lease loop was busy, e.g. claiming, " +
-				"one record read per trunk, during a takeover), so they expired in Redis before it took them back"
+	if len(r.MetricsAfter) > 0 {
+		s := "the replicas' /metrics, before the kill → after the failover: takeovers " +
+			metricsSpan(r.Replicas, r.MetricsBefore, r.MetricsAfter, func(m replicaMetrics) int64 { return m.Takeovers }) +
+			"; hand-overs " + metricsSpan(r.Replicas, r.MetricsBefore, r.MetricsAfter, func(m replicaMetrics) int64 { return m.HandOvers }) +
+			"; lease renewal rounds that failed " + metricsSpan(r.Replicas, r.MetricsBefore, r.MetricsAfter, func(m replicaMetrics) int64 { return m.RenewFailed }) +
+			"; leases held " + metricsSpan(r.Replicas, r.MetricsBefore, r.MetricsAfter, func(m replicaMetrics) int64 { return m.Owned })
+		if n, ok := r.TakenOver(); ok && int(n) != r.Moved {
+			s += fmt.Sprintf(" — **the survivors took over %s trunks, %s moved**", thousands(int(n)), thousands(r.Moved))
 		}
 		out = append(out, s)
 	}
@@ -215,7 +225,7 @@ func owned(m map[string]int) string {
 	for i, id := range ids {
 		name := id
 		if name == "" {
-			name = "no lease"
+			name = "no owner"
 		}
 		parts[i] = fmt.Sprintf("%s %s", name, thousands(m[id]))
 	}
@@ -227,23 +237,35 @@ func seconds(d time.Duration) string {
 	return strconv.FormatFloat(math.Round(d.Seconds()*100)/100, 'f', -1, 64) + " s"
 }
 
-func sum64(xs []int64) int64 {
-	var s int64
-	for _, x := range xs {
-		s += x
+// metricsOf writes one series per replica: "r1 33,346, r2 ..." ("r3 — (why)" when
+// its scrape failed).
+func metricsOf(ids []string, ms []replicaMetrics, f func(replicaMetrics) int64) string {
+	parts := make([]string, 0, len(ms))
+	for i, m := range ms {
+		v := "— (" + m.Err + ")"
+		if m.OK {
+			v = thousands(int(f(m)))
+		}
+		parts = append(parts, ids[i]+" "+v)
 	}
-	return s
+	return strings.Join(parts, ", ")
 }
 
-// perReplicaInt writes "r1 12, r2 0, r3 5".
-func perReplicaInt(ids []string, vals []int64) string {
-	parts := make([]string, 0, len(vals))
-	for i, v := range vals {
-		id := fmt.Sprintf("#%d", i+1)
-		if i < len(ids) {
-			id = ids[i]
+// metricsSpan writes one series per replica before and after: "r1 0 → 17,000, ...".
+func metricsSpan(ids []string, before, after []replicaMetrics, f func(replicaMetrics) int64) string {
+	num := func(m replicaMetrics) string {
+		if !m.OK {
+			return "—"
 		}
-		parts = append(parts, id+" "+thousands(int(v)))
+		return thousands(int(f(m)))
+	}
+	parts := make([]string, 0, len(after))
+	for i := range after {
+		b := replicaMetrics{}
+		if i < len(before) {
+			b = before[i]
+		}
+		parts = append(parts, fmt.Sprintf("%s %s → %s", ids[i], num(b), num(after[i])))
 	}
 	return strings.Join(parts, ", ")
 }

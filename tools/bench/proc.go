@@ -3,8 +3,6 @@ package bench
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -29,41 +27,18 @@ type registry struct {
 	pid    int
 	exited chan struct{} // closed once the process has been waited for
 
-	// started is closed once the JSON start line was read (procOptions.json only).
-	started chan struct{}
-
 	mu      sync.Mutex // guards the fields below
 	exitErr error
 	lines   int      // output lines seen (LOGS_LEVEL=warn: warnings and errors)
 	tail    []string // the last tailLines of them
-	control string   // the control API's address, from the JSON start line
-	tallies map[string]int64
-}
-
-// procOptions changes how a registry runs.
-type procOptions struct {
-	// env is added to the environment after LOGS_LEVEL=warn (later entries win).
-	env []string
-	// json says the output is JSON lines (LOGS_FORMAT=json), possibly at level info:
-	// only the lines of level WARN or ERROR are counted and kept, and the start line
-	// ("registry starting") gives the control API's address.
-	json bool
-	// tally names JSON log messages to count (json only): each line with one of
-	// them adds its "count" field, or 1 without one (see registry.tally).
-	tally []string
 }
 
 // startRegistry starts bin with the config file, LOGS_LEVEL=warn and its output read
 // into the registry's tail.
 func startRegistry(bin, config string) (*registry, error) {
-	return startRegistryWith(bin, config, procOptions{})
-}
-
-// startRegistryWith is startRegistry with options.
-func startRegistryWith(bin, config string, opts procOptions) (*registry, error) {
 	cmd := exec.Command(bin, "--config", config)
 	// Later entries win: the bench's log level overrides the environment's.
-	cmd.Env = append(append(os.Environ(), "LOGS_LEVEL=warn"), opts.env...)
+	cmd.Env = append(os.Environ(), "LOGS_LEVEL=warn")
 	// The registry must not outlive a bench that dies without stopping it.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	pr, pw, err := os.Pipe()
@@ -77,40 +52,14 @@ func startRegistryWith(bin, config string, opts procOptions) (*registry, error) 
 		return nil, fmt.Errorf("start registry %s: %w", bin, err)
 	}
 	pw.Close() // the child holds its own copy
-	r := &registry{cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{}), started: make(chan struct{})}
+	r := &registry{cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{})}
 	read := make(chan struct{})
 	go func() {
 		defer close(read)
 		defer pr.Close()
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		sawStart := false
 		for sc.Scan() {
-			if opts.json {
-				line := sc.Bytes()
-				if !sawStart {
-					if control, ok := startLineControl(line); ok {
-						sawStart = true
-						r.mu.Lock()
-						r.control = control
-						r.mu.Unlock()
-						close(r.started)
-					}
-				}
-				for _, msg := range opts.tally {
-					if n, ok := tallyLine(line, msg); ok {
-						r.mu.Lock()
-						if r.tallies == nil {
-							r.tallies = map[string]int64{}
-						}
-						r.tallies[msg] += n
-						r.mu.Unlock()
-					}
-				}
-				if !warnOrError(line) {
-					continue
-				}
-			}
 			r.mu.Lock()
 			r.lines++
 			r.tail = append(r.tail, sc.Text())
@@ -129,80 +78,6 @@ func startRegistryWith(bin, config string, opts procOptions) (*registry, error) 
 		close(r.exited)
 	}()
 	return r, nil
-}
-
-// startLineMsg is the message of the registry's start line.
-const startLineMsg = "registry starting"
-
-// startLineControl reads the control API's address from the registry's JSON start
-// line ({"msg":"registry starting",...,"control":"127.0.0.1:41234",...}); ok is false
-// for any other line.
-func startLineControl(line []byte) (string, bool) {
-	if !bytes.Contains(line, []byte(startLineMsg)) {
-		return "", false
-	}
-	var entry struct {
-		Msg     string `json:"msg"`
-		Control string `json:"control"`
-	}
-	if json.Unmarshal(line, &entry) != nil || entry.Msg != startLineMsg || entry.Control == "" {
-		return "", false
-	}
-	return entry.Control, true
-}
-
-// tallyLine reports whether a JSON log line has the message msg, and what it adds
-// to its tally: its "count" field, else 1.
-func tallyLine(line []byte, msg string) (int64, bool) {
-	if !bytes.Contains(line, []byte(msg)) {
-		return 0, false
-	}
-	var entry struct {
-		Msg   string `json:"msg"`
-		Count *int64 `json:"count"`
-	}
-	if json.Unmarshal(line, &entry) != nil || entry.Msg != msg {
-		return 0, false
-	}
-	if entry.Count != nil {
-		return *entry.Count, true
-	}
-	return 1, true
-}
-
-// tally returns how much the lines with msg added up to (procOptions.tally).
-func (r *registry) tally(msg string) int64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.tallies[msg]
-}
-
-// warnOrError reports whether a JSON log line is of level WARN or ERROR (slog's
-// JSON handler writes "level":"WARN"; a line that is not JSON counts, as it may be a
-// panic).
-func warnOrError(line []byte) bool {
-	if len(line) == 0 || line[0] != '{' {
-		return len(bytes.TrimSpace(line)) > 0
-	}
-	return bytes.Contains(line, []byte(`"level":"WARN`)) || bytes.Contains(line, []byte(`"level":"ERROR`))
-}
-
-// waitStarted waits for the JSON start line and returns the control API's address.
-func (r *registry) waitStarted(ctx context.Context, d time.Duration) (string, error) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-r.started:
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		return r.control, nil
-	case <-r.exited:
-		return "", r.exitError()
-	case <-ctx.Done():
-		return "", ctx.Err()
-	case <-t.C:
-		return "", fmt.Errorf("no %q line from the registry within %s", startLineMsg, d)
-	}
 }
 
 // kill sends SIGKILL and waits for the exit.

@@ -17,7 +17,7 @@ import (
 // redisTimeout bounds one command of the bench's own Redis connection.
 const redisTimeout = 10 * time.Second
 
-// redisConn is the bench's own connection to Redis (INFO, SCAN, UNLINK, MGET). It counts
+// redisConn is the bench's own connection to Redis (INFO, SCAN, UNLINK, MEMORY USAGE). It counts
 // every command it writes, the connection's HELLO included, so that a reading of the
 // server's counters can leave the bench's own commands out.
 type redisConn struct {
@@ -80,9 +80,10 @@ func (c *redisConn) close() error { return c.client.Close() }
 
 // redisStats is one reading of the server's command counters.
 type redisStats struct {
-	total int64            // total_commands_processed
-	calls map[string]int64 // calls per command (INFO commandstats)
-	own   int64            // commands the bench had sent before this reading
+	total      int64            // total_commands_processed
+	usedMemory int64            // used_memory, bytes (-1 when INFO has none)
+	calls      map[string]int64 // calls per command (INFO commandstats)
+	own        int64            // commands the bench had sent before this reading
 }
 
 // stats reads the server's command counters. Redis counts a command once it has run,
@@ -97,7 +98,7 @@ func (c *redisConn) stats() (redisStats, error) {
 }
 
 func parseInfo(text string, own int64) (redisStats, error) {
-	st := redisStats{total: -1, calls: map[string]int64{}, own: own}
+	st := redisStats{total: -1, usedMemory: -1, calls: map[string]int64{}, own: own}
 	for line := range strings.Lines(text) {
 		line = strings.TrimRight(line, "\r\n")
 		if v, ok := strings.CutPrefix(line, "total_commands_processed:"); ok {
@@ -106,6 +107,14 @@ func parseInfo(text string, own int64) (redisStats, error) {
 				return st, fmt.Errorf("redis INFO: total_commands_processed %q: %w", v, err)
 			}
 			st.total = n
+			continue
+		}
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				return st, fmt.Errorf("redis INFO: used_memory %q: %w", v, err)
+			}
+			st.usedMemory = n
 			continue
 		}
 		// cmdstat_set:calls=12,usec=...
@@ -128,7 +137,7 @@ func parseInfo(text string, own int64) (redisStats, error) {
 
 // since returns the commands other clients ran between an earlier reading and this
 // one, overall and per command. Between the readings that a row compares the bench
-// sends INFOs only (HELLO and PING when it connects, SCAN, UNLINK and MGET outside
+// sends INFOs only (HELLO and PING when it connects, SCAN, UNLINK and MEMORY USAGE outside
 // the measured spans), so the per-command counts of the others are exact.
 func (s redisStats) since(earlier redisStats) (int64, map[string]int64) {
 	total := s.total - earlier.total - (s.own - earlier.own)
@@ -186,34 +195,39 @@ func escapeGlob(s string) string {
 	return b.String()
 }
 
-// valuesByPrefix returns the string value of every key starting with prefix (SCAN +
-// MGET), by the rest of the key; keys that vanish in between are left out.
-func (c *redisConn) valuesByPrefix(prefix string) (map[string]string, error) {
+// sampleMemory reads MEMORY USAGE (SAMPLES 0: the whole value) of up to n keys starting
+// with prefix and returns how many it read and their mean size in bytes.
+func (c *redisConn) sampleMemory(prefix string, n int) (int, float64, error) {
 	ctx := context.Background()
-	out := map[string]string{}
 	var cursor uint64
-	for {
-		keys, next, err := c.client.Scan(ctx, cursor, escapeGlob(prefix)+"*", 1000).Result()
+	var keys []string
+	for len(keys) < n {
+		batch, next, err := c.client.Scan(ctx, cursor, escapeGlob(prefix)+"*", 1000).Result()
 		if err != nil {
-			return out, fmt.Errorf("redis SCAN: %w", err)
+			return 0, 0, fmt.Errorf("redis SCAN: %w", err)
 		}
-		if len(keys) > 0 {
-			vals, err := c.client.MGet(ctx, keys...).Result()
-			if err != nil {
-				return out, fmt.Errorf("redis MGET: %w", err)
-			}
-			if len(vals) != len(keys) {
-				return out, fmt.Errorf("redis MGET: %d values for %d keys", len(vals), len(keys))
-			}
-			for i, val := range vals {
-				if s, ok := val.(string); ok {
-					out[strings.TrimPrefix(keys[i], prefix)] = s
-				}
-			}
-		}
+		keys = append(keys, batch...)
 		if next == 0 {
-			return out, nil
+			break
 		}
 		cursor = next
 	}
+	keys = keys[:min(len(keys), n)]
+	var total int64
+	read := 0
+	for _, k := range keys {
+		b, err := c.client.MemoryUsage(ctx, k, 0).Result()
+		if errors.Is(err, redis.Nil) {
+			continue // gone in between
+		}
+		if err != nil {
+			return 0, 0, fmt.Errorf("redis MEMORY USAGE: %w", err)
+		}
+		total += b
+		read++
+	}
+	if read == 0 {
+		return 0, 0, nil
+	}
+	return read, float64(total) / float64(read), nil
 }

@@ -12,168 +12,110 @@ import (
 	"time"
 )
 
-// The targets of the registry at scale. Those "at TargetTrunks" apply to rows of
-// exactly that many trunks; the others to every row they can be measured on.
-const (
-	// TargetTrunks is the size the time, memory and idle targets are set for.
-	TargetTrunks = 100_000
-	// TargetRegisterTime: every trunk registered within this time of the first FindBy.
-	TargetRegisterTime = 15 * time.Second
-	// TargetCPUPer1000: at most this many CPU seconds per 1,000 registrations.
-	TargetCPUPer1000 = 0.1
-	// TargetPeakRSS: peak RSS below this many bytes.
-	TargetPeakRSS = 300 << 20
-	// TargetRedisRoundTrips: at most this many Redis round trips per registration.
-	TargetRedisRoundTrips = 2
-	// TargetIdleTickCPU: one idle discovery tick below this many CPU seconds.
-	TargetIdleTickCPU = 0.5
-)
-
-// Row is one line of the table: a measured Result, or the error that kept the row
-// from being measured.
-type Row struct {
-	Trunks int
-	Cache  string
-	Result Result
-	Err    error
-}
-
-// Verdicts of a check.
-const (
-	verdictMet    = "met"
-	verdictNotMet = "not met"
-)
-
-// check is one target applied to one row.
-type check struct {
-	target   string // what the target says
-	short    string // its name in the verdict column
-	measured string
-	verdict  string
-}
-
-// checks returns the targets that apply to a measured row.
-func checks(r Result) []check {
-	var out []check
-	add := func(target, short, measured string, met bool) {
-		v := verdictNotMet
-		if met {
-			v = verdictMet
-		}
-		out = append(out, check{target, short, measured, v})
-	}
-	at100k := r.Trunks == TargetTrunks
-	if at100k {
-		add(fmt.Sprintf("%s trunks registered within %.0f s of the first FindBy", thousands(TargetTrunks), TargetRegisterTime.Seconds()),
-			"time", fmt.Sprintf("%.2f s", r.RegisterTime.Seconds()), r.RegisterTime <= TargetRegisterTime)
-	}
-	add(fmt.Sprintf("≤ %.1f CPU s per 1,000 registrations", TargetCPUPer1000),
-		"CPU", fmt.Sprintf("%.3f s", r.CPUPer1000()), r.CPUPer1000() <= TargetCPUPer1000)
-	if at100k {
-		add(fmt.Sprintf("peak RSS < %d MiB at %s trunks", TargetPeakRSS>>20, thousands(TargetTrunks)),
-			"RSS", fmt.Sprintf("%.1f MiB", mib(r.PeakRSS)), r.PeakRSS < TargetPeakRSS)
-	}
-	if r.RedisRoundTrips >= 0 {
-		add(fmt.Sprintf("≤ %d Redis round trips per registration", TargetRedisRoundTrips), "Redis",
-			fmt.Sprintf("%.3f (%.2f commands)", r.RoundTripsPerRegistration(), r.RedisPerRegistration()),
-			r.RoundTripsPerRegistration() <= TargetRedisRoundTrips)
-	}
-	if at100k {
-		add(fmt.Sprintf("idle discovery tick at %s trunks < %.1f CPU s", thousands(TargetTrunks), TargetIdleTickCPU),
-			"idle tick", fmt.Sprintf("%.3f s", r.IdleTickCPU), r.IdleTickCPU < TargetIdleTickCPU)
-	}
-	return out
-}
-
-// verdict sums up a row's checks: "met (2/2)", or which were not met.
-func verdict(cs []check) string {
-	var notMet []string
-	for _, c := range cs {
-		if c.verdict == verdictNotMet {
-			notMet = append(notMet, c.short)
-		}
-	}
-	met := len(cs) - len(notMet)
-	if len(notMet) > 0 {
-		return fmt.Sprintf("**not met** (%d/%d met): %s", met, len(cs), strings.Join(notMet, ", "))
-	}
-	return fmt.Sprintf("met (%d/%d)", met, len(cs))
-}
-
-// Write prints the rows as a Markdown table with a row of targets, then every check
-// of a target with its verdict, then notes on each row. Rows that failed show their
-// error in the notes.
+// Write prints the rows as a Markdown table, each figure as median (min–max) over the
+// row's runs, with a row of targets and a verdict per row; then every check of a target
+// with its verdict; then how it was measured and notes on each run. A failed or
+// timed-out run is counted in its row and described in the notes. interval is the
+// registerInterval the registry ran with.
 func Write(w io.Writer, rows []Row, interval time.Duration) {
-	fmt.Fprintln(w, "| trunks | cache | registered in (s) | REGISTERs/s | CPU s / 1,000 registrations | peak RSS (MiB) | RSS / trunk (KiB) | Redis cmds/registration | Redis round trips/registration | idle tick CPU (s) | verdict |")
-	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|")
-	fmt.Fprintf(w, "| *target* | | *≤ %.0f at %s* | | *≤ %.1f* | *< %d at %s* | | | *≤ %d* | *< %.1f at %s* | |\n",
-		TargetRegisterTime.Seconds(), thousands(TargetTrunks), TargetCPUPer1000,
-		TargetPeakRSS>>20, thousands(TargetTrunks), TargetRedisRoundTrips, TargetIdleTickCPU, thousands(TargetTrunks))
-	for _, row := range rows {
-		if errors.Is(row.Err, ErrIncomplete) {
-			fmt.Fprintf(w, "| %s | %s | > timeout | | | | | | | | **not met**: not every trunk registered (see notes) |\n", thousands(row.Trunks), row.Cache)
-			continue
+	fmt.Fprintln(w, "| trunks | cache | runs | registered in (s) | REGISTERs/s | CPU s / 1,000 registrations | peak RSS (MiB) | RSS / trunk (KiB) | idle tick CPU (s) | Redis cmds / registration | Redis round trips / registration | Redis memory / trunk (B) | verdict |")
+	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+	fmt.Fprintf(w, "| *target* | | *all* | *≤ %.0f at %s, memory; redis ≤ %.1f × memory* | | *≤ %.2f; redis ≤ %.1f × memory* | *≤ %.0f at %s; redis ≤ %.1f × memory* | | *≤ %.2f at %s* | | *≤ %.2f* | *≤ %d* | |\n",
+		TargetRegisterTime.Seconds(), thousands(TargetTrunks), TargetRedisRatio, TargetCPUPer1000, TargetRedisRatio,
+		mib(TargetPeakRSS), thousands(TargetTrunks), TargetRedisRatio, TargetIdleTickCPU, thousands(TargetTrunks),
+		TargetRedisRoundTrips, TargetRedisBytesPerTrunk)
+	for i := range rows {
+		row := &rows[i]
+		cell := func(f figure) string { return f.of(*row).format(f.format) }
+		redis := func(f figure) string {
+			if row.Cache != CacheRedis {
+				return "—"
+			}
+			return cell(f)
 		}
-		if row.Err != nil {
-			fmt.Fprintf(w, "| %s | %s | error | | | | | | | | not measured (see notes) |\n", thousands(row.Trunks), row.Cache)
-			continue
-		}
-		r := row.Result
-		cmds, trips := "—", "—"
-		if r.RedisCommands >= 0 {
-			cmds = fmt.Sprintf("%.2f", r.RedisPerRegistration())
-			trips = fmt.Sprintf("%.3f", r.RoundTripsPerRegistration())
-		}
-		fmt.Fprintf(w, "| %s | %s | %.2f | %s | %.3f | %.1f | %.2f | %s | %s | %.3f | %s |\n",
-			thousands(r.Trunks), r.Cache, r.RegisterTime.Seconds(), thousands(int(r.RegistersPerSecond+0.5)),
-			r.CPUPer1000(), mib(r.PeakRSS), r.RSSPerTrunk()/1024, cmds, trips, r.IdleTickCPU, verdict(checks(r)))
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
+			thousands(row.Trunks), row.Cache, runsCell(*row), cell(figTime), cell(figRate), cell(figCPU), cell(figRSS),
+			cell(figRSSPerTrunk), cell(figIdle), redis(figCommands), redis(figTrips), redis(figRedisMem),
+			verdict(checks(row, memoryRow(rows, row.Trunks))))
 	}
 
-	header := false
-	for _, row := range rows {
-		if row.Err != nil {
-			continue
-		}
-		for _, c := range checks(row.Result) {
-			if !header {
-				header = true
-				fmt.Fprintln(w)
-				fmt.Fprintln(w, "| target | trunks | cache | measured | verdict |")
-				fmt.Fprintln(w, "|---|---:|---|---:|---|")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| trunks | cache | figure | target | measured: median (min–max) | verdict |")
+	fmt.Fprintln(w, "|---:|---|---|---|---:|---|")
+	for i := range rows {
+		row := &rows[i]
+		for _, c := range checks(row, memoryRow(rows, row.Trunks)) {
+			v := c.verdict
+			if !c.met() {
+				v = "**" + v + "**"
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", c.target, thousands(row.Trunks), row.Cache, c.measured, c.verdict)
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", thousands(row.Trunks), row.Cache, c.name, c.target, c.measured, v)
 		}
 	}
 
 	fmt.Fprintln(w)
+	fmt.Fprintf(w, "Method: the registry runs on its shipped defaults: the bench's config sets only the addresses (requester, API, Redis), "+
+		"the listeners (control API, metrics), expires (%d s, what the bench's Requester grants) and, for Redis, a key prefix of its own per run "+
+		"(no memoryLimit, registersPerSecond, maxInFlight or startupSpread; registerInterval %s). "+
+		"Each row runs several times; every figure is the median of its runs with the spread (min–max) in brackets, and every verdict is on the median. "+
+		"A run that failed or timed out is counted in the *runs* column and fails the row's *runs* check; a timed-out run counts as \"> timeout\" "+
+		"in the registration time and is left out of the other figures.\n\n", grantedExpires, interval)
 	fmt.Fprintf(w, "Columns: *registered in*: from the first FindBy until the Requester had answered 200 OK to every trunk. "+
 		"*REGISTERs/s*: SendMessage calls over the span from the first to the last. "+
 		"*CPU*: the registry's user+system CPU from the first FindBy until it was quiet after the last answer (last records written). "+
-		"*peak RSS*: VmHWM at the end of the row; *RSS / trunk*: (peak − RSS at the first FindBy) / trunks. "+
+		"*peak RSS*: VmHWM at the end of the run; *RSS / trunk*: (peak − RSS at the first FindBy) / trunks. "+
 		"*Redis cmds/registration* and *round trips/registration*: what the registry sent to Redis over the same span, per registration, "+
 		"counted by a proxy on the registry's Redis connection (a round trip is a burst of requests after an answer; "+
 		"a pipeline is one round trip carrying many commands). Redis's own total_commands_processed over the span is in the notes: "+
 		"it is server-wide, so other clients of a shared server inflate it. "+
-		"*idle tick*: the registry's CPU over one registerInterval (%s) centred on a discovery tick, once every trunk was registered "+
-		"(no refresh is due: every 200 OK grants 600 s); with several idle windows, their mean. "+
-		"CPU is read from /proc/<pid>/stat (utime+stime) in clock ticks of %.0f ms, so small values are coarse.\n", interval, 1000/clockTicks())
+		"*Redis memory / trunk*: Redis's INFO used_memory once the registry was quiet after the last answer minus used_memory at the first FindBy "+
+		"(before any record was written), over the trunks; server-wide, so another client writing meanwhile skews it: "+
+		"the notes give the mean MEMORY USAGE (SAMPLES 0) of a sample of the run's keys as a cross-check. "+
+		"*idle tick*: the registry's CPU over one registerInterval (%s) centred on a discovery tick (ticks are predicted from the first FindBy), "+
+		"once every trunk was registered (no refresh is due: every 200 OK grants %d s); with several idle windows, their mean. "+
+		"CPU is read from /proc/<pid>/stat (utime+stime) in clock ticks of %.0f ms, so small values are coarse.\n", interval, grantedExpires, 1000/clockTicks())
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Notes:")
 	for _, row := range rows {
-		fmt.Fprintf(w, "- %s, %s: %s\n", thousands(row.Trunks), row.Cache, notes(row))
+		for i, run := range row.Runs {
+			fmt.Fprintf(w, "- %s, %s, run %d of %d: %s\n", thousands(row.Trunks), row.Cache, i+1, len(row.Runs), notes(row.Cache, run))
+		}
 	}
 }
 
-// notes describes what else a row saw.
-func notes(row Row) string {
-	r := row.Result
-	var parts []string
-	if row.Err != nil {
-		label := "**not measured**: "
-		if errors.Is(row.Err, ErrIncomplete) {
-			label = "**not met**: "
+// runsCell writes how many runs completed, and how the others ended.
+func runsCell(row Row) string {
+	done, timedOut, failed := 0, 0, 0
+	for _, r := range row.Runs {
+		switch {
+		case r.Err == nil:
+			done++
+		case errors.Is(r.Err, ErrIncomplete):
+			timedOut++
+		default:
+			failed++
 		}
-		parts = append(parts, label+strings.ReplaceAll(row.Err.Error(), "\n", " ⏎ "))
+	}
+	s := fmt.Sprintf("%d/%d", done, len(row.Runs))
+	if timedOut > 0 {
+		s += fmt.Sprintf(", **%d timed out**", timedOut)
+	}
+	if failed > 0 {
+		s += fmt.Sprintf(", **%d failed**", failed)
+	}
+	return s
+}
+
+// notes describes what else a run saw.
+func notes(cache string, run RunResult) string {
+	r := run.Result
+	var parts []string
+	if run.Err != nil {
+		label := "**failed**: "
+		if errors.Is(run.Err, ErrIncomplete) {
+			label = "**timed out**: "
+		}
+		parts = append(parts, label+strings.ReplaceAll(run.Err.Error(), "\n", " ⏎ "))
 	} else {
 		parts = append(parts,
 			fmt.Sprintf("%s REGISTERs, the first %.0f ms after the first FindBy", thousands(int(r.Registers)), ms(r.FirstRegister)),
@@ -207,11 +149,19 @@ func notes(row Row) string {
 			idle += " (**not one tick per window**)"
 		}
 		parts = append(parts, idle)
+		if r.RedisUsedMemoryAfter >= 0 {
+			parts = append(parts, fmt.Sprintf("Redis used_memory %.1f MiB at the first FindBy, %.1f MiB once quiet (%.0f B per trunk)",
+				mib(r.RedisUsedMemoryBefore), mib(r.RedisUsedMemoryAfter), r.RedisBytesPerTrunk()))
+		}
+		if r.RedisSampledKeys > 0 {
+			parts = append(parts, fmt.Sprintf("MEMORY USAGE of %d sampled keys of the run's prefix: %.0f B each on average",
+				r.RedisSampledKeys, r.RedisSampleBytes))
+		}
 	}
-	if row.Cache == CacheRedis && (row.Err == nil || r.RedisKeys > 0) {
-		parts = append(parts, fmt.Sprintf("%s keys of the row's prefix deleted at the end", thousands(r.RedisKeys)))
+	if cache == CacheRedis && (run.Err == nil || r.RedisKeys > 0) {
+		parts = append(parts, fmt.Sprintf("%s keys of the run's prefix deleted at the end", thousands(r.RedisKeys)))
 	}
-	if r.LogLines > 0 && !errors.Is(row.Err, errRegistryExited) {
+	if r.LogLines > 0 && !errors.Is(run.Err, errRegistryExited) {
 		last := r.LastLog[len(r.LastLog)-1]
 		if len(last) > 300 {
 			last = last[:300] + "…"

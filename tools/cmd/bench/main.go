@@ -4,16 +4,23 @@
 //
 // Usage:
 //
-//	bench [--sizes 1000,10000,100000] [--caches memory,redis] [--interval 5s]
+//	bench [--sizes 1000,10000,100000] [--caches memory,redis] [--runs 3]
 //	      [--registry bin/registry] [--redis ADDR] [--timeout 2m] [--idle-windows 1]
+//	      [--interval D] [--memory-limit SIZE]
 //	      [--cluster=true] [--cluster-trunks 100000] [--cluster-idle 60s]
 //
-// Each (size, cache) row runs the real registry binary against an in-process fake
-// Routr API serving that many generated trunks and an in-process Requester that
-// answers 200 OK at once. Without --registry it uses bin/registry (built by `make
-// build`), or builds the registry into a temporary directory when that is missing.
-// Redis is REDIS_ADDR, else 127.0.0.1:6379; each row uses its own key prefix and
-// deletes its keys at the end.
+// Each (size, cache) row runs the real registry binary --runs times against an
+// in-process fake Routr API serving that many generated trunks and an in-process
+// Requester that answers 200 OK at once; the table gives the median and the spread
+// (min–max) of each figure, and the verdicts are on the median. The registry runs on
+// its shipped defaults: the config the bench writes sets the addresses, the listeners
+// and expires only. --interval and --memory-limit add registerInterval and memoryLimit
+// to it, for experiments; by default the idle tick is measured on the shipped
+// registerInterval (60 s), so a run takes about a minute and a half more than its
+// registration. Without --registry it uses bin/registry (built by `make build`), or
+// builds the registry into a temporary directory when that is missing. Redis is
+// REDIS_ADDR, else 127.0.0.1:6379; each run uses its own key prefix and deletes its
+// keys at the end.
 //
 // With --cluster (the default) a second table follows: 3 registries in cluster mode
 // share --cluster-trunks trunks on one Redis (through the counting proxy); it gives
@@ -22,10 +29,11 @@
 // the failover after a SIGKILL of the replica owning the most trunks (see
 // bench.RunCluster).
 //
-// A missed target is a result, not a failure: the exit status is 0 whenever every row
-// was measured (a row whose trunks were not all registered within --timeout counts as
-// measured, and not met). It is 1 when a row could not be measured (the registry would
-// not start or exited, Redis unreachable, ...) and 2 on bad flags.
+// A missed target is a result, not a failure: the exit status is 0 whenever every run
+// was measured (a run whose trunks were not all registered within --timeout counts as
+// measured, and fails its row). It is 1 when a run could not be measured (the registry
+// would not start or exited, Redis unreachable, ...; the table still shows it) and 2 on
+// bad flags.
 package main
 
 import (
@@ -63,8 +71,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	sizesFlag := fs.String("sizes", "1000,10000,100000", "comma-separated numbers of trunks, one row each")
 	cachesFlag := fs.String("caches", "memory,redis", "comma-separated caches, one row each: memory, redis")
-	interval := fs.Duration("interval", 5*time.Second, "the registry's registerInterval for the runs")
-	memLimit := fs.String("memory-limit", "280MiB", "the registry's spec.memoryLimit for the runs (0: none)")
+	runs := fs.Int("runs", 3, "runs per (size, cache) row; the table gives their median and spread")
+	interval := fs.Duration("interval", 0, fmt.Sprintf("the registry's registerInterval for the runs (default: left out of the config, the shipped %s)", bench.DefaultRegisterInterval))
+	memLimit := fs.String("memory-limit", "", "the registry's spec.memoryLimit for the runs, e.g. 280MiB (default: left out, none)")
 	registryFlag := fs.String("registry", "", "registry binary (default "+defaultRegistry+", built into a temporary directory when missing)")
 	redisAddr := fs.String("redis", redisDefault(), "Redis host:port for the redis cache (default $REDIS_ADDR, else 127.0.0.1:6379)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "longest wait, per row, from the first FindBy until every trunk is registered")
@@ -92,8 +101,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "bench: --caches:", err)
 		return 2
 	}
-	if *interval <= 0 || *timeout <= 0 || *idleWindows < 1 {
-		fmt.Fprintln(stderr, "bench: --interval, --timeout and --idle-windows must be positive")
+	if *interval < 0 || *timeout <= 0 || *idleWindows < 1 || *runs < 1 {
+		fmt.Fprintln(stderr, "bench: --timeout, --idle-windows and --runs must be positive, --interval not negative")
 		return 2
 	}
 	if *clusterTrunks < 1 || *clusterIdle <= 0 {
@@ -111,33 +120,41 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer cleanup()
-	describe(stderr, bin, *interval, caches, addr, *cluster)
+	effective := *interval
+	if effective == 0 {
+		effective = bench.DefaultRegisterInterval
+	}
+	describe(stderr, bin, *interval, *memLimit, caches, addr, *cluster)
 
 	var rows []bench.Row
 	failed := false
+rows:
 	for _, n := range sizes {
 		for _, cache := range caches {
-			res, err := bench.Run(ctx, bench.Config{
-				Registry: bin, Trunks: n, Cache: cache, RedisAddr: addr,
-				Interval:    *interval,
-				MemoryLimit: *memLimit, Timeout: *timeout, IdleWindows: *idleWindows, Progress: stderr,
-			})
-			rows = append(rows, bench.Row{Trunks: n, Cache: cache, Result: res, Err: err})
-			if err != nil {
-				fmt.Fprintf(stderr, "bench: %d trunks, %s: %v\n", n, cache, err)
-				if !errors.Is(err, bench.ErrIncomplete) {
-					failed = true
+			row := bench.Row{Trunks: n, Cache: cache}
+			for i := range *runs {
+				fmt.Fprintf(stderr, "bench: %d trunks, %s: run %d of %d\n", n, cache, i+1, *runs)
+				res, err := bench.Run(ctx, bench.Config{
+					Registry: bin, Trunks: n, Cache: cache, RedisAddr: addr,
+					Interval:    *interval,
+					MemoryLimit: *memLimit, Timeout: *timeout, IdleWindows: *idleWindows, Progress: stderr,
+				})
+				row.Runs = append(row.Runs, bench.RunResult{Result: res, Err: err})
+				if err != nil {
+					fmt.Fprintf(stderr, "bench: %d trunks, %s, run %d: %v\n", n, cache, i+1, err)
+					if !errors.Is(err, bench.ErrIncomplete) {
+						failed = true
+					}
+				}
+				if ctx.Err() != nil {
+					rows = append(rows, row)
+					break rows
 				}
 			}
-			if ctx.Err() != nil {
-				break
-			}
-		}
-		if ctx.Err() != nil {
-			break
+			rows = append(rows, row)
 		}
 	}
-	bench.Write(stdout, rows, *interval)
+	bench.Write(stdout, rows, effective)
 	if *cluster && ctx.Err() == nil {
 		res, err := bench.RunCluster(ctx, bench.ClusterConfig{
 			Registry: bin, Trunks: *clusterTrunks, RedisAddr: addr, Interval: *interval,
@@ -165,12 +182,20 @@ func redisDefault() string {
 }
 
 // describe prints what the run is measuring with, for the record.
-func describe(w io.Writer, bin string, interval time.Duration, caches []string, redisAddr string, cluster bool) {
+func describe(w io.Writer, bin string, interval time.Duration, memLimit string, caches []string, redisAddr string, cluster bool) {
 	built := ""
 	if fi, err := os.Stat(bin); err == nil {
 		built = ", modified " + fi.ModTime().Format(time.RFC3339)
 	}
-	fmt.Fprintf(w, "bench: registry %s%s; %d CPUs; registerInterval %s\n", bin, built, runtime.NumCPU(), interval)
+	iv := fmt.Sprintf("the shipped %s", bench.DefaultRegisterInterval)
+	if interval > 0 {
+		iv = interval.String() + " (--interval)"
+	}
+	ml := "none (shipped default)"
+	if memLimit != "" && memLimit != "0" {
+		ml = memLimit + " (--memory-limit)"
+	}
+	fmt.Fprintf(w, "bench: registry %s%s; %d CPUs; registerInterval %s; memoryLimit %s\n", bin, built, runtime.NumCPU(), iv, ml)
 	if cluster || slices.Contains(caches, bench.CacheRedis) {
 		fmt.Fprintf(w, "bench: Redis at %s\n", redisAddr)
 	}

@@ -33,7 +33,8 @@ func TestBadFlagsExit2(t *testing.T) {
 	for _, args := range [][]string{
 		{"--sizes", "x"},
 		{"--caches", "disk"},
-		{"--interval", "0s"},
+		{"--interval", "-1s"},
+		{"--runs", "0"},
 		{"--idle-windows", "0"},
 		{"--cluster-trunks", "0"},
 		{"--cluster-idle", "0s"},

@@ -1,0 +1,148 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// replica is one registry of the scenario.
+type replica struct {
+	id      string
+	reg     *registry
+	control string // the control API's host:port
+	metrics string // /metrics's host:port (spec.httpAddr)
+	killed  bool
+}
+
+// exitWatch notices the first of some registries to exit.
+type exitWatch struct {
+	ch    chan struct{}
+	once  sync.Once
+	mu    sync.Mutex
+	first *replica
+}
+
+func watchExits(reps []*replica) *exitWatch {
+	w := &exitWatch{ch: make(chan struct{})}
+	for _, rp := range reps {
+		go func() {
+			<-rp.reg.exited
+			w.once.Do(func() {
+				w.mu.Lock()
+				w.first = rp
+				w.mu.Unlock()
+				close(w.ch)
+			})
+		}()
+	}
+	return w
+}
+
+// err describes the exit (nil before one).
+func (w *exitWatch) err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.first == nil {
+		return nil
+	}
+	return fmt.Errorf("replica %s: %w", w.first.id, w.first.reg.exitError())
+}
+
+// wait waits for done, failing when a watched registry exits, ctx ends or d passes.
+func (w *exitWatch) wait(ctx context.Context, done <-chan struct{}, d time.Duration, what string) error {
+	t := time.NewTimer(max(d, 0))
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-w.ch:
+		return w.err()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("waiting for %s: %w", what, errTimeout)
+	}
+}
+
+// sleepUntil waits until t, failing when a watched registry exits or ctx ends.
+func (w *exitWatch) sleepUntil(ctx context.Context, t time.Time) error {
+	err := w.wait(ctx, nil, time.Until(t), "")
+	if errors.Is(err, errTimeout) {
+		return nil
+	}
+	return err
+}
+
+// clusterPoint is one reading of the replicas' counters.
+type clusterPoint struct {
+	at    time.Time
+	cpu   []float64 // per replica
+	proxy proxyCounts
+	redis redisStats
+	quiet bool
+}
+
+// sampleCluster reads each pid's CPU, the proxy's counts and (rc not nil) Redis's.
+func sampleCluster(pids []int, proxy *redisProxy, rc *redisConn) (clusterPoint, error) {
+	p := clusterPoint{at: time.Now(), cpu: make([]float64, len(pids)), proxy: proxy.counts()}
+	for i, pid := range pids {
+		c, err := cpuSeconds(pid)
+		if err != nil {
+			return p, err
+		}
+		p.cpu[i] = c
+	}
+	if rc != nil {
+		var err error
+		if p.redis, err = rc.stats(); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+func sum(xs []float64) float64 {
+	var s float64
+	for _, x := range xs {
+		s += x
+	}
+	return s
+}
+
+func minus(a, b []float64) []float64 {
+	out := make([]float64, len(a))
+	for i := range a {
+		out[i] = a[i] - b[i]
+	}
+	return out
+}
+
+// settleCluster is settle for several replicas: quiet is at most settleCPU of CPU per
+// replica and no Redis command through the proxy over settleQuiet.
+func settleCluster(ctx context.Context, w *exitWatch, pids []int, proxy *redisProxy, since time.Time) (clusterPoint, error) {
+	var window []clusterPoint
+	for {
+		p, err := sampleCluster(pids, proxy, nil)
+		if err != nil {
+			return p, err
+		}
+		window = append(window, p)
+		for len(window) > 1 && p.at.Sub(window[1].at) >= settleQuiet {
+			window = window[1:]
+		}
+		if old := window[0]; p.at.Sub(old.at) >= settleQuiet && sum(p.cpu)-sum(old.cpu) <= settleCPU*float64(len(pids)) &&
+			p.proxy.commands == old.proxy.commands {
+			p.quiet = true
+			return p, nil
+		}
+		if p.at.Sub(since) >= settleMax {
+			return p, nil
+		}
+		if err := w.sleepUntil(ctx, p.at.Add(settlePoll)); err != nil {
+			return p, err
+		}
+	}
+}

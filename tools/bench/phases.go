@@ -1,0 +1,185 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+
+	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
+	"sipreg.dev/tools/fakeapi"
+)
+
+// idleWindowStart returns the start of the first idle window: firstFindBy plus a whole
+// number of intervals less half of one, not before notBefore.
+func idleWindowStart(firstFindBy, notBefore time.Time, interval time.Duration) time.Time {
+	k := max(1, int64(math.Ceil((notBefore.Sub(firstFindBy).Seconds()+interval.Seconds()/2)/interval.Seconds())))
+	return firstFindBy.Add(time.Duration(k)*interval - interval/2)
+}
+
+// errTimeout is a wait that ran out of time.
+var errTimeout = errors.New("timed out")
+
+// ErrIncomplete is the error of a row in which the registry did not register every
+// trunk within Config.Timeout: a measurement (the registry is too slow or stuck),
+// not a failure of the bench.
+var ErrIncomplete = errors.New("not every trunk registered")
+
+// waitFor waits for done, failing when the registry exits, ctx ends or d passes.
+func waitFor(ctx context.Context, done <-chan struct{}, reg *registry, d time.Duration, what string) error {
+	t := time.NewTimer(max(d, 0))
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-reg.exited:
+		return reg.exitError()
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return fmt.Errorf("waiting for %s: %w", what, errTimeout)
+	}
+}
+
+// sleepUntil waits until t, failing when the registry exits or ctx ends.
+func sleepUntil(ctx context.Context, reg *registry, t time.Time) error {
+	err := waitFor(ctx, nil, reg, time.Until(t), "")
+	if errors.Is(err, errTimeout) {
+		return nil
+	}
+	return err
+}
+
+// point is one reading of the registry's counters.
+type point struct {
+	at    time.Time
+	cpu   float64
+	proxy proxyCounts
+	redis redisStats
+	quiet bool // (settle) the registry was quiet when this was read
+}
+
+// sample reads the registry's CPU, the proxy's counts (proxy may be nil) and Redis's
+// own counters (rc may be nil).
+func sample(pid int, proxy *redisProxy, rc *redisConn) (point, error) {
+	p := point{at: time.Now()}
+	var err error
+	if p.cpu, err = cpuSeconds(pid); err != nil {
+		return p, err
+	}
+	if proxy != nil {
+		p.proxy = proxy.counts()
+	}
+	if rc != nil {
+		if p.redis, err = rc.stats(); err != nil {
+			return p, err
+		}
+	}
+	return p, nil
+}
+
+// settle polls the registry from since until it has been quiet for settleQuiet (at
+// most settleCPU of CPU and no Redis command through the proxy, which may be nil), or
+// settleMax has passed, and returns the reading that ends the registration phase.
+func settle(ctx context.Context, reg *registry, proxy *redisProxy, since time.Time) (point, error) {
+	var window []point // readings of the last settleQuiet
+	for {
+		p, err := sample(reg.pid, proxy, nil)
+		if err != nil {
+			return p, err
+		}
+		window = append(window, p)
+		for len(window) > 1 && p.at.Sub(window[1].at) >= settleQuiet {
+			window = window[1:]
+		}
+		if old := window[0]; p.at.Sub(old.at) >= settleQuiet && p.cpu-old.cpu <= settleCPU &&
+			p.proxy.commands == old.proxy.commands {
+			p.quiet = true
+			return p, nil
+		}
+		if p.at.Sub(since) >= settleMax {
+			return p, nil
+		}
+		if err := sleepUntil(ctx, reg, p.at.Add(settlePoll)); err != nil {
+			return p, err
+		}
+	}
+}
+
+// registryConfig renders the registry's config file for a row; redisAddr is where
+// the registry reaches Redis (the proxy). It sets what a deployment must set (the
+// addresses, the listeners) and expires, the lifetime the bench's Requester grants;
+// everything else is the registry's shipped default, but for registerInterval and
+// memoryLimit when the row's Config asks for them (experiments).
+func registryConfig(cfg Config, requesterAddr, apiAddr, redisAddr, keyPrefix string) (string, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "kind: Registry\napiVersion: v2beta1\nspec:\n")
+	fmt.Fprintf(&b, "  requesterAddr: %s\n  apiAddr: %s\n  edgePorts:\n    - address: edge.bench:5060\n", requesterAddr, apiAddr)
+	fmt.Fprintf(&b, "  httpAddr: %s\n  controlAddr: %s\n", or(cfg.httpAddr, "127.0.0.1:0"), or(cfg.controlAddr, "127.0.0.1:0"))
+	fmt.Fprintf(&b, "  expires: %d\n", grantedExpires)
+	if cfg.Interval > 0 {
+		fmt.Fprintf(&b, "  registerInterval: %s\n", cfg.Interval)
+	}
+	if cfg.MemoryLimit != "" && cfg.MemoryLimit != "0" {
+		fmt.Fprintf(&b, "  memoryLimit: %s\n", cfg.MemoryLimit)
+	}
+	if cfg.Cache == CacheRedis {
+		host, port, err := net.SplitHostPort(redisAddr)
+		if err != nil {
+			return "", fmt.Errorf("redis address %q: %w", redisAddr, err)
+		}
+		fmt.Fprintf(&b, "  cache:\n    provider: redis\n    parameters: %s\n  keyPrefix: %s\n",
+			strconv.Quote("host="+host+",port="+port), strconv.Quote(keyPrefix))
+	} else {
+		b.WriteString("  cache:\n    provider: memory\n")
+	}
+	return b.String(), nil
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// serveFakes serves n generated trunks (FindBy calls logged to watch) and req on
+// loopback; stop ends both and waits for them.
+func serveFakes(n int, watch io.Writer, req requesterv2beta1.RequesterServer) (apiAddr, reqAddr string, stop func(), err error) {
+	api := fakeapi.New(fakeapi.Options{Generate: n, FindByLog: watch})
+	apiLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", "", nil, fmt.Errorf("fake api: %w", err)
+	}
+	reqLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		apiLis.Close()
+		return "", "", nil, fmt.Errorf("requester: %w", err)
+	}
+	reqSrv := grpc.NewServer()
+	requesterv2beta1.RegisterRequesterServer(reqSrv, req)
+	var serving sync.WaitGroup
+	serving.Go(func() { _ = api.Serve(apiLis) })
+	serving.Go(func() { _ = reqSrv.Serve(reqLis) })
+	return apiLis.Addr().String(), reqLis.Addr().String(), func() {
+		reqSrv.Stop()
+		api.Stop()
+		serving.Wait()
+	}, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
