@@ -4,10 +4,12 @@
 // cost from /proc and, with the Redis cache, from a counting proxy on the registry's
 // Redis connection (commands and round trips), next to Redis's own server-wide count.
 //
-// One Run is one row of the table that `make bench` prints (see Write): how long from
-// the first FindBy until every trunk is registered, the rate of REGISTERs, the
-// registry's CPU per 1,000 registrations, its peak RSS, Redis commands per
+// One Run is one run of a row of the table that `make bench` prints (see Write; a row
+// is several runs, summed up by their median and spread): how long from the first
+// FindBy until every trunk is registered, the rate of REGISTERs, the registry's CPU per
+// 1,000 registrations, its peak RSS, Redis commands, round trips and memory per
 // registration, and the CPU of one idle discovery tick once everything is registered.
+// The registry runs on its shipped defaults (see registryConfig).
 //
 // "Registered" means the Requester has answered 200 OK to N distinct trunks (distinct
 // AOR users). The Requester is the bench's own rather than fakerequester's, because

@@ -193,7 +193,7 @@ func TestWriteCluster(t *testing.T) {
 		"| trunks taken over by the survivors during the failover (their sipreg_cluster_takeovers_total) | 34,000 of 34,000 | = trunks moved | met |",
 		"ownership before the kill, from ListRegistrations through r1 (0.00 s, every page): 100,000 registrations (r1 33,000, r2 34,000, r3 33,000)",
 		"leases held by each replica's own count (sipreg_cluster_trunks_owned): r1 33,000, r2 34,000, r3 33,000",
-		"their owners afterwards, from ListRegistrations through r1: r1 17,000, r3 17,000",
+		"their owners afterwards, from ListRegistrations through r1 (0.00 s after the first listing): r1 17,000, r3 17,000",
 		"takeovers r1 0 → 17,000, r2 0 → —, r3 0 → 17,000",
 		"lease renewal rounds that failed r1 0 → 0, r2 0 → —, r3 0 → 1",
 	} {

@@ -91,16 +91,28 @@ func failover(ctx context.Context, cfg ClusterConfig, res *ClusterResult, reps [
 		res.FailoverFirst = firstAt.Sub(killedAt)
 	}
 	// Where the trunks went: the survivors' takeovers, and every page of
-	// ListRegistrations through the first survivor.
+	// ListRegistrations through the first survivor. A new owner's record reaches the
+	// survivor's mirror a moment after its REGISTER was answered, so the listing is
+	// read again, up to settleMax, until no moved trunk names the killed replica.
 	res.MetricsAfter = scrapeAll(ctx, reps)
 	res.MovedFrom = survivors[0].id
-	if regs, err = listAll(ctx, survivors[0].control); err != nil {
-		return fmt.Errorf("ListRegistrations on replica %s (%s) after the failover: %w", survivors[0].id, survivors[0].control, err)
-	}
-	after := readListing(regs, users).owners
-	res.MovedTo = map[string]int{}
-	for _, ref := range byOwner[victim] {
-		res.MovedTo[after[ref]]++
+	listedAt := time.Now()
+	for {
+		if regs, err = listAll(ctx, survivors[0].control); err != nil {
+			return fmt.Errorf("ListRegistrations on replica %s (%s) after the failover: %w", survivors[0].id, survivors[0].control, err)
+		}
+		after := readListing(regs, users).owners
+		res.MovedTo = map[string]int{}
+		for _, ref := range byOwner[victim] {
+			res.MovedTo[after[ref]]++
+		}
+		res.MovedListedIn = time.Since(listedAt)
+		if res.MovedTo[victim] == 0 || res.MovedListedIn >= settleMax {
+			break
+		}
+		if err := survivorExits.sleepUntil(ctx, time.Now().Add(10*settlePoll)); err != nil {
+			return err
+		}
 	}
 	if werr == nil {
 		progress("every trunk of %s REGISTERed again %.2f s after the kill; stopping the replicas", victim, res.FailoverTime.Seconds())

@@ -87,8 +87,12 @@ type ClusterResult struct {
 	FailoverRegisters int64
 	// MovedTo is who owns the killed replica's trunks after the failover, from every
 	// page of ListRegistrations through MovedFrom (a survivor); "" for no owner.
-	MovedTo   map[string]int
-	MovedFrom string
+	// MovedListedIn is from the first of those listings to the one reported (the
+	// listing is read again until no moved trunk names the killed replica, up to
+	// settleMax).
+	MovedTo       map[string]int
+	MovedFrom     string
+	MovedListedIn time.Duration
 
 	// RedisKeys is how many keys of the scenario's two prefixes (records; the
 	// cluster's leases, fences, members and desired set) were deleted at the end.

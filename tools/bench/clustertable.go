@@ -187,7 +187,11 @@ func clusterNotes(r ClusterResult, err error) []string {
 		if r.Unmatched > 0 {
 			s += fmt.Sprintf("; %s had no AOR user or no REGISTER before the kill", thousands(r.Unmatched))
 		}
-		s += fmt.Sprintf("; their owners afterwards, from ListRegistrations through %s: %s", r.MovedFrom, owned(r.MovedTo))
+		s += fmt.Sprintf("; their owners afterwards, from ListRegistrations through %s (%.2f s after the first listing): %s",
+			r.MovedFrom, r.MovedListedIn.Seconds(), owned(r.MovedTo))
+		if n := r.MovedTo[r.Victim]; n > 0 {
+			s += fmt.Sprintf(" (**%s still named %s**)", thousands(n), r.Victim)
+		}
 		out = append(out, s)
 	}
 	if len(r.MetricsAfter) > 0 {

@@ -125,7 +125,7 @@ func registryConfig(cfg Config, requesterAddr, apiAddr, redisAddr, keyPrefix str
 	var b strings.Builder
 	fmt.Fprintf(&b, "kind: Registry\napiVersion: v2beta1\nspec:\n")
 	fmt.Fprintf(&b, "  requesterAddr: %s\n  apiAddr: %s\n  edgePorts:\n    - address: edge.bench:5060\n", requesterAddr, apiAddr)
-	fmt.Fprintf(&b, "  httpAddr: %s\n  controlAddr: %s\n", or(cfg.httpAddr, "127.0.0.1:0"), or(cfg.controlAddr, "127.0.0.1:0"))
+	fmt.Fprintf(&b, "  httpAddr: %s\n  controlAddr: %s\n", orDefault(cfg.httpAddr, "127.0.0.1:0"), orDefault(cfg.controlAddr, "127.0.0.1:0"))
 	fmt.Fprintf(&b, "  expires: %d\n", grantedExpires)
 	if cfg.Interval > 0 {
 		fmt.Fprintf(&b, "  registerInterval: %s\n", cfg.Interval)
@@ -146,7 +146,7 @@ func registryConfig(cfg Config, requesterAddr, apiAddr, redisAddr, keyPrefix str
 	return b.String(), nil
 }
 
-func or(s, def string) string {
+func orDefault(s, def string) string {
 	if s == "" {
 		return def
 	}
