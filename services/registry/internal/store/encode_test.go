@@ -81,16 +81,17 @@ func TestEncodeRecordErrors(t *testing.T) {
 	}
 }
 
-// TestEncodeRecordVersion checks the value carries "v":RecordVersion first and
-// that DecodeRecord reads it back.
+// TestEncodeRecordVersion checks the value starts with the version byte
+// RecordVersion and that DecodeRecord reads it back.
 func TestEncodeRecordVersion(t *testing.T) {
+	store.WriteVersion2(t)
 	rec := storetest.FullRecord("trunk-1")
 	value, _, err := store.EncodeRecord(rec, fixedClock, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := `{"v":1,"trunkRef":"trunk-1",`; !strings.HasPrefix(string(value), want) || store.RecordVersion != 1 {
-		t.Errorf("EncodeRecord = %s; want it to start with %s", value, want)
+	if store.RecordVersion != 2 || len(value) == 0 || value[0] != store.RecordVersion {
+		t.Errorf("EncodeRecord = %q; want it to start with the byte %d", value, store.RecordVersion)
 	}
 	got, err := store.DecodeRecord(value)
 	if err != nil {
@@ -98,6 +99,9 @@ func TestEncodeRecordVersion(t *testing.T) {
 	}
 	if d := storetest.Diff(got, rec); d != "" {
 		t.Errorf("DecodeRecord(EncodeRecord): %s", d)
+	}
+	if got != storetest.Normalized(rec) {
+		t.Errorf("DecodeRecord(EncodeRecord) = %+v\nwant %+v (UTC, no monotonic reading)", got, storetest.Normalized(rec))
 	}
 }
 
@@ -114,7 +118,7 @@ func TestDecodeRecord(t *testing.T) {
 		{"version null", `{"v":null,"trunkRef":"trunk-1"}`, "", false},
 		{"version 1 with a field this code does not know", `{"v":1,"trunkRef":"trunk-1","newField":[1]}`, "", false},
 		{"version after the record's fields", `{"trunkRef":"trunk-1","v":1}`, "", false},
-		{"version 2", `{"v":2,"trunkRef":"trunk-1"}`, "corrupt registration record: unknown record version 2", true},
+		{"JSON of version 2", `{"v":2,"trunkRef":"trunk-1"}`, "corrupt registration record: unknown record version 2", true},
 		{"version 99, fields that do not fit", `{"v":99,"trunkRef":7}`, "corrupt registration record: unknown record version 99", true},
 		{"version 0", `{"v":0,"trunkRef":"trunk-1"}`, "corrupt registration record: unknown record version 0", true},
 		{"negative version", `{"v":-1,"trunkRef":"trunk-1"}`, "corrupt registration record: unknown record version -1", true},
@@ -122,6 +126,17 @@ func TestDecodeRecord(t *testing.T) {
 		{"version 1, a field that does not fit", `{"v":1,"trunkRef":"trunk-1","cseq":"one"}`, "corrupt registration record: unreadable JSON: ", false},
 		{"not JSON", "{not json", "corrupt registration record: unreadable JSON: ", false},
 		{"binary", "\x00\xff", "corrupt registration record: unreadable JSON: ", false},
+		{"binary, high byte first", "\xff\x00", "corrupt registration record: unreadable JSON: ", false},
+		{"JSON after whitespace", " \t\r\n{\"v\":1,\"trunkRef\":\"trunk-1\"}", "", false},
+		{"version byte 1", "\x01{}", "corrupt registration record: unknown record version 1", true},
+		{"version byte 3", "\x03\x0a\x07trunk-1", "corrupt registration record: unknown record version 3", true},
+		{"version byte 31", "\x1f", "corrupt registration record: unknown record version 31", true},
+		{"version 2", "\x02\x0a\x07trunk-1", "", false},
+		{"version 2, a field this code does not know", "\x02\x0a\x07trunk-1\xf8\x3e\x01", "", false},
+		{"version 2, truncated", "\x02\x0a\x07trunk-", "corrupt registration record: unreadable record: ", false},
+		{"version 2, a bad tag", "\x02\x00", "corrupt registration record: unreadable record: ", false},
+		{"version 2, garbage", "\x02\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", "corrupt registration record: unreadable record: ", false},
+		{"version 2, a number of the wrong type", "\x02\x0a\x07trunk-1\x5d\x01\x02\x03\x04", "corrupt registration record: unreadable record: ", false},
 		{"an array", `[{"trunkRef":"trunk-1"}]`, "corrupt registration record: unreadable JSON: ", false},
 		{"empty", "", "corrupt registration record: unreadable JSON: ", false},
 	} {

@@ -1,0 +1,58 @@
+package store_test
+
+import (
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/store/storetest"
+)
+
+// FuzzDecodeRecord checks that DecodeRecord never panics, fails only with
+// ErrCorrupt, and that whatever it reads EncodeRecord writes again, as a value
+// that reads back as the same record (in UTC, as the store returns records).
+// The seed corpus, testdata/fuzz/FuzzDecodeRecord, holds the fixtures of every
+// format version.
+func FuzzDecodeRecord(f *testing.F) {
+	store.WriteVersion2(f)
+	v2, err := hex.DecodeString(fixtureV2)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, seed := range [][]byte{v2, []byte(fixtureV1), []byte(fixtureV0), []byte(`{"v":7}`), {2}, {3}} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, value []byte) {
+		rec, err := store.DecodeRecord(value)
+		if err != nil {
+			if !errors.Is(err, store.ErrCorrupt) {
+				t.Fatalf("DecodeRecord: %v, not ErrCorrupt", err)
+			}
+			return
+		}
+		if rec.TrunkRef == "" {
+			return // EncodeRecord refuses it; Get reports it corrupt
+		}
+		again, _, err := store.EncodeRecord(rec, fixedClock, time.Hour)
+		if err != nil && value[0] != store.RecordVersion && strings.Contains(err.Error(), "time outside years 0-9999") {
+			// JSON of version 1 is read as before: it may hold a time
+			// with an offset that puts it outside years 0-9999 in UTC,
+			// which no writer produced (they wrote UTC) and which no
+			// format can write back, JSON included.
+			return
+		}
+		if err != nil {
+			t.Fatalf("EncodeRecord of the record %q decodes to: %v", value, err)
+		}
+		got, err := store.DecodeRecord(again)
+		if err != nil {
+			t.Fatalf("DecodeRecord(EncodeRecord(%+v)): %v", rec, err)
+		}
+		if want := storetest.Normalized(rec); got != want {
+			t.Fatalf("round trip of %q:\n got %+v\nwant %+v", value, got, want)
+		}
+	})
+}
