@@ -34,7 +34,7 @@ import (
 // upgrade run old and new replicas side by side before the switch.
 //
 // Version 2 is protobuf rather than a hand-written binary layout: a typical
-// record takes about a third of its JSON (see encode_test.go), and the library
+// record takes 44% of its JSON (314 bytes, see encode_v2_test.go), and the library
 // brings the framing, the bounds checks on untrusted input and a schema that
 // can grow. Numbers are varints, so small ones take a byte or two; a field
 // left at its zero value takes nothing.
