@@ -4,13 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +25,7 @@ import (
 	registryv1 "sipreg.dev/gen/pb/sipreg/registry/v1"
 	"sipreg.dev/services/registry/internal/config"
 	"sipreg.dev/services/registry/internal/metrics"
+	"sipreg.dev/services/registry/internal/redistest"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
 )
@@ -72,20 +73,24 @@ func scrapeLine(t *testing.T, met *metrics.Metrics, name string) string {
 
 // The Redis store opened by serve reports every unreadable key under the record prefix
 // to a warning (key and reason, never the value) and to
-// sipreg_cache_skipped_records_total. Needs the Redis at 127.0.0.1:6379.
+// sipreg_cache_skipped_records_total. Needs the real Redis (see redistest.Real).
 func TestOpenStoreReportsSkippedRecords(t *testing.T) {
-	conn, err := net.DialTimeout("tcp", "127.0.0.1:6379", time.Second)
+	redisSrv := redistest.Real(t)
+	host, port, err := net.SplitHostPort(redisSrv.Addr)
 	if err != nil {
-		t.Skipf("no Redis at 127.0.0.1:6379: %v", err)
+		t.Fatal(err)
 	}
-	_ = conn.Close()
+	portNum, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	var logs syncBuffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	met := metrics.New(nil)
-	prefix := fmt.Sprintf("sipreg-test-serve-%d:registration:", time.Now().UnixNano())
+	prefix := redisSrv.Prefix + "registration:"
 	spec := config.Spec{
-		Cache:     config.Cache{Provider: config.CacheRedis, Redis: config.RedisParams{Host: "127.0.0.1", Port: 6379}},
+		Cache:     config.Cache{Provider: config.CacheRedis, Redis: config.RedisParams{Host: host, Port: portNum}},
 		KeyPrefix: prefix,
 	}
 	st, err := openStore(spec, skipReporter(log, met))
@@ -106,7 +111,6 @@ func TestOpenStoreReportsSkippedRecords(t *testing.T) {
 	if err := client.Set(ctx, prefix+"bad", secretValue, time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { client.Del(t.Context(), prefix+"good", prefix+"bad") })
 
 	recs, err := st.List(ctx)
 	if err != nil {
