@@ -1,7 +1,6 @@
 package fakeapi
 
 import (
-	"bytes"
 	"context"
 	"net"
 	"os"
@@ -17,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
+	"sipreg.dev/tools/internal/syncbuf"
 )
 
 const fixtureYAML = `
@@ -372,26 +372,8 @@ func TestStopAndServeAgain(t *testing.T) {
 	}
 }
 
-// syncBuffer is a goroutine-safe bytes.Buffer.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestFindByLog(t *testing.T) {
-	var log syncBuffer
+	var log syncbuf.Buffer
 	s := New(Options{Generate: 1, FindByLog: &log})
 	c := start(t, s)
 	const n = 5

@@ -21,11 +21,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"text/template"
 	"time"
+
+	"sipreg.dev/tools/internal/syncbuf"
 )
 
 const (
@@ -76,7 +77,7 @@ type Instance struct {
 	runDir string
 	kamcmd string
 	cmd    *exec.Cmd
-	log    *syncBuffer
+	log    *syncbuf.Buffer
 	done   chan struct{} // closed when the process has exited
 	err    error         // the process's exit error, valid once done is closed
 }
@@ -166,7 +167,7 @@ func start(t testing.TB, bin, kamcmd string, opts Options, port int) (*Instance,
 		Realm:  opts.Realm,
 		runDir: runDir,
 		kamcmd: kamcmd,
-		log:    &syncBuffer{},
+		log:    &syncbuf.Buffer{},
 		done:   make(chan struct{}),
 	}
 	cfg, err := renderCfg(opts, port, runDir)
@@ -575,24 +576,4 @@ func lookBin(name string) string {
 		}
 	}
 	return ""
-}
-
-// syncBuffer is a bytes.Buffer safe for the writer goroutines of os/exec and readers.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-// Write appends p to the buffer.
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// String returns the buffer's contents.
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

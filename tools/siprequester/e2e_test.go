@@ -25,6 +25,7 @@ import (
 	processorpb "sipreg.dev/gen/pb/fonoster/routr/processor/v2beta1"
 	requesterpb "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
 	sipmessagepb "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
+	"sipreg.dev/tools/internal/syncbuf"
 	"sipreg.dev/tools/kamailio"
 	"sipreg.dev/tools/siprequester"
 )
@@ -41,7 +42,7 @@ type requester struct {
 
 func startRequester(t *testing.T, opts siprequester.Options) *requester {
 	t.Helper()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	opts.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := siprequester.New(opts)
 	if err != nil {
@@ -559,21 +560,4 @@ func TestStopWithCallInFlight(t *testing.T) {
 	if err := <-result; status.Code(err) == codes.OK || status.Code(err) == codes.DeadlineExceeded {
 		t.Errorf("call in flight at Stop: error %v, want a cancellation or unavailability", err)
 	}
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
