@@ -6,7 +6,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"net"
@@ -44,29 +43,12 @@ func (r *chaosReplica) resume(t *testing.T) {
 	r.signal(t, syscall.SIGCONT)
 }
 
-// chaosLines is how many output lines p has printed so far (for chaosWaitLineFrom).
-func chaosLines(p *proc) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.lines)
-}
-
-// chaosWaitLineFrom waits for a line printed after the first from lines that matches.
-func chaosWaitLineFrom(p *proc, from int, what string, d time.Duration, match func(string) bool) string {
-	p.t.Helper()
-	i := 0
-	return p.waitLine(what, d, func(l string) bool {
-		i++
-		return i > from && match(l)
-	})
-}
-
-// chaosLogMsg matches a JSON log line whose msg is msg.
-func chaosLogMsg(msg string) func(string) bool {
-	return func(l string) bool {
-		var m map[string]any
-		return json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg
-	}
+// chaosHeld is the replica's listing (its own trunks with their fencing tokens),
+// taken before it is paused (before the moment the pause aims at: fencing tokens
+// change only with the lease), for letGo once it is resumed.
+func chaosHeld(t *testing.T, r *chaosReplica) map[string]*registryv1.Registration {
+	t.Helper()
+	return chaosWaitRegs(t, r, "its listing", 10*time.Second, func(map[string]*registryv1.Registration) bool { return true })
 }
 
 // TestChaosStaleRegisterRateLimited: with registersPerSecond 1 and more refreshes due
@@ -88,6 +70,7 @@ func TestChaosStaleRegisterRateLimited(t *testing.T) {
 	f.waitArrivals(t, "every trunk registered", 60*time.Second, chaosAllGranted(chaosRefs(n)))
 	victim, survivor, mine := chaosPickVictim(chaosWaitSettled(t, b, n, "a", "b"), a, b)
 	t.Logf("replica %s owns %d trunks, replica %s the others", victim.name, len(mine), survivor.name)
+	held := chaosHeld(t, victim)
 	// The victim sends at its pace (1/s) with more due: its REGISTERs queue in the limiter.
 	seen := len(f.from(f.req.Arrivals(), victim.name))
 	f.waitArrivals(t, "two more REGISTERs from "+victim.name, 30*time.Second, func(r []fakerequester.Recorded) bool {
@@ -96,10 +79,9 @@ func TestChaosStaleRegisterRateLimited(t *testing.T) {
 	victim.pause(t)
 	pausedAt := chaosLastSeq(f)
 	chaosWaitRegs(t, survivor, survivor.name+" owning every trunk", 30*time.Second, chaosOwnsAll(survivor.name, chaosRefs(n)))
-	lines := chaosLines(victim.p)
 	resumedAt := chaosLastSeq(f)
 	victim.resume(t)
-	chaosWaitLineFrom(victim.p, lines, victim.name+" noticing its trunks are gone", 30*time.Second, chaosLogMsg("trunks now owned by another replica"))
+	chaosWaitRegs(t, victim, victim.name+" noticing its trunks are gone", 30*time.Second, letGo(victim.name, held, mine))
 	// Run on until each of the victim's former trunks was sent again since it resumed,
 	// and twice since it was paused: whatever it still had queued went out (or was
 	// dropped) and was followed by a REGISTER of the owner (the survivor, or the victim
@@ -161,6 +143,7 @@ func chaosForcedBurst(t *testing.T, n int, moment float64) {
 
 	f.waitArrivals(t, "every trunk registered", 60*time.Second, chaosAllGranted(chaosRefs(n)))
 	victim, survivor, mine := chaosPickVictim(chaosWaitSettled(t, b, n, "a", "b"), a, b)
+	held := chaosHeld(t, victim)
 	after := int(math.Ceil(moment * float64(len(mine))))
 	before := chaosLastSeq(f)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -185,10 +168,10 @@ func chaosForcedBurst(t *testing.T, n int, moment float64) {
 	f.waitArrivals(t, survivor.name+"'s refresh of every trunk it took over", 30*time.Second, func(r []fakerequester.Recorded) bool {
 		return chaosEachHas(f.from(chaosSince(r, pausedAt), survivor.name), mine)
 	})
-	lines := chaosLines(victim.p)
 	victim.resume(t)
-	// Once the victim's lease renewal has found its leases gone, whatever it had in
-	// flight or queued went out already (or was dropped).
-	chaosWaitLineFrom(victim.p, lines, victim.name+" noticing its trunks are gone", 30*time.Second, chaosLogMsg("trunks now owned by another replica"))
+	// Once the victim's lease renewal has found its leases gone (it no longer lists
+	// them as its own), whatever it had in flight or queued went out already (or was
+	// dropped).
+	chaosWaitRegs(t, victim, victim.name+" noticing its trunks are gone", 30*time.Second, letGo(victim.name, held, mine))
 	f.waitArrivals(t, "every request answered", 30*time.Second, chaosAnswered)
 }

@@ -81,6 +81,22 @@ func owners(t *testing.T, control string) map[string]*registryv1.Registration {
 	}
 }
 
+// letGo is true of a replica's listing once the replica id has let go of the leases
+// it held when held was listed: each of refs is listed with another owner, or with a
+// newer fencing token (a lease claimed again since). A replica lists its own trunks
+// from memory, so this is how a resumed replica shows that it noticed its losses.
+func letGo(id string, held map[string]*registryv1.Registration, refs []string) func(map[string]*registryv1.Registration) bool {
+	return func(regs map[string]*registryv1.Registration) bool {
+		for _, ref := range refs {
+			r := regs[ref]
+			if r.GetOwner() == id && r.GetFencingToken() <= held[ref].GetFencingToken() {
+				return false
+			}
+		}
+		return true
+	}
+}
+
 func clusterConfig(t *testing.T, f *fakes, extra ...string) string {
 	host, port, prefix := sharedRedis(t, "cluster")
 	return registryConfig(f.reqAddr, f.apiAddr, append([]string{"registerInterval: 1", "startupSpread: 1s",
@@ -371,6 +387,7 @@ func TestClusterPausedReplica(t *testing.T) {
 			pausedID = id
 		}
 	}
+	held := owners(t, paused.control)
 	if err := paused.p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +414,14 @@ func TestClusterPausedReplica(t *testing.T) {
 	if err := paused.p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	paused.p.logEntry("lost trunks noticed", 20*time.Second, "trunks now owned by another replica", nil)
+	// It notices the loss at its next lease renewal (its control API answers again now).
+	gone := letGo(pausedID, held, share[pausedID])
+	for deadline := time.Now().Add(20 * time.Second); !gone(owners(t, paused.control)); {
+		if time.Now().After(deadline) {
+			t.Fatalf("lost trunks not noticed: replica %s still lists its former trunks as its own 20 s after SIGCONT", pausedID)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	after := waitBalanced(t, reps[0].control, n, 3)
 	if len(after[pausedID]) == 0 {
 		t.Errorf("the resumed replica owns nothing")
