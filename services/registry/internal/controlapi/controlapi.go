@@ -23,6 +23,7 @@ import (
 	"sipreg.dev/gen/pb/sipreg/registry/v1/registryv1connect"
 	"sipreg.dev/services/registry/internal/reconcile"
 	"sipreg.dev/services/registry/internal/registration"
+	"sipreg.dev/services/registry/internal/watch"
 )
 
 // Engine is what the control API needs from the registration engine. *reconcile.Reconciler
@@ -38,9 +39,9 @@ type Engine interface {
 	// Force registers ref now and waits for the outcome (or ctx).
 	Force(ctx context.Context, ref string) (registration.Record, error)
 	// Subscribe streams every change until the subscription is closed. Its Next fails
-	// with reconcile.ErrWatcherTooSlow once the reader fell more than a bounded backlog
+	// with watch.ErrWatcherTooSlow once the reader fell more than a bounded backlog
 	// behind, with reconcile.ErrStopping when the registry stops, and with ctx's error.
-	Subscribe() *reconcile.Subscription
+	Subscribe() *watch.Subscription
 	// Explain describes the next action for ref, with the REGISTER it would send.
 	Explain(ref string) (reconcile.Explanation, error)
 	// StoreFault returns the current store error and since when (nil when healthy).

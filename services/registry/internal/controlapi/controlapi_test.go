@@ -31,6 +31,7 @@ import (
 	"sipreg.dev/services/registry/internal/metrics"
 	"sipreg.dev/services/registry/internal/reconcile"
 	"sipreg.dev/services/registry/internal/registration"
+	"sipreg.dev/services/registry/internal/watch"
 )
 
 const (
@@ -449,9 +450,9 @@ var apiCases = []apiCase{
 			t.Fatalf("snapshot t-a = %v", got[0])
 		}
 		sub := e.subscription(t)
-		sub.Push(reconcile.Event{Record: registration.Record{TrunkRef: "t-c", State: registration.StateAuthFailed}})
-		sub.Push(reconcile.Event{Record: registration.Record{TrunkRef: "t-e", State: registration.StateRegistered, CSeq: 1}})
-		sub.Push(reconcile.Event{Record: registration.Record{TrunkRef: "t-b", State: registration.StateUnregistered}, Removed: true})
+		sub.Push(watch.Event{Record: registration.Record{TrunkRef: "t-c", State: registration.StateAuthFailed}})
+		sub.Push(watch.Event{Record: registration.Record{TrunkRef: "t-e", State: registration.StateRegistered, CSeq: 1}})
+		sub.Push(watch.Event{Record: registration.Record{TrunkRef: "t-b", State: registration.StateUnregistered}, Removed: true})
 		got = recvN(t, s, 2)
 		if r := got[0]; r.GetRemoved() || r.GetRegistration().GetTrunkRef() != "t-e" || r.GetRegistration().GetState() != stRegistered {
 			t.Fatalf("change = %v", r)
@@ -477,8 +478,8 @@ var apiCases = []apiCase{
 			t.Fatalf("snapshot = %v", got)
 		}
 		sub := e.subscription(t)
-		sub.Push(reconcile.Event{Record: registration.Record{TrunkRef: "t-d", State: registration.StateRetrying}})
-		sub.Push(reconcile.Event{Record: registration.Record{TrunkRef: "t-a", State: registration.StateRetrying, Failures: 1}})
+		sub.Push(watch.Event{Record: registration.Record{TrunkRef: "t-d", State: registration.StateRetrying}})
+		sub.Push(watch.Event{Record: registration.Record{TrunkRef: "t-a", State: registration.StateRetrying, Failures: 1}})
 		if r := recvN(t, s, 1)[0]; r.GetRegistration().GetTrunkRef() != "t-a" || r.GetRegistration().GetState() != stRetrying {
 			t.Fatalf("change = %v", r)
 		}

@@ -16,6 +16,7 @@ import (
 	"sipreg.dev/services/registry/internal/controlapi"
 	"sipreg.dev/services/registry/internal/reconcile"
 	"sipreg.dev/services/registry/internal/registration"
+	"sipreg.dev/services/registry/internal/watch"
 )
 
 // fakeEngine is a controlapi.Engine made of function fields.
@@ -24,7 +25,7 @@ type fakeEngine struct {
 	record     func(ref string) (registration.Record, bool)
 	refs       func() []string
 	force      func(ctx context.Context, ref string) (registration.Record, error)
-	subscribe  func() *reconcile.Subscription
+	subscribe  func() *watch.Subscription
 	explain    func(ref string) (reconcile.Explanation, error)
 	storeFault func() (time.Time, error)
 	peers      []reconcile.Peer
@@ -38,7 +39,7 @@ func (f *fakeEngine) Refs() []string                                { return f.r
 func (f *fakeEngine) Force(ctx context.Context, ref string) (registration.Record, error) {
 	return f.force(ctx, ref)
 }
-func (f *fakeEngine) Subscribe() *reconcile.Subscription                { return f.subscribe() }
+func (f *fakeEngine) Subscribe() *watch.Subscription                    { return f.subscribe() }
 func (f *fakeEngine) Explain(ref string) (reconcile.Explanation, error) { return f.explain(ref) }
 func (f *fakeEngine) StoreFault() (time.Time, error)                    { return f.storeFault() }
 func (f *fakeEngine) Peers() []reconcile.Peer                           { return f.peers }
@@ -66,7 +67,7 @@ type fixture struct {
 	// onSubscribe, if set, sees each subscription before the handler does. Both are set
 	// before the server starts.
 	backlog     int
-	onSubscribe func(*reconcile.Subscription)
+	onSubscribe func(*watch.Subscription)
 	// fault is the store fault StoreFault reports (nil: healthy).
 	fault atomic.Pointer[storeFault]
 	// lastExplained is the request the fake handed out last (to prove it is not mutated).
@@ -82,7 +83,7 @@ type storeFault struct {
 // subscription is one the handler made: the test pushes events into it (Push) or ends
 // it (End) as the engine would; gone is closed when the handler closes it.
 type subscription struct {
-	*reconcile.Subscription
+	*watch.Subscription
 	gone chan struct{}
 }
 
@@ -144,9 +145,9 @@ func newFixture() *fixture {
 			}
 			return registration.Record{}, fmt.Errorf("%w: %s", reconcile.ErrUnknownTrunk, ref)
 		},
-		subscribe: func() *reconcile.Subscription {
+		subscribe: func() *watch.Subscription {
 			gone := make(chan struct{})
-			sub := reconcile.NewSubscription(f.backlog, sync.OnceFunc(func() { close(gone) }))
+			sub := watch.NewSubscription(f.backlog, sync.OnceFunc(func() { close(gone) }))
 			if f.onSubscribe != nil {
 				f.onSubscribe(sub)
 			}

@@ -18,6 +18,7 @@ import (
 	"sipreg.dev/services/registry/internal/controlapi"
 	"sipreg.dev/services/registry/internal/reconcile"
 	"sipreg.dev/services/registry/internal/registration"
+	"sipreg.dev/services/registry/internal/watch"
 )
 
 // metricValue scrapes e's metrics and returns the value of the unlabelled series name.
@@ -144,9 +145,9 @@ func TestWatchTooSlowEndsResourceExhausted(t *testing.T) {
 	const backlog = 4
 	e := newEnv(t, func(_ *controlapi.Options, f *fixture) {
 		f.backlog = backlog
-		f.onSubscribe = func(s *reconcile.Subscription) {
+		f.onSubscribe = func(s *watch.Subscription) {
 			for i := range backlog + 1 {
-				s.Push(reconcile.Event{Record: registration.Record{TrunkRef: "t-a", CSeq: uint32(i)}})
+				s.Push(watch.Event{Record: registration.Record{TrunkRef: "t-a", CSeq: uint32(i)}})
 			}
 		}
 	})
@@ -194,7 +195,7 @@ func TestWatchSlowReaderIsDropped(t *testing.T) {
 				case <-deadline:
 					t.Fatal("a reader that stopped was never dropped")
 				default:
-					sub.Push(reconcile.Event{Record: big})
+					sub.Push(watch.Event{Record: big})
 					runtime.Gosched()
 				}
 			}
@@ -222,7 +223,7 @@ func TestWatchRegistryStops(t *testing.T) {
 	}
 	recvN(t, s, 1)
 	sub := e.subscription(t)
-	sub.Push(reconcile.Event{Record: registration.Record{TrunkRef: "t-a", State: registration.StateUnregistering}})
+	sub.Push(watch.Event{Record: registration.Record{TrunkRef: "t-a", State: registration.StateUnregistering}})
 	sub.End(reconcile.ErrStopping)
 	if m := recvN(t, s, 1)[0]; m.GetRegistration().GetState() != registryv1.RegistrationState_REGISTRATION_STATE_UNREGISTERING {
 		t.Fatalf("last change = %v", m)

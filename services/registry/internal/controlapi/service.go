@@ -23,6 +23,7 @@ import (
 	"sipreg.dev/services/registry/internal/reconcile"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/sipauth"
+	"sipreg.dev/services/registry/internal/watch"
 )
 
 const (
@@ -428,7 +429,7 @@ func watchEnd(ctx context.Context, err error) error {
 		// (DEADLINE_EXCEEDED or CANCELED), never as a clean end: a client must not read
 		// a cut stream as "nothing more will change".
 		return ctx.Err()
-	case errors.Is(err, reconcile.ErrWatcherTooSlow):
+	case errors.Is(err, watch.ErrWatcherTooSlow):
 		return connect.NewError(connect.CodeResourceExhausted, fmt.Errorf(
 			"this stream fell too far behind the changes and was dropped (%w); reconnect: a new stream starts with a fresh snapshot", err))
 	case errors.Is(err, reconcile.ErrStopping):

@@ -20,6 +20,7 @@ import (
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
 	"sipreg.dev/services/registry/internal/trunk"
+	"sipreg.dev/services/registry/internal/watch"
 )
 
 // leaseCoord is a Coordinator whose only lease the test turns on and off.
@@ -134,7 +135,7 @@ func TestCSeqNeverReusedAfterUnwrittenSends(t *testing.T) {
 	st.down.Store(true)
 	// Refreshes go on under the stored ceiling, then stop short of it: the next CSeq
 	// would need a reservation the store cannot take.
-	a.waitFor("stopped at the ceiling", func(ev Event) bool {
+	a.waitFor("stopped at the ceiling", func(ev watch.Event) bool {
 		return ev.Record.TrunkRef == "t1" && ev.Record.State == registration.StateRetrying
 	})
 	a.stop()

@@ -18,6 +18,7 @@ import (
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/sipmsg"
 	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/watch"
 )
 
 // fakeAPI is a Trunks source whose answer tests change at will.
@@ -154,11 +155,11 @@ type harness struct {
 	req    *fakeRequester
 	st     store.Store
 	r      *Reconciler
-	events <-chan Event
+	events <-chan watch.Event
 	cancel context.CancelFunc
 	done   chan error
 
-	history []Event
+	history []watch.Event
 	claimed map[int]bool
 }
 
@@ -198,7 +199,7 @@ func (h *harness) stop() {
 
 // waitFor returns the first event, not returned before, for which pred holds; events
 // that do not match stay available to later waits. It fails after the deadline.
-func (h *harness) waitFor(what string, pred func(Event) bool) Event {
+func (h *harness) waitFor(what string, pred func(watch.Event) bool) watch.Event {
 	h.t.Helper()
 	for i, ev := range h.history {
 		if !h.claimed[i] && pred(ev) {
@@ -224,15 +225,15 @@ func (h *harness) waitFor(what string, pred func(Event) bool) Event {
 	}
 }
 
-func stateIs(ref string, s registration.State) func(Event) bool {
-	return func(ev Event) bool { return ev.Record.TrunkRef == ref && ev.Record.State == s && !ev.Removed }
+func stateIs(ref string, s registration.State) func(watch.Event) bool {
+	return func(ev watch.Event) bool { return ev.Record.TrunkRef == ref && ev.Record.State == s && !ev.Removed }
 }
 
 // subscribeChan subscribes to r and pumps the events into a channel of buf (closed when
 // the subscription ends); cancel closes the subscription.
-func subscribeChan(r *Reconciler, buf int) (<-chan Event, func()) {
+func subscribeChan(r *Reconciler, buf int) (<-chan watch.Event, func()) {
 	sub := r.Subscribe()
-	ch := make(chan Event, buf)
+	ch := make(chan watch.Event, buf)
 	go func() {
 		defer close(ch)
 		for {

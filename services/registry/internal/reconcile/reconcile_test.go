@@ -18,6 +18,7 @@ import (
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/sipmsg"
 	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/watch"
 )
 
 func TestRegistersRefreshesWithSameIdentity(t *testing.T) {
@@ -275,7 +276,7 @@ func TestRemovedTrunkIsUnregisteredAndForgotten(t *testing.T) {
 	reg := h.waitFor("t1 registered", stateIs("t1", registration.StateRegistered)).Record
 	h.waitFor("t2 registered", stateIs("t2", registration.StateRegistered))
 	api.set([]*trunksv2beta1.Trunk{mkTrunk("t2", "sip.two.net", "bob", "")}, nil)
-	h.waitFor("t1 removed", func(ev Event) bool { return ev.Removed && ev.Record.TrunkRef == "t1" })
+	h.waitFor("t1 removed", func(ev watch.Event) bool { return ev.Removed && ev.Record.TrunkRef == "t1" })
 	if _, err := st.Get(context.Background(), "t1"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("t1 still in the store: %v", err)
 	}
@@ -329,7 +330,7 @@ func TestChangedTrunkReplacesBinding(t *testing.T) {
 	h := start(t, spec, api, req, nil)
 	old := h.waitFor("registered", stateIs("t1", registration.StateRegistered)).Record
 	api.set([]*trunksv2beta1.Trunk{mkTrunk("t1", "sip.new.net", "alice", "pw")}, nil)
-	nw := h.waitFor("registered at the new URI", func(ev Event) bool {
+	nw := h.waitFor("registered at the new URI", func(ev watch.Event) bool {
 		return ev.Record.TrunkRef == "t1" && ev.Record.State == registration.StateRegistered && ev.Record.Target == "sip.new.net:5060"
 	}).Record
 	if nw.CallID == old.CallID {
@@ -402,9 +403,29 @@ func TestRepairedTrunkIsRegistered(t *testing.T) {
 	api.set([]*trunksv2beta1.Trunk{mkTrunk("t1", "sip.one.net", "alice", "")}, nil)
 	h.waitFor("registered once fixed", stateIs("t1", registration.StateRegistered))
 	api.set([]*trunksv2beta1.Trunk{bad}, nil)
-	h.waitFor("rejected again", func(ev Event) bool {
+	h.waitFor("rejected again", func(ev watch.Event) bool {
 		return ev.Record.TrunkRef == "t1" && ev.Record.State == registration.StateRejected && strings.Contains(ev.Record.LastError, "TLS")
 	})
 	api.set([]*trunksv2beta1.Trunk{mkTrunk("t1", "sip.one.net", "alice", "")}, nil)
 	h.waitFor("registered once fixed again", stateIs("t1", registration.StateRegistered))
+}
+
+func TestSubscribeAfterStopEnds(t *testing.T) {
+	r := New(Options{Spec: testSpec()})
+	live := r.Subscribe()
+	r.closeSubs()
+	if _, err := live.Next(context.Background()); !errors.Is(err, ErrStopping) {
+		t.Fatalf("open subscription at stop: %v, want ErrStopping", err)
+	}
+	late := r.Subscribe()
+	if _, err := late.Next(context.Background()); !errors.Is(err, ErrStopping) {
+		t.Fatalf("subscription after stop: %v, want ErrStopping", err)
+	}
+	live.Close()
+	late.Close()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if len(r.subs) != 0 {
+		t.Fatalf("%d subscriptions left after Close", len(r.subs))
+	}
 }

@@ -24,11 +24,13 @@ import (
 
 	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
 
+	"sipreg.dev/services/registry/internal/cluster/mirror"
 	"sipreg.dev/services/registry/internal/config"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
 	"sipreg.dev/services/registry/internal/trunk"
 	"sipreg.dev/services/registry/internal/upstream"
+	"sipreg.dev/services/registry/internal/watch"
 )
 
 // Observer receives what the reconciler does, for metrics. Every method must be cheap
@@ -67,7 +69,7 @@ type Options struct {
 	// Coord shares the trunks among several replicas on one Redis (nil: this replica
 	// registers every trunk).
 	Coord Coordinator
-	// WatchBacklog bounds the unread events of one subscription (DefaultWatchBacklog
+	// WatchBacklog bounds the unread events of one subscription (watch.DefaultWatchBacklog
 	// when 0).
 	WatchBacklog int
 	// StorePrefix and TTLGrace are the Redis record layout, for fenced writes.
@@ -76,12 +78,6 @@ type Options struct {
 	// TracerProvider, when set, gets the engine's OpenTelemetry spans (trace.go); nil:
 	// no spans, at no cost.
 	TracerProvider trace.TracerProvider
-}
-
-// Event is a change of one trunk's registration.
-type Event struct {
-	Record  registration.Record
-	Removed bool
 }
 
 // Reconciler is the registration engine. Create with New, start with Run.
@@ -111,7 +107,7 @@ type Reconciler struct {
 	entries    map[string]*entry
 	targets    map[string]int      // REGISTERs in flight per target
 	parked     map[string][]string // keys waiting for a target slot
-	subs       map[int]*Subscription
+	subs       map[int]*watch.Subscription
 	subsClosed bool
 	nextSub    int
 	apiDown    bool
@@ -136,7 +132,9 @@ type Reconciler struct {
 
 	watchBacklog int
 
-	mirror mirror // every replica's records, for the control API (several replicas)
+	// mirror is every replica's records, for the control API (several replicas; nil
+	// with one).
+	mirror *mirror.Mirror
 
 	// undecodable holds, for the last API answer decoded, the refs of items that could
 	// not be decoded and why (owned by the discovery goroutine).
@@ -231,10 +229,13 @@ func New(o Options) *Reconciler {
 		entries:      map[string]*entry{},
 		targets:      map[string]int{},
 		parked:       map[string][]string{},
-		subs:         map[int]*Subscription{},
+		subs:         map[int]*watch.Subscription{},
 		watchBacklog: o.WatchBacklog,
 		coord:        o.Coord, storePrefix: o.StorePrefix, ttlGrace: o.TTLGrace,
 		tracer: newTracer(o.TracerProvider),
+	}
+	if o.Coord != nil {
+		r.mirror = mirror.New(mirror.Options{Feed: o.Coord, Store: o.Store, Log: o.Logger, Clock: o.Clock, Publish: r.publishRemote})
 	}
 	r.commit = newCommitter(r.writeRecords)
 	if durable {
@@ -309,7 +310,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	<-commitDone
 	r.flushDirty(context.Background())
 	if r.coord != nil {
-		r.closeMirror()
+		r.mirror.Close()
 	}
 	r.closeSubs()
 	return nil
@@ -759,7 +760,7 @@ func (r *Reconciler) appendLocal(out []registration.Record) []registration.Recor
 }
 
 // Records returns every registration known: from memory with one replica; with
-// several, every replica's (from the mirror, see mirror.go), this replica's own from
+// several, every replica's (from the cluster mirror), this replica's own from
 // memory.
 func (r *Reconciler) Records() []registration.Record {
 	var shared []registration.Record
@@ -780,15 +781,15 @@ func (r *Reconciler) Records() []registration.Record {
 // sharedRecords lists every replica's records: from the mirror, started if needed;
 // from the store when the mirror cannot go live (nothing when the store fails too).
 func (r *Reconciler) sharedRecords() []registration.Record {
-	wait, cancelWait := context.WithTimeout(context.Background(), mirrorWait)
-	live := r.useMirror(wait, false)
+	wait, cancelWait := context.WithTimeout(context.Background(), mirror.Wait)
+	live := r.mirror.Use(wait, false)
 	cancelWait()
 	if live {
-		if recs, ok := r.mirrorRecords(); ok {
+		if recs, ok := r.mirror.Records(); ok {
 			return recs
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), mirrorWait)
+	ctx, cancel := context.WithTimeout(context.Background(), mirror.Wait)
 	defer cancel()
 	recs, err := r.st.List(ctx)
 	if err != nil {
@@ -811,7 +812,7 @@ func (r *Reconciler) Record(ref string) (registration.Record, bool) {
 	if ok || r.coord == nil {
 		return rec, ok
 	}
-	if rec, found, live := r.mirrorRecord(ref); live {
+	if rec, found, live := r.mirror.Record(ref); live {
 		return rec, found
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -894,20 +895,20 @@ func (r *Reconciler) Refs() []string {
 
 // Subscribe streams every change until the subscription is closed. Its queue is
 // allocated as events wait (Options.WatchBacklog bounds it; a reader further behind is
-// dropped with ErrWatcherTooSlow, the engine never waits for it), and it ends with
+// dropped with watch.ErrWatcherTooSlow, the engine never waits for it), and it ends with
 // ErrStopping when the registry stops. With several replicas the stream carries every
 // replica's changes: Subscribe starts the mirror and waits (bounded) until it is live,
 // so that Records and Record read after it are a snapshot the stream continues.
-func (r *Reconciler) Subscribe() *Subscription {
+func (r *Reconciler) Subscribe() *watch.Subscription {
 	r.mu.Lock()
 	id := r.nextSub
 	r.nextSub++
-	sub := NewSubscription(r.watchBacklog, func() {
+	sub := watch.NewSubscription(r.watchBacklog, func() {
 		r.mu.Lock()
 		delete(r.subs, id)
 		r.mu.Unlock()
 		if r.coord != nil {
-			r.dropWatcher()
+			r.mirror.Release()
 		}
 	})
 	r.subs[id] = sub
@@ -918,8 +919,8 @@ func (r *Reconciler) Subscribe() *Subscription {
 		return sub
 	}
 	if r.coord != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), mirrorWait)
-		if !r.useMirror(ctx, true) {
+		ctx, cancel := context.WithTimeout(context.Background(), mirror.Wait)
+		if !r.mirror.Use(ctx, true) {
 			r.log.Warn("watching only this replica's changes: the change feed is not live")
 		}
 		cancel()
@@ -927,9 +928,21 @@ func (r *Reconciler) Subscribe() *Subscription {
 	return sub
 }
 
+// publishRemote tells watchers of changes made by other replicas (from the mirror),
+// except to trunks this replica holds: its own entries are newer.
+func (r *Reconciler) publishRemote(events []watch.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ev := range events {
+		if _, mine := r.entries[ev.Record.TrunkRef]; !mine {
+			r.publishLocked(ev.Record, ev.Removed)
+		}
+	}
+}
+
 func (r *Reconciler) publishLocked(rec registration.Record, removed bool) {
 	for _, sub := range r.subs {
-		sub.Push(Event{Record: rec, Removed: removed})
+		sub.Push(watch.Event{Record: rec, Removed: removed})
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"sipreg.dev/services/registry/internal/config"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/sipmsg"
+	"sipreg.dev/services/registry/internal/watch"
 )
 
 // withRecorder is a start mod that gives the engine an in-memory tracer provider.
@@ -161,7 +162,7 @@ func TestTraceHoldsNoSecret(t *testing.T) {
 			h.waitFor(string(want), stateIs("t1", want))
 			api.set(nil, nil) // gone from the API: unregistered
 			h.r.discover(context.Background())
-			h.waitFor("removed", func(ev Event) bool { return ev.Removed })
+			h.waitFor("removed", func(ev watch.Event) bool { return ev.Removed })
 			h.stop()
 
 			secrets := []string{password, base64.StdEncoding.EncodeToString([]byte("alice:" + password))}

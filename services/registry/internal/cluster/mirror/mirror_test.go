@@ -1,4 +1,4 @@
-package reconcile
+package mirror
 
 import (
 	"context"
@@ -9,12 +9,11 @@ import (
 	"sipreg.dev/services/registry/internal/cluster"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/watch"
 )
 
-// feedCoord is a Coordinator whose change feed the test drives; nothing else of it
-// is used by the mirror.
+// feedCoord is a change feed the test drives.
 type feedCoord struct {
-	Coordinator
 	follows chan feedCall
 }
 
@@ -54,14 +53,14 @@ func stored(ref string, cseq uint32, owner string) registration.Record {
 	}
 }
 
-func nextEvent(t *testing.T, events <-chan Event) Event {
+func nextEvent(t *testing.T, events <-chan watch.Event) watch.Event {
 	t.Helper()
 	select {
 	case ev := <-events:
 		return ev
 	case <-time.After(10 * time.Second):
 		t.Fatal("no event")
-		return Event{}
+		return watch.Event{}
 	}
 }
 
@@ -74,11 +73,10 @@ func refsOf(recs []registration.Record) []string {
 	return out
 }
 
-// TestMirror: with several replicas, a Subscribe waits for the copy of every
-// replica's records, other replicas' changes reach the watcher (this replica's own do
-// not: they come from its entries), and after the feed reconnects the store is read
-// again and the watcher gets what changed meanwhile, changes during the read applied
-// after it.
+// TestMirror: a Use waits for the copy of every replica's records, other replicas'
+// changes are published (this replica's own are not: the engine has them), and after
+// the feed reconnects the store is read again and Publish gets what changed meanwhile,
+// changes during the read applied after it.
 func TestMirror(t *testing.T) {
 	st := &gatedStore{Store: store.NewMemory(), gate: make(chan chan struct{}, 1)}
 	ctx := t.Context()
@@ -88,36 +86,47 @@ func TestMirror(t *testing.T) {
 		}
 	}
 	fc := &feedCoord{follows: make(chan feedCall, 1)}
-	r := New(Options{Spec: testSpec(), Store: st, Coord: fc})
-	t.Cleanup(r.closeMirror)
+	published := make(chan watch.Event, 64)
+	m := New(Options{Feed: fc, Store: st, Publish: func(evs []watch.Event) {
+		for _, ev := range evs {
+			published <- ev
+		}
+	}})
+	t.Cleanup(m.Close)
+	records := func() []string {
+		recs, live := m.Records()
+		if !live {
+			t.Fatal("mirror not live")
+		}
+		return refsOf(recs)
+	}
 
-	subscribed := make(chan (<-chan Event), 1)
-	go func() {
-		events, _ := subscribeChan(r, 64)
-		subscribed <- events
-	}()
+	used := make(chan bool, 1)
+	go func() { used <- m.Use(context.Background(), true) }()
 	var feed feedCall
 	select {
 	case feed = <-fc.follows:
 	case <-time.After(10 * time.Second):
-		t.Fatal("Subscribe did not start the change feed")
+		t.Fatal("Use did not start the change feed")
 	}
 	select {
-	case <-subscribed:
-		t.Fatal("Subscribe returned before the copy was read")
+	case <-used:
+		t.Fatal("Use returned before the copy was read")
 	default:
 	}
 	feed.synced()
-	var events <-chan Event
 	select {
-	case events = <-subscribed:
+	case live := <-used:
+		if !live {
+			t.Fatal("Use: not live")
+		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("Subscribe did not return once the feed was confirmed")
+		t.Fatal("Use did not return once the feed was confirmed")
 	}
-	if got := refsOf(r.Records()); !slices.Equal(got, []string{"t1", "t2"}) {
+	events := (<-chan watch.Event)(published)
+	if got := records(); !slices.Equal(got, []string{"t1", "t2"}) {
 		t.Fatalf("Records = %v, want the store's t1 t2", got)
 	}
-
 	feed.onChange(cluster.Change{Replica: "r2", Put: []registration.Record{stored("t1", 2, "r2")}})
 	if ev := nextEvent(t, events); ev.Removed || ev.Record.TrunkRef != "t1" || ev.Record.CSeq != 2 {
 		t.Fatalf("event = %+v, want t1 at CSeq 2", ev)
@@ -128,10 +137,10 @@ func TestMirror(t *testing.T) {
 	if ev := nextEvent(t, events); !ev.Removed || ev.Record.TrunkRef != "t2" || ev.Record.State != registration.StateUnregistered {
 		t.Fatalf("event = %+v, want t2 removed", ev)
 	}
-	if rec, ok := r.Record("t1"); !ok || rec.CSeq != 2 {
+	if rec, ok, live := m.Record("t1"); !live || !ok || rec.CSeq != 2 {
 		t.Fatalf("Record(t1) = %+v %v, want CSeq 2 from the copy", rec, ok)
 	}
-	if got := refsOf(r.Records()); !slices.Equal(got, []string{"t1", "t9"}) {
+	if got := records(); !slices.Equal(got, []string{"t1", "t9"}) {
 		t.Fatalf("Records = %v, want t1 t9", got)
 	}
 
@@ -153,7 +162,7 @@ func TestMirror(t *testing.T) {
 	feed.synced()
 	feed.onChange(cluster.Change{Replica: "r2", Put: []registration.Record{stored("t3", 2, "r2")}})
 	close(open)
-	got := map[string]Event{}
+	got := map[string]watch.Event{}
 	for range 3 {
 		ev := nextEvent(t, events)
 		got[ev.Record.TrunkRef] = ev
@@ -172,7 +181,7 @@ func TestMirror(t *testing.T) {
 		t.Errorf("unexpected event after the resync: %+v", ev)
 	default:
 	}
-	if got := refsOf(r.Records()); !slices.Equal(got, []string{"t1", "t3"}) {
+	if got := records(); !slices.Equal(got, []string{"t1", "t3"}) {
 		t.Fatalf("Records after the resync = %v, want t1 t3", got)
 	}
 }

@@ -1,21 +1,31 @@
-package reconcile
+// Package watch is the change stream of registrations: a Subscription holds the events
+// one watcher has not read yet, bounded, so that the engine never waits for a reader.
+package watch
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"sync"
+
+	"sipreg.dev/services/registry/internal/registration"
 )
 
+// Event is a change of one trunk's registration.
+type Event struct {
+	Record  registration.Record
+	Removed bool
+}
+
 // DefaultWatchBacklog is how many unread events one subscription may hold before it is
-// dropped as too slow (Options.WatchBacklog).
+// dropped as too slow (reconcile.Options.WatchBacklog).
 const DefaultWatchBacklog = 1024
 
 // ErrWatcherTooSlow ends a subscription whose reader fell more than its backlog behind:
 // the engine never waits for a watcher, and never holds memory for it without bound.
 var ErrWatcherTooSlow = errors.New("watcher too slow")
 
-// Subscription is one stream of changes (see Reconciler.Subscribe). Its queue grows
+// Subscription is one stream of changes (see reconcile.Reconciler.Subscribe). Its queue grows
 // only as events wait unread (nothing is allocated up front), up to a backlog; a reader
 // that falls further behind is dropped with ErrWatcherTooSlow. Safe for concurrent use.
 type Subscription struct {

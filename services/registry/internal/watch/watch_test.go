@@ -1,4 +1,4 @@
-package reconcile
+package watch
 
 import (
 	"context"
@@ -22,7 +22,7 @@ func TestSubscriptionQueue(t *testing.T) {
 		s := NewSubscription(4, nil)
 		s.Push(ev("a"))
 		s.Push(ev("b"))
-		s.End(ErrStopping)
+		s.End(errEnd)
 		s.Push(ev("late")) // after the end: dropped
 		for _, want := range []string{"a", "b"} {
 			got, err := s.Next(ctx)
@@ -30,8 +30,8 @@ func TestSubscriptionQueue(t *testing.T) {
 				t.Fatalf("Next = %q, %v; want %q", got.Record.TrunkRef, err, want)
 			}
 		}
-		if _, err := s.Next(ctx); !errors.Is(err, ErrStopping) {
-			t.Fatalf("Next after the queued events = %v, want ErrStopping", err)
+		if _, err := s.Next(ctx); !errors.Is(err, errEnd) {
+			t.Fatalf("Next after the queued events = %v, want errEnd", err)
 		}
 	})
 	t.Run("a reader past the backlog is dropped and its memory freed", func(t *testing.T) {
@@ -91,22 +91,5 @@ func TestSubscriptionQueue(t *testing.T) {
 	})
 }
 
-func TestSubscribeAfterStopEnds(t *testing.T) {
-	r := New(Options{Spec: testSpec()})
-	live := r.Subscribe()
-	r.closeSubs()
-	if _, err := live.Next(context.Background()); !errors.Is(err, ErrStopping) {
-		t.Fatalf("open subscription at stop: %v, want ErrStopping", err)
-	}
-	late := r.Subscribe()
-	if _, err := late.Next(context.Background()); !errors.Is(err, ErrStopping) {
-		t.Fatalf("subscription after stop: %v, want ErrStopping", err)
-	}
-	live.Close()
-	late.Close()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if len(r.subs) != 0 {
-		t.Fatalf("%d subscriptions left after Close", len(r.subs))
-	}
-}
+// errEnd stands for the engine's reason to end every stream.
+var errEnd = errors.New("stopping")
