@@ -491,3 +491,75 @@ func TestCapacityWarningOncePerEpisode(t *testing.T) {
 		t.Fatalf("%d recoveries logged, want 1:\n%s", n, out)
 	}
 }
+
+// followerCoord is a replica that never leads discovery; the leader's desired set is
+// published once the test says so. It counts the fetches.
+type followerCoord struct {
+	Coordinator
+	mu        sync.Mutex
+	fetches   int
+	published bool
+}
+
+func (c *followerCoord) ID() string              { return "self" }
+func (c *followerCoord) Owner(string) string     { return "other" }
+func (c *followerCoord) LeaseTTL() time.Duration { return 3 * time.Second }
+func (c *followerCoord) Members() []cluster.Member {
+	return []cluster.Member{{ID: "self"}, {ID: "other"}}
+}
+func (c *followerCoord) MembersChanged() <-chan struct{}                           { return nil }
+func (c *followerCoord) Renew(context.Context) ([]string, error)                   { return nil, nil }
+func (c *followerCoord) Held() map[string]int64                                    { return nil }
+func (c *followerCoord) MarkLeaving(context.Context) error                         { return nil }
+func (c *followerCoord) Release(context.Context, []string) error                   { return nil }
+func (c *followerCoord) TryDiscovery(context.Context, time.Duration) (bool, error) { return false, nil }
+
+func (c *followerCoord) FetchDesired(_ context.Context, have string) ([]byte, string, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.fetches++
+	if !c.published {
+		return nil, "", false, nil
+	}
+	return nil, "v1", have != "v1", nil
+}
+
+func (c *followerCoord) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.fetches
+}
+
+// TestFollowerAsksEverySecondUntilPublished: a replica started before the discovery
+// leader published asks for the desired set every second, not a registerInterval later;
+// once it has one, it asks once per registerInterval.
+func TestFollowerAsksEverySecondUntilPublished(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		coord := &followerCoord{}
+		r := New(Options{Spec: testSpec(), Store: store.NewMemory(), Coord: coord})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = r.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+
+		time.Sleep(coord.LeaseTTL()/3 + 5*time.Second + time.Millisecond)
+		synctest.Wait()
+		if n := coord.count(); n < 5 {
+			t.Fatalf("%d fetches in 5 s with nothing published, want one a second (registerInterval is %v)", n, testSpec().RegisterInterval)
+		}
+		coord.mu.Lock()
+		coord.published = true
+		coord.mu.Unlock()
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if !r.knowsDesired() {
+			t.Fatal("the published desired set was not applied")
+		}
+		after := coord.count()
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		if n := coord.count() - after; n != 0 {
+			t.Fatalf("%d fetches in 10 s once the set was known, want none before registerInterval (%v)", n, testSpec().RegisterInterval)
+		}
+	})
+}
