@@ -552,7 +552,7 @@ func TestFollowerAsksEverySecondUntilPublished(t *testing.T) {
 		coord.mu.Unlock()
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if !r.knowsDesired() {
+		if _, known := r.lastDesired(); !known {
 			t.Fatal("the published desired set was not applied")
 		}
 		after := coord.count()

@@ -395,7 +395,7 @@ func (r *Reconciler) discoverLoop(ctx context.Context) {
 	for {
 		r.discover(ctx)
 		next := t.C
-		if r.coord != nil && !r.knowsDesired() {
+		if _, known := r.lastDesired(); r.coord != nil && !known {
 			// A follower started before the leader published: it asks again every
 			// followerPoll, not a whole registerInterval later.
 			next = time.After(followerPoll)
@@ -411,13 +411,6 @@ func (r *Reconciler) discoverLoop(ctx context.Context) {
 // followerPoll is how often a replica that knows no desired set yet asks for the one
 // the discovery leader publishes.
 const followerPoll = time.Second
-
-// knowsDesired reports whether a desired set has been applied.
-func (r *Reconciler) knowsDesired() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.haveDesired
-}
 
 // discover applies one desired set. A failed fetch changes nothing.
 func (r *Reconciler) discover(ctx context.Context) {
