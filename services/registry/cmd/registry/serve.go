@@ -83,10 +83,11 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 			Advertise: advertiseAddr(spec.AdvertiseAddr, ctlLis.Addr()), ReplicaID: spec.ReplicaID, Logger: log,
 			TracerProvider: tr.provider,
 		})
-		if err := coord.CheckStorePrefix(rs.Prefix()); err != nil {
+		fenced, err := cluster.NewFencedStore(coord, rs)
+		if err != nil {
 			return fmt.Errorf("%s: spec.keyPrefix: %w (on Redis Cluster give it a hash tag, e.g. \"{sipreg}:registration:\")", cfg.Path, err)
 		}
-		opts.Coord, opts.StorePrefix, opts.TTLGrace = coord, rs.Prefix(), store.DefaultTTLGrace
+		opts.Coord, opts.Store = coord, fenced
 	}
 	reqOpts := tr.dial()
 	if coord != nil {

@@ -30,7 +30,6 @@ type Coordinator interface {
 	Release(ctx context.Context, refs []string) error
 	Held() map[string]int64
 	Valid(ref string) (int64, bool)
-	FencedPutMany(ctx context.Context, storePrefix string, recs []registration.Record, grace time.Duration) ([]string, error)
 	TryDiscovery(ctx context.Context, ttl time.Duration) (bool, error)
 	MarkLeaving(ctx context.Context) error
 	Leaving(ctx context.Context, id string) (bool, error)
@@ -276,21 +275,14 @@ func (r *Reconciler) claim(ctx context.Context, claims []desiredTrunk, now time.
 	}
 }
 
-// getMany reads records in batches when the store can (Redis), one by one otherwise.
+// getMany reads the records of refs (those it could read: a failure leaves the rest
+// to be started anew, as a store that lost them would).
 func (r *Reconciler) getMany(ctx context.Context, refs []string) map[string]registration.Record {
-	if gm, ok := r.st.(interface {
-		GetMany(context.Context, []string) (map[string]registration.Record, error)
-	}); ok {
-		recs, _ := gm.GetMany(ctx, refs)
-		return recs
+	recs, err := r.st.GetMany(ctx, refs)
+	if err != nil {
+		r.log.Debug("reading claimed trunks' records failed", "err", err, "read", len(recs), "trunks", len(refs))
 	}
-	out := make(map[string]registration.Record, len(refs))
-	for _, ref := range refs {
-		if rec, err := r.st.Get(ctx, ref); err == nil {
-			out[ref] = rec
-		}
-	}
-	return out
+	return recs
 }
 
 // leaseLoop renews this replica's leases every third of the lease TTL, drops the ones
@@ -477,19 +469,14 @@ func (r *Reconciler) lastReplica() bool {
 	return true
 }
 
-// writeRecords stores a batch: fenced with several replicas, plain with one. Each
-// record is written with its CSeq ceiling (see cseq.go), set in recs in place.
+// writeRecords stores a batch (fenced with several replicas: refused lists what
+// another replica owns now). Each record is written with its CSeq ceiling (see
+// cseq.go), set in recs in place.
 func (r *Reconciler) writeRecords(ctx context.Context, recs []registration.Record) ([]string, error) {
 	r.mu.Lock()
 	r.stampLocked(recs)
 	r.mu.Unlock()
-	var refused []string
-	var err error
-	if r.coord == nil {
-		err = r.st.PutMany(ctx, recs)
-	} else if refused, err = r.coord.FencedPutMany(ctx, r.storePrefix, recs, r.ttlGrace); err != nil {
-		err = fmt.Errorf("fenced write: %w", err)
-	}
+	refused, err := r.st.PutMany(ctx, recs)
 	if err != nil {
 		return nil, err
 	}

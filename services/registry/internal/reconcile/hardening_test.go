@@ -19,6 +19,7 @@ import (
 	"sipreg.dev/services/registry/internal/cluster"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/store/storetest"
 	"sipreg.dev/services/registry/internal/trunk"
 	"sipreg.dev/services/registry/internal/watch"
 )
@@ -45,7 +46,7 @@ func TestLeaseCheckedAtTheSend(t *testing.T) {
 		}}
 		spec := testSpec()
 		spec.RegistersPerSecond = 1
-		r := New(Options{Spec: spec, Store: store.NewMemory(), Requester: req, Coord: coord})
+		r := New(Options{Spec: spec, Store: storetest.NewMemory(), Requester: req, Coord: coord})
 		if !r.limiter.Allow() {
 			t.Fatal("the limiter had no token to take")
 		}
@@ -81,9 +82,9 @@ func (f *flakyStore) Put(ctx context.Context, rec registration.Record) error {
 	return f.Store.Put(ctx, rec)
 }
 
-func (f *flakyStore) PutMany(ctx context.Context, recs []registration.Record) error {
+func (f *flakyStore) PutMany(ctx context.Context, recs []registration.Record) ([]string, error) {
 	if f.down.Load() {
-		return errStoreDown
+		return nil, errStoreDown
 	}
 	return f.Store.PutMany(ctx, recs)
 }
@@ -113,7 +114,7 @@ func checkCSeqs(t *testing.T, sent []*requesterv2beta1.SendMessageRequest) {
 // written are never repeated by whoever continues the binding from the store; and no
 // REGISTER goes out above the ceiling the store holds.
 func TestCSeqNeverReusedAfterUnwrittenSends(t *testing.T) {
-	shared := store.NewMemory()
+	shared := storetest.NewMemory()
 	st := &flakyStore{Store: shared}
 	api := &fakeAPI{trunks: []*trunksv2beta1.Trunk{mkTrunk("t1", "sip.a.example", "alice", "")}}
 	req := &fakeRequester{answer: func(*requesterv2beta1.SendMessageRequest, int) (*sipmessagev2beta1.SIPMessage, error) {
@@ -166,7 +167,7 @@ func TestCSeqNeverReusedAfterUnwrittenSends(t *testing.T) {
 // TestShutdownCancelLeavesRecord: a REGISTER cut by our own shutdown leaves the record as
 // it was before the attempt (state, failures, next action), not as a failure.
 func TestShutdownCancelLeavesRecord(t *testing.T) {
-	st := store.NewMemory()
+	st := storetest.NewMemory()
 	api := &fakeAPI{trunks: []*trunksv2beta1.Trunk{mkTrunk("t1", "sip.a.example", "alice", "")}}
 	req := &hangingRequester{fakeRequester: fakeRequester{answer: func(*requesterv2beta1.SendMessageRequest, int) (*sipmessagev2beta1.SIPMessage, error) {
 		return ok(600), nil
@@ -233,7 +234,7 @@ func (h *hangingRequester) SendMessage(ctx context.Context, req *requesterv2beta
 // runs into shutdownTimeout, the unregisters still go out (they have a deadline of
 // their own), and a record is marked unregistered only when its unregister succeeded.
 func TestUnregisterOnShutdownAfterDrainDeadline(t *testing.T) {
-	st := store.NewMemory()
+	st := storetest.NewMemory()
 	api := &fakeAPI{trunks: []*trunksv2beta1.Trunk{mkTrunk("t1", "sip.one.net", "alice", ""), mkTrunk("t2", "sip.two.net", "bob", "")}}
 	req := &hangingRequester{spareUnregisters: true, fakeRequester: fakeRequester{answer: func(r *requesterv2beta1.SendMessageRequest, _ int) (*sipmessagev2beta1.SIPMessage, error) {
 		return ok(int32(expiresOf(r))), nil
@@ -290,7 +291,7 @@ func TestForceCoalesces(t *testing.T) {
 		}}
 		spec := testSpec()
 		spec.ForceInterval = time.Second
-		r := New(Options{Spec: spec, Store: store.NewMemory(), Trunks: api, Requester: req})
+		r := New(Options{Spec: spec, Store: storetest.NewMemory(), Trunks: api, Requester: req})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { _ = r.Run(ctx); close(done) }()
@@ -354,9 +355,6 @@ func (c *claimCoord) LeaseTTL() time.Duration                       { return 10 
 func (c *claimCoord) Members() []cluster.Member                     { return []cluster.Member{{ID: "self"}} }
 func (c *claimCoord) Valid(ref string) (int64, bool)                { return 1, true }
 func (c *claimCoord) Leaving(context.Context, string) (bool, error) { return false, nil }
-func (c *claimCoord) FencedPutMany(context.Context, string, []registration.Record, time.Duration) ([]string, error) {
-	return nil, nil
-}
 
 func (c *claimCoord) Claim(ctx context.Context, refs []string) (map[string]int64, error) {
 	c.mu.Lock()
@@ -379,7 +377,7 @@ func (c *claimCoord) Claim(ctx context.Context, refs []string) (map[string]int64
 // desired set at the same time never claim at once, and a trunk is claimed once.
 func TestReconcileDesiredIsSingleFlight(t *testing.T) {
 	coord := &claimCoord{claimed: map[string]int{}, gate: make(chan struct{})}
-	r := New(Options{Spec: testSpec(), Store: store.NewMemory(), Coord: coord})
+	r := New(Options{Spec: testSpec(), Store: storetest.NewMemory(), Coord: coord})
 	t1, err := trunk.FromProto(mkTrunk("t1", "sip.a.example", "alice", ""))
 	set := []desiredTrunk{{t: t1, err: err}}
 	var wg sync.WaitGroup
@@ -453,7 +451,7 @@ func TestFallingBehindIsVisible(t *testing.T) {
 		spec := testSpec()
 		spec.RegistersPerSecond = 0.2 // one REGISTER every 5 s
 		obs := &lapseObserver{}
-		r := New(Options{Spec: spec, Store: store.NewMemory(), Trunks: api, Requester: req, Observer: obs})
+		r := New(Options{Spec: spec, Store: storetest.NewMemory(), Trunks: api, Requester: req, Observer: obs})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { _ = r.Run(ctx); close(done) }()
@@ -536,7 +534,7 @@ func (c *followerCoord) count() int {
 func TestFollowerAsksEverySecondUntilPublished(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		coord := &followerCoord{}
-		r := New(Options{Spec: testSpec(), Store: store.NewMemory(), Coord: coord})
+		r := New(Options{Spec: testSpec(), Store: storetest.NewMemory(), Coord: coord})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { _ = r.Run(ctx); close(done) }()

@@ -18,6 +18,7 @@ import (
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/sipmsg"
 	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/store/storetest"
 	"sipreg.dev/services/registry/internal/watch"
 )
 
@@ -166,7 +167,7 @@ type harness struct {
 func start(t *testing.T, spec config.Spec, api *fakeAPI, req *fakeRequester, st store.Store, mods ...func(*Reconciler)) *harness {
 	t.Helper()
 	if st == nil {
-		st = store.NewMemory()
+		st = storetest.NewMemory()
 	}
 	log := slog.New(slog.DiscardHandler)
 	if os.Getenv("TEST_LOG") != "" {

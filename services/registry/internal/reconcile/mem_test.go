@@ -15,7 +15,7 @@ import (
 	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
 
 	"sipreg.dev/services/registry/internal/registration"
-	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/store/storetest"
 )
 
 // BenchmarkMemory100k registers 100,000 trunks in-process and reports the live heap
@@ -39,7 +39,7 @@ func BenchmarkMemory100k(b *testing.B) {
 		spec := testSpec()
 		spec.MaxInFlight, spec.RegistersPerSecond = 512, 1e9
 		// The whole start is watched: the backlog holds every event of it.
-		r := New(Options{Spec: spec, Store: store.NewMemory(), Trunks: api, Requester: req, WatchBacklog: n * 4})
+		r := New(Options{Spec: spec, Store: storetest.NewMemory(), Trunks: api, Requester: req, WatchBacklog: n * 4})
 		events, unsub := subscribeChan(r, n*4)
 		ctx, cancel := context.WithCancel(context.Background())
 		go func() { _ = r.Run(ctx) }()

@@ -18,6 +18,7 @@ import (
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/sipmsg"
 	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/store/storetest"
 	"sipreg.dev/services/registry/internal/watch"
 )
 
@@ -68,7 +69,7 @@ func TestRegistersRefreshesWithSameIdentity(t *testing.T) {
 }
 
 func TestRestartContinuesBinding(t *testing.T) {
-	st := store.NewMemory()
+	st := storetest.NewMemory()
 	api := &fakeAPI{trunks: []*trunksv2beta1.Trunk{mkTrunk("t1", "sip.one.net", "alice", "pw")}}
 	req := &fakeRequester{answer: func(*requesterv2beta1.SendMessageRequest, int) (*sipmessagev2beta1.SIPMessage, error) {
 		return ok(3), nil
@@ -265,7 +266,7 @@ func TestRejectedWaitsLong(t *testing.T) {
 }
 
 func TestRemovedTrunkIsUnregisteredAndForgotten(t *testing.T) {
-	st := store.NewMemory()
+	st := storetest.NewMemory()
 	api := &fakeAPI{trunks: []*trunksv2beta1.Trunk{mkTrunk("t1", "sip.one.net", "alice", ""), mkTrunk("t2", "sip.two.net", "bob", "")}}
 	req := &fakeRequester{answer: func(r *requesterv2beta1.SendMessageRequest, _ int) (*sipmessagev2beta1.SIPMessage, error) {
 		return ok(int32(expiresOf(r))), nil

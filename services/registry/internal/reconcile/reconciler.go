@@ -58,7 +58,9 @@ func (nopObserver) Lapsed()                    {}
 // Options wires a Reconciler.
 type Options struct {
 	Spec config.Spec
-	// Store keeps the records (Redis); nil: the memory provider, the engine's own memory.
+	// Store keeps the records: Redis, fenced by the cluster's leases with several
+	// replicas (cluster.FencedStore); nil: the memory provider (store.Nop), whose
+	// records live only in the engine.
 	Store     store.Store
 	Trunks    upstream.Trunks
 	Requester upstream.Requester
@@ -72,9 +74,6 @@ type Options struct {
 	// WatchBacklog bounds the unread events of one subscription (watch.DefaultWatchBacklog
 	// when 0).
 	WatchBacklog int
-	// StorePrefix and TTLGrace are the Redis record layout, for fenced writes.
-	StorePrefix string
-	TTLGrace    time.Duration
 	// TracerProvider, when set, gets the engine's OpenTelemetry spans (trace.go); nil:
 	// no spans, at no cost.
 	TracerProvider trace.TracerProvider
@@ -121,8 +120,6 @@ type Reconciler struct {
 
 	// Several replicas (nil coord: one).
 	coord       Coordinator
-	storePrefix string
-	ttlGrace    time.Duration
 	desiredSet  []desiredTrunk // the last desired set, parsed
 	desiredVer  string
 	haveDesired bool
@@ -152,20 +149,6 @@ type desiredTrunk struct {
 	t   trunk.Trunk
 	err error
 }
-
-// ownMemory is the Store of the memory cache provider: the reconciler's entries hold
-// every record already, so writes have nowhere else to go and a start finds nothing.
-type ownMemory struct{}
-
-func (ownMemory) Get(_ context.Context, ref string) (registration.Record, error) {
-	return registration.Record{}, fmt.Errorf("memory get %s: %w", ref, store.ErrNotFound)
-}
-func (ownMemory) Put(context.Context, registration.Record) error       { return nil }
-func (ownMemory) PutMany(context.Context, []registration.Record) error { return nil }
-func (ownMemory) Delete(context.Context, string) error                 { return nil }
-func (ownMemory) List(context.Context) ([]registration.Record, error)  { return nil, nil }
-func (ownMemory) Ping(context.Context) error                           { return nil }
-func (ownMemory) Close() error                                         { return nil }
 
 type storeFault struct {
 	err   error
@@ -217,7 +200,7 @@ func New(o Options) *Reconciler {
 	durable := o.Store != nil
 	if o.Store == nil {
 		// The memory cache: the engine's own entries are the state; nothing to copy.
-		o.Store = ownMemory{}
+		o.Store = store.Nop{}
 	}
 	r := &Reconciler{
 		spec: o.Spec, st: o.Store, api: o.Trunks, req: o.Requester, log: o.Logger, obs: o.Observer, clock: o.Clock,
@@ -231,8 +214,8 @@ func New(o Options) *Reconciler {
 		parked:       map[string][]string{},
 		subs:         map[int]*watch.Subscription{},
 		watchBacklog: o.WatchBacklog,
-		coord:        o.Coord, storePrefix: o.StorePrefix, ttlGrace: o.TTLGrace,
-		tracer: newTracer(o.TracerProvider),
+		coord:        o.Coord,
+		tracer:       newTracer(o.TracerProvider),
 	}
 	if o.Coord != nil {
 		r.mirror = mirror.New(mirror.Options{Feed: o.Coord, Store: o.Store, Log: o.Logger, Clock: o.Clock, Publish: r.publishRemote})

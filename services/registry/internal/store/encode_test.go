@@ -28,7 +28,7 @@ func TestEncodeRecordIsWhatPutWrites(t *testing.T) {
 		if err := s.Put(t.Context(), rec); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.PutMany(t.Context(), []registration.Record{many}); err != nil {
+		if _, err := s.PutMany(t.Context(), []registration.Record{many}); err != nil {
 			t.Fatal(err)
 		}
 		for _, r := range []registration.Record{rec, many} {
@@ -72,7 +72,7 @@ func TestEncodeRecordErrors(t *testing.T) {
 	if err := s.Put(t.Context(), bad); err == nil || !strings.HasPrefix(err.Error(), "redis put trunk-1: encode: ") {
 		t.Errorf("Put of an unencodable record: %v", err)
 	}
-	if err := s.PutMany(t.Context(), []registration.Record{bad}); err == nil ||
+	if _, err := s.PutMany(t.Context(), []registration.Record{bad}); err == nil ||
 		!strings.HasPrefix(err.Error(), "redis put many trunk-1: encode: ") {
 		t.Errorf("PutMany of an unencodable record: %v", err)
 	}

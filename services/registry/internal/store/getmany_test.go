@@ -26,7 +26,7 @@ func TestGetMany(t *testing.T) {
 		refs = append(refs, ref)
 		recs = append(recs, registration.Record{TrunkRef: ref, CallID: "c-" + ref, CSeq: uint32(i), State: registration.StateRegistered})
 	}
-	if err := st.PutMany(ctx, recs); err != nil {
+	if _, err := st.PutMany(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
 	mr.Set("gm:bad", "{not json")

@@ -112,7 +112,7 @@ func testSkips(t *testing.T, s *store.Redis, prefix string, log *skipLog, exactT
 		"trunk-old": storetest.Record("trunk-old"),
 		"trunk-v1":  storetest.Record("trunk-v1"),
 	}
-	if err := s.PutMany(ctx, []registration.Record{good["trunk-1"], good["trunk-2"]}); err != nil {
+	if _, err := s.PutMany(ctx, []registration.Record{good["trunk-1"], good["trunk-2"]}); err != nil {
 		t.Fatalf("PutMany: %v", err)
 	}
 	elsewhere, _, err := store.EncodeRecord(storetest.Record("trunk-elsewhere"), fixedClock, time.Hour)
@@ -319,7 +319,7 @@ func TestRedisFailureIsNotSkip(t *testing.T) {
 	var log skipLog
 	s, prefix := b.open(t, store.RedisOptions{OnSkip: log.onSkip})
 	ctx := t.Context()
-	if err := s.PutMany(ctx, []registration.Record{storetest.Record("trunk-1"), storetest.Record("trunk-zz")}); err != nil {
+	if _, err := s.PutMany(ctx, []registration.Record{storetest.Record("trunk-1"), storetest.Record("trunk-zz")}); err != nil {
 		t.Fatalf("PutMany: %v", err)
 	}
 	m.HSet(prefix+"trunk-hash", "f", "v")

@@ -350,21 +350,21 @@ func (r *Redis) Put(ctx context.Context, rec registration.Record) error {
 // PutMany encodes every record first, then writes them with one pipeline per
 // 1000 records. It writes nothing if a record has an empty TrunkRef or cannot be
 // encoded. A failed pipeline stops it; the error names the first trunk that
-// failed, or the batch when the pipeline failed as a whole.
-func (r *Redis) PutMany(ctx context.Context, recs []registration.Record) error {
+// failed, or the batch when the pipeline failed as a whole. It refuses none.
+func (r *Redis) PutMany(ctx context.Context, recs []registration.Record) ([]string, error) {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("redis put many: %w", err)
+		return nil, fmt.Errorf("redis put many: %w", err)
 	}
 	values := make([][]byte, len(recs))
 	ttls := make([]time.Duration, len(recs))
 	now := r.opts.Now()
 	for i, rec := range recs {
 		if rec.TrunkRef == "" {
-			return fmt.Errorf("redis put many: record %d: %w", i, errEmptyTrunkRef)
+			return nil, fmt.Errorf("redis put many: record %d: %w", i, errEmptyTrunkRef)
 		}
 		data, ttl, err := EncodeRecord(rec, now, r.opts.TTLGrace)
 		if err != nil {
-			return fmt.Errorf("redis put many %s: %w", rec.TrunkRef, err)
+			return nil, fmt.Errorf("redis put many %s: %w", rec.TrunkRef, err)
 		}
 		values[i], ttls[i] = data, ttl
 	}
@@ -381,12 +381,12 @@ func (r *Redis) PutMany(ctx context.Context, recs []registration.Record) error {
 		}
 		for i, cmd := range cmds {
 			if cmd.Err() != nil {
-				return fmt.Errorf("redis put many %s: %w", recs[start+i].TrunkRef, cmd.Err())
+				return nil, fmt.Errorf("redis put many %s: %w", recs[start+i].TrunkRef, cmd.Err())
 			}
 		}
-		return fmt.Errorf("redis put many (batch of %d from %s): %w", end-start, recs[start].TrunkRef, err)
+		return nil, fmt.Errorf("redis put many (batch of %d from %s): %w", end-start, recs[start].TrunkRef, err)
 	}
-	return nil
+	return nil, nil
 }
 
 // Delete removes the record of trunkRef, if any.
@@ -502,6 +502,9 @@ func (r *Redis) Client() redis.UniversalClient { return r.client }
 // Prefix returns the key prefix of the records (RedisOptions.Prefix, with its
 // default): the record of a trunk is stored under Prefix()+TrunkRef.
 func (r *Redis) Prefix() string { return r.opts.Prefix }
+
+// TTLGrace is how long a record outlives its binding (RedisOptions.TTLGrace).
+func (r *Redis) TTLGrace() time.Duration { return r.opts.TTLGrace }
 
 func (r *Redis) key(trunkRef string) string { return r.opts.Prefix + trunkRef }
 

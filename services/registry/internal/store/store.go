@@ -1,7 +1,9 @@
 // Package store keeps each trunk's registration.Record: the actual state of the
-// reconcile loop. Two implementations share one contract (see the storetest
-// package): Memory, for a single replica without persistence, and Redis, which
-// survives restarts and is shared by several replicas.
+// reconcile loop, as the engine uses it: Redis, which survives restarts and is
+// shared by several replicas, and Nop, for the memory cache provider, whose
+// engine holds every record itself. The contract every implementation passes is
+// the storetest package (with storetest.Memory, a map-backed store for tests); the
+// cluster package adds a fenced decorator for several replicas.
 //
 // Records come back exactly as they were written, with one normalisation: every
 // time is returned in UTC and without a monotonic clock reading, whichever store
@@ -48,11 +50,18 @@ type Store interface {
 	// Put writes one record (insert or replace). A record with an empty TrunkRef
 	// is rejected.
 	Put(ctx context.Context, rec registration.Record) error
+	// GetMany returns the records of refs that exist, by TrunkRef, in as few
+	// round trips as possible. Unknown refs and unreadable entries are left out.
+	// On a backend failure it returns what it read until then and the error.
+	GetMany(ctx context.Context, refs []string) (map[string]registration.Record, error)
 	// PutMany writes many records in as few round trips as possible (Redis: one
 	// pipeline per 1000). It checks every record before writing any; it is not
 	// atomic, so after a backend failure some records may have been written, and
 	// calling it again is safe. When a trunk appears twice, the later record wins.
-	PutMany(ctx context.Context, recs []registration.Record) error
+	// refused lists the trunks whose record was deliberately not written: only a
+	// fenced store refuses (another replica owns the trunk now); the plain ones
+	// never do.
+	PutMany(ctx context.Context, recs []registration.Record) (refused []string, err error)
 	// Delete removes the record of trunkRef. Deleting an unknown trunk is not an
 	// error.
 	Delete(ctx context.Context, trunkRef string) error

@@ -9,6 +9,7 @@ import (
 	"sipreg.dev/services/registry/internal/cluster"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/store/storetest"
 	"sipreg.dev/services/registry/internal/watch"
 )
 
@@ -78,7 +79,7 @@ func refsOf(recs []registration.Record) []string {
 // the feed reconnects the store is read again and Publish gets what changed meanwhile,
 // changes during the read applied after it.
 func TestMirror(t *testing.T) {
-	st := &gatedStore{Store: store.NewMemory(), gate: make(chan chan struct{}, 1)}
+	st := &gatedStore{Store: storetest.NewMemory(), gate: make(chan chan struct{}, 1)}
 	ctx := t.Context()
 	for _, rec := range []registration.Record{stored("t1", 1, "r2"), stored("t2", 1, "r3")} {
 		if err := st.Put(ctx, rec); err != nil {

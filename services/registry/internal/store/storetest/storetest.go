@@ -37,6 +37,7 @@ func RunContract(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"PutManyLaterRecordWins", testPutManyLaterRecordWins},
 		{"PutManyRejectsEmptyTrunkRefWritesNothing", testPutManyRejectsEmptyTrunkRef},
 		{"PutMany5000ThenList", testPutMany5000ThenList},
+		{"GetMany", testGetMany},
 		{"ConcurrentPuts", testConcurrentPuts},
 		{"DoneContext", testDoneContext},
 		{"Ping", testPing},
@@ -294,10 +295,10 @@ func testPutRejectsEmptyTrunkRef(t *testing.T, s store.Store) {
 }
 
 func testPutManyEmpty(t *testing.T, s store.Store) {
-	if err := s.PutMany(t.Context(), nil); err != nil {
+	if _, err := s.PutMany(t.Context(), nil); err != nil {
 		t.Errorf("PutMany(nil): %v", err)
 	}
-	if err := s.PutMany(t.Context(), []registration.Record{}); err != nil {
+	if _, err := s.PutMany(t.Context(), []registration.Record{}); err != nil {
 		t.Errorf("PutMany(empty): %v", err)
 	}
 	if got := mustList(t, s); len(got) != 0 {
@@ -308,7 +309,7 @@ func testPutManyEmpty(t *testing.T, s store.Store) {
 func testPutManyLaterRecordWins(t *testing.T, s store.Store) {
 	first, second := Record("trunk-1"), Record("trunk-1")
 	second.CSeq = 7
-	if err := s.PutMany(t.Context(), []registration.Record{first, Record("trunk-2"), second}); err != nil {
+	if _, err := s.PutMany(t.Context(), []registration.Record{first, Record("trunk-2"), second}); err != nil {
 		t.Fatalf("PutMany: %v", err)
 	}
 	if got := mustGet(t, s, "trunk-1"); got.CSeq != 7 {
@@ -321,11 +322,36 @@ func testPutManyLaterRecordWins(t *testing.T, s store.Store) {
 
 func testPutManyRejectsEmptyTrunkRef(t *testing.T, s store.Store) {
 	recs := []registration.Record{Record("trunk-1"), Record(""), Record("trunk-3")}
-	if err := s.PutMany(t.Context(), recs); err == nil {
+	if _, err := s.PutMany(t.Context(), recs); err == nil {
 		t.Fatal("PutMany with an empty TrunkRef succeeded")
 	}
 	if got := mustList(t, s); len(got) != 0 {
 		t.Errorf("List has %d records after a rejected PutMany, want 0", len(got))
+	}
+}
+
+func testGetMany(t *testing.T, s store.Store) {
+	want := map[string]registration.Record{}
+	for _, ref := range []string{"trunk-1", "trunk-2", "trunk-3"} {
+		rec := Record(ref)
+		rec.CSeq = uint32(len(ref) + len(want))
+		want[ref] = rec
+		mustPut(t, s, rec)
+	}
+	got, err := s.GetMany(t.Context(), []string{"trunk-3", "unknown", "trunk-1", "trunk-1", ""})
+	if err != nil {
+		t.Fatalf("GetMany: %v", err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("GetMany returned %d records (%v), want trunk-1 and trunk-3", len(got), slices.Sorted(maps.Keys(got)))
+	}
+	for _, ref := range []string{"trunk-1", "trunk-3"} {
+		if d := Diff(got[ref], Normalized(want[ref])); d != "" {
+			t.Errorf("GetMany %s: %s", ref, d)
+		}
+	}
+	if got, err := s.GetMany(t.Context(), nil); err != nil || len(got) != 0 {
+		t.Errorf("GetMany(nil) = %d records, %v; want none", len(got), err)
 	}
 }
 
@@ -336,8 +362,12 @@ func testPutMany5000ThenList(t *testing.T, s store.Store) {
 		recs[i] = Record(fmt.Sprintf("trunk-%05d", i))
 		recs[i].CSeq = uint32(i)
 	}
-	if err := s.PutMany(t.Context(), recs); err != nil {
+	refused, err := s.PutMany(t.Context(), recs)
+	if err != nil {
 		t.Fatalf("PutMany(%d): %v", n, err)
+	}
+	if len(refused) != 0 {
+		t.Fatalf("a plain store refused %d records (first %s)", len(refused), refused[0])
 	}
 	got := mustList(t, s)
 	if len(got) != n {
@@ -418,13 +448,14 @@ func testDoneContext(t *testing.T, s store.Store) {
 		want error
 	}{{canceled, context.Canceled}, {expired, context.DeadlineExceeded}} {
 		ops := map[string]error{
-			"Put":     s.Put(c.ctx, Record("trunk-2")),
-			"PutMany": s.PutMany(c.ctx, []registration.Record{Record("trunk-3")}),
-			"Delete":  s.Delete(c.ctx, "trunk-1"),
-			"Ping":    s.Ping(c.ctx),
+			"Put":    s.Put(c.ctx, Record("trunk-2")),
+			"Delete": s.Delete(c.ctx, "trunk-1"),
+			"Ping":   s.Ping(c.ctx),
 		}
 		_, ops["Get"] = s.Get(c.ctx, "trunk-1")
 		_, ops["List"] = s.List(c.ctx)
+		_, ops["PutMany"] = s.PutMany(c.ctx, []registration.Record{Record("trunk-3")})
+		_, ops["GetMany"] = s.GetMany(c.ctx, []string{"trunk-1"})
 		for _, op := range slices.Sorted(maps.Keys(ops)) {
 			if err := ops[op]; !errors.Is(err, c.want) {
 				t.Errorf("%s with a done context: %v, want %v", op, err, c.want)

@@ -1,4 +1,4 @@
-package store_test
+package storetest_test
 
 import (
 	"testing"
@@ -9,12 +9,12 @@ import (
 
 func TestMemoryContract(t *testing.T) {
 	storetest.RunContract(t, func(t *testing.T) store.Store {
-		s := store.NewMemory()
+		s := storetest.NewMemory()
 		t.Cleanup(func() { _ = s.Close() })
 		return s
 	})
 }
 
 func TestMemoryZeroValueContract(t *testing.T) {
-	storetest.RunContract(t, func(*testing.T) store.Store { return new(store.Memory) })
+	storetest.RunContract(t, func(*testing.T) store.Store { return new(storetest.Memory) })
 }
