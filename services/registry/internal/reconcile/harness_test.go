@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	credentialsv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/credentials/v2beta1"
+
 	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
 	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
 	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
@@ -30,14 +32,15 @@ type fakeAPI struct {
 	calls  int
 }
 
-func (f *fakeAPI) FindRegistering(context.Context) ([]*trunksv2beta1.Trunk, error) {
+// FindRegisteringRaw answers the trunks as the API would: a FindByResponse's bytes.
+func (f *fakeAPI) FindRegisteringRaw(context.Context) ([]byte, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.calls++
 	if f.err != nil {
 		return nil, f.err
 	}
-	return f.trunks, nil
+	return proto.Marshal(&trunksv2beta1.FindByResponse{Items: f.trunks})
 }
 
 func (f *fakeAPI) set(trunks []*trunksv2beta1.Trunk, err error) {

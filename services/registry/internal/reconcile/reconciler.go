@@ -414,35 +414,24 @@ func (r *Reconciler) discover(ctx context.Context) {
 	}
 }
 
-// rawFinder is a Trunks source that can answer undecoded bytes (upstream.API does).
-type rawFinder interface {
-	FindRegisteringRaw(ctx context.Context) ([]byte, error)
-}
-
 // findBy calls the API and reports the outcome (logged once per outage). unchanged is
 // true when the answer is byte for byte the last one applied: nothing to do.
 func (r *Reconciler) findBy(ctx context.Context) (items []*trunksv2beta1.Trunk, unchanged, ok bool) {
-	var err error
 	var sum uint64
-	if rf, isRaw := r.api.(rawFinder); isRaw {
-		var raw []byte
-		raw, err = rf.FindRegisteringRaw(ctx)
-		if err == nil {
-			sum = xxhash.Sum64(raw)
-			if r.answerSum.Load() == sum && sum != 0 {
-				unchanged = true
-			} else {
-				var skipped []upstream.SkippedItem
-				var uerr error
-				items, skipped, uerr = upstream.DecodeFindBy(raw)
-				if uerr != nil {
-					err = fmt.Errorf("trunks findBy: unreadable answer: %w", uerr)
-				}
-				items = r.keepUndecodable(items, skipped)
+	raw, err := r.api.FindRegisteringRaw(ctx)
+	if err == nil {
+		sum = xxhash.Sum64(raw)
+		if r.answerSum.Load() == sum && sum != 0 {
+			unchanged = true
+		} else {
+			var skipped []upstream.SkippedItem
+			var uerr error
+			items, skipped, uerr = upstream.DecodeFindBy(raw)
+			if uerr != nil {
+				err = fmt.Errorf("trunks findBy: unreadable answer: %w", uerr)
 			}
+			items = r.keepUndecodable(items, skipped)
 		}
-	} else {
-		items, err = r.api.FindRegistering(ctx)
 	}
 	if ctx.Err() != nil {
 		return nil, false, false

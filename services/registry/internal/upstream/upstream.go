@@ -27,9 +27,12 @@ import (
 // gRPC's default 4 MiB receive limit.
 const MaxAPIAnswer = 512 << 20
 
-// Trunks finds the trunks to register.
+// Trunks finds the trunks to register. It answers the FindByResponse's wire bytes,
+// undecoded: the engine recognises an unchanged answer (the usual discovery tick) by
+// its hash, without decoding 100,000 trunks, and decodes a new one with
+// DecodeFindBy, which leaves out the items it cannot decode.
 type Trunks interface {
-	FindRegistering(ctx context.Context) ([]*trunksv2beta1.Trunk, error)
+	FindRegisteringRaw(ctx context.Context) ([]byte, error)
 }
 
 // Requester sends one SIP request through Routr's Requester.
@@ -86,27 +89,10 @@ func DialAPI(addr string, timeout time.Duration, opts ...DialOption) (*API, erro
 	return &API{conn: conn, timeout: timeout}, nil
 }
 
-// FindRegistering calls Trunks/FindBy(sendRegister, true) within the timeout. It decodes
-// the answer with DecodeFindBy, as the engine decodes FindRegisteringRaw's: a trunk that
-// cannot be decoded (a name that is not valid UTF-8, say) is left out rather than making
-// the whole answer fail. FindRegisteringItems also tells which were left out.
-func (a *API) FindRegistering(ctx context.Context) ([]*trunksv2beta1.Trunk, error) {
-	items, _, err := a.FindRegisteringItems(ctx)
-	return items, err
-}
+var _ Trunks = (*API)(nil)
 
-// FindRegisteringItems is FindRegistering with the items that could not be decoded.
-func (a *API) FindRegisteringItems(ctx context.Context) ([]*trunksv2beta1.Trunk, []SkippedItem, error) {
-	raw, err := a.FindRegisteringRaw(ctx)
-	if err != nil {
-		return nil, nil, err
-	}
-	return DecodeFindBy(raw)
-}
-
-// FindRegisteringRaw is FindRegistering answering the FindByResponse's wire bytes,
-// undecoded: an unchanged answer (the usual discovery tick) can be recognised by its
-// hash without decoding 100,000 trunks.
+// FindRegisteringRaw calls Trunks/FindBy(sendRegister, true) within the timeout and
+// answers the FindByResponse's wire bytes, undecoded (see Trunks).
 func (a *API) FindRegisteringRaw(ctx context.Context) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
