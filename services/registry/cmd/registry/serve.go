@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"sipreg.dev/services/registry/internal/cluster"
+	"sipreg.dev/services/registry/internal/cluster/ownership"
 	"sipreg.dev/services/registry/internal/config"
 	"sipreg.dev/services/registry/internal/controlapi"
 	"sipreg.dev/services/registry/internal/logging"
@@ -88,6 +89,7 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 			return fmt.Errorf("%s: spec.keyPrefix: %w (on Redis Cluster give it a hash tag, e.g. \"{sipreg}:registration:\")", cfg.Path, err)
 		}
 		opts.Coord, opts.Store = coord, fenced
+		opts.Ownership = ownership.NewLeases(coord, fenced, log, nil)
 	}
 	reqOpts := tr.dial()
 	if coord != nil {

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"sipreg.dev/gen/pb/sipreg/registry/v1/registryv1connect"
+	"sipreg.dev/services/registry/internal/cluster/ownership"
 	"sipreg.dev/services/registry/internal/reconcile"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/watch"
@@ -47,7 +48,7 @@ type Engine interface {
 	// StoreFault returns the current store error and since when (nil when healthy).
 	StoreFault() (time.Time, error)
 	// Peers lists the other live replicas (none with one replica).
-	Peers() []reconcile.Peer
+	Peers() []ownership.Peer
 }
 
 var _ Engine = (*reconcile.Reconciler)(nil)

@@ -13,6 +13,7 @@ import (
 	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
 	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
 
+	"sipreg.dev/services/registry/internal/cluster/ownership"
 	"sipreg.dev/services/registry/internal/controlapi"
 	"sipreg.dev/services/registry/internal/reconcile"
 	"sipreg.dev/services/registry/internal/registration"
@@ -28,7 +29,7 @@ type fakeEngine struct {
 	subscribe  func() *watch.Subscription
 	explain    func(ref string) (reconcile.Explanation, error)
 	storeFault func() (time.Time, error)
-	peers      []reconcile.Peer
+	peers      []ownership.Peer
 }
 
 var _ controlapi.Engine = (*fakeEngine)(nil)
@@ -42,7 +43,7 @@ func (f *fakeEngine) Force(ctx context.Context, ref string) (registration.Record
 func (f *fakeEngine) Subscribe() *watch.Subscription                    { return f.subscribe() }
 func (f *fakeEngine) Explain(ref string) (reconcile.Explanation, error) { return f.explain(ref) }
 func (f *fakeEngine) StoreFault() (time.Time, error)                    { return f.storeFault() }
-func (f *fakeEngine) Peers() []reconcile.Peer                           { return f.peers }
+func (f *fakeEngine) Peers() []ownership.Peer                           { return f.peers }
 
 // Secrets planted in the fake engine's data; no reply may contain any of them.
 const (

@@ -19,6 +19,7 @@ import (
 
 	registryv1 "sipreg.dev/gen/pb/sipreg/registry/v1"
 	"sipreg.dev/gen/pb/sipreg/registry/v1/registryv1connect"
+	"sipreg.dev/services/registry/internal/cluster/ownership"
 	"sipreg.dev/services/registry/internal/reconcile"
 	"sipreg.dev/services/registry/internal/registration"
 )
@@ -108,12 +109,12 @@ type stubEngine struct {
 	force  func(ctx context.Context, ref string) (registration.Record, error)
 	record func(ref string) (registration.Record, bool)
 	// peers and records: several replicas (ForceRegister all).
-	peers   []reconcile.Peer
+	peers   []ownership.Peer
 	records []registration.Record
 }
 
 func (s *stubEngine) Refs() []string          { return s.refs() }
-func (s *stubEngine) Peers() []reconcile.Peer { return s.peers }
+func (s *stubEngine) Peers() []ownership.Peer { return s.peers }
 func (s *stubEngine) Records() []registration.Record {
 	return slices.Clone(s.records)
 }
@@ -289,8 +290,8 @@ func TestForceAllFansOutToPeers(t *testing.T) {
 	r1 := &stubEngine{refs: func() []string { return []string{"t-a1"} }, force: forcer(&byR1, "r1")}
 	r2 := &stubEngine{refs: func() []string { return []string{"t-b2", "t-b1"} }, force: forcer(&byR2, "r2")}
 	addr1, addr2 := serve(r1), serve(r2)
-	r2.peers = []reconcile.Peer{{ID: "r1", Advertise: addr1}}
-	r1.peers = []reconcile.Peer{{ID: "r2", Advertise: addr2}, {ID: "r3", Advertise: "127.0.0.1:1"}, {ID: "r4"}}
+	r2.peers = []ownership.Peer{{ID: "r1", Advertise: addr1}}
+	r1.peers = []ownership.Peer{{ID: "r2", Advertise: addr2}, {ID: "r3", Advertise: "127.0.0.1:1"}, {ID: "r4"}}
 	r1.records = []registration.Record{
 		{TrunkRef: "t-a1", Owner: "r1"}, {TrunkRef: "t-b1", Owner: "r2"},
 		{TrunkRef: "t-c1", Owner: "r3", State: registration.StateRegistered}, {TrunkRef: "t-d1", Owner: "r4"},

@@ -20,6 +20,7 @@ import (
 	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
 	registryv1 "sipreg.dev/gen/pb/sipreg/registry/v1"
 	"sipreg.dev/gen/pb/sipreg/registry/v1/registryv1connect"
+	"sipreg.dev/services/registry/internal/cluster/ownership"
 	"sipreg.dev/services/registry/internal/reconcile"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/sipauth"
@@ -169,7 +170,7 @@ func (s *service) forward(ctx context.Context, req *connect.Request[registryv1.F
 // forceAllPeers runs ForceRegister{all} on every other live replica (each for the
 // trunks it owns) and returns their results. The trunks of a replica that cannot be
 // reached get a result that says so, with their registration as this replica sees it.
-func (s *service) forceAllPeers(ctx context.Context, h http.Header, peers []reconcile.Peer) []*registryv1.ForceRegisterResult {
+func (s *service) forceAllPeers(ctx context.Context, h http.Header, peers []ownership.Peer) []*registryv1.ForceRegisterResult {
 	answers := make([][]*registryv1.ForceRegisterResult, len(peers))
 	failed := make([]error, len(peers))
 	var wg sync.WaitGroup

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
-	"slices"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -13,26 +11,16 @@ import (
 	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
 
 	"sipreg.dev/services/registry/internal/cluster"
+	"sipreg.dev/services/registry/internal/cluster/ownership"
 	"sipreg.dev/services/registry/internal/registration"
 )
 
-// Coordinator shares trunks among replicas on one Redis: membership, per-trunk leases
-// with fencing tokens, a discovery lease and the published desired set. It is
-// implemented by *cluster.Cluster.
+// Coordinator is what the engine needs of the cluster besides ownership: the
+// discovery lease and the desired set the leader publishes, and the change feed of
+// every replica's records (for the mirror). It is implemented by *cluster.Cluster.
 type Coordinator interface {
 	ID() string
-	LeaseTTL() time.Duration
-	Members() []cluster.Member
-	MembersChanged() <-chan struct{}
-	Owner(ref string) string
-	Claim(ctx context.Context, refs []string) (map[string]int64, error)
-	Renew(ctx context.Context) ([]string, error)
-	Release(ctx context.Context, refs []string) error
-	Held() map[string]int64
-	Valid(ref string) (int64, bool)
 	TryDiscovery(ctx context.Context, ttl time.Duration) (bool, error)
-	MarkLeaving(ctx context.Context) error
-	Leaving(ctx context.Context, id string) (bool, error)
 	PublishDesired(ctx context.Context, blob []byte) error
 	FetchDesired(ctx context.Context, have string) ([]byte, string, bool, error)
 	FollowChanges(ctx context.Context, synced func(), onChange func(cluster.Change)) error
@@ -40,6 +28,28 @@ type Coordinator interface {
 }
 
 var _ Coordinator = (*cluster.Cluster)(nil)
+
+// Ownership decides which trunks this replica registers and when it may send for
+// one: ownership.Leases with several replicas, ownership.All with one.
+type Ownership interface {
+	ID() string
+	Mine(ref string) bool
+	Owner(ref string) (id, advertise string)
+	Valid(ref string) (fence int64, ok bool)
+	Peers() []ownership.Peer
+	Alone() bool
+	FirstWait() time.Duration
+	Claim(ctx context.Context, refs []string, take func(ownership.Claimed))
+	Reclaim(ctx context.Context, lost []string) (back map[string]int64, gone []string)
+	Release(ctx context.Context, refs []string)
+	Leave(ctx context.Context)
+	Run(ctx context.Context, eng ownership.Engine, span func(context.Context, string) (context.Context, func(ownership.RoundInfo)))
+}
+
+var (
+	_ Ownership = (*ownership.Leases)(nil)
+	_ Ownership = ownership.All{}
+)
 
 // NotOwnerError says another replica owns the trunk; Advertise reaches its control API.
 type NotOwnerError struct {
@@ -50,22 +60,8 @@ func (e *NotOwnerError) Error() string {
 	return fmt.Sprintf("trunk %s is owned by replica %s", e.Ref, e.Owner)
 }
 
-// Peer is another live replica, with its control API address (may be empty).
-type Peer struct{ ID, Advertise string }
-
 // Peers lists the other live replicas (none with one replica).
-func (r *Reconciler) Peers() []Peer {
-	if r.coord == nil {
-		return nil
-	}
-	var out []Peer
-	for _, m := range r.coord.Members() {
-		if m.ID != r.coord.ID() {
-			out = append(out, Peer{ID: m.ID, Advertise: m.Advertise})
-		}
-	}
-	return out
-}
+func (r *Reconciler) Peers() []ownership.Peer { return r.own.Peers() }
 
 // notOwner explains why this replica does not hold ref.
 func (r *Reconciler) notOwner(ref string) error {
@@ -81,14 +77,11 @@ func (r *Reconciler) notOwner(ref string) error {
 	if !wanted {
 		return fmt.Errorf("%w: %s", ErrUnknownTrunk, ref)
 	}
-	owner := r.coord.Owner(ref)
-	if owner == r.coord.ID() {
+	switch owner, advertise := r.own.Owner(ref); {
+	case owner == r.own.ID():
 		return fmt.Errorf("trunk %s is being claimed by this replica; try again shortly", ref)
-	}
-	for _, m := range r.coord.Members() {
-		if m.ID == owner {
-			return &NotOwnerError{Ref: ref, Owner: owner, Advertise: m.Advertise}
-		}
+	case owner != "":
+		return &NotOwnerError{Ref: ref, Owner: owner, Advertise: advertise}
 	}
 	return fmt.Errorf("trunk %s has no live owner yet; try again shortly", ref)
 }
@@ -163,108 +156,70 @@ func (r *Reconciler) lastDesired() ([]desiredTrunk, bool) {
 	return r.desiredSet, r.haveDesired
 }
 
-// claim takes the leases of trunks this replica should own, reads each one's record
-// (Call-ID, From-tag, CSeq continue) and schedules it. A trunk taken from a replica
-// that died is refreshed soon; one handed over by a live replica keeps its schedule.
-func (r *Reconciler) claim(ctx context.Context, claims []desiredTrunk, now time.Time) {
-	refs := make([]string, len(claims))
-	for i, d := range claims {
-		refs[i] = d.t.Ref
+// claim takes the trunks of set at idx, which this replica should own and does not
+// track yet: their records continue (Call-ID, From-tag, CSeq), and they are scheduled.
+// One taken over from a replica that died is refreshed within a second; one handed
+// over keeps its schedule. It returns how many it took, and how many of them were new
+// to this replica.
+func (r *Reconciler) claim(ctx context.Context, set []desiredTrunk, idx []int, now time.Time) (took, added int) {
+	refs := make([]string, len(idx))
+	at := make(map[string]int, len(idx))
+	for i, j := range idx {
+		refs[i] = set[j].t.Ref
+		at[refs[i]] = j
 	}
-	got, err := r.coord.Claim(ctx, refs)
-	if err != nil {
-		r.log.Debug("claiming trunks failed", "err", err, "trunks", len(refs))
-	}
-	r.mu.Lock()
-	r.unclaimed = len(claims) - len(got)
-	r.mu.Unlock()
-	if len(got) == 0 {
-		return
-	}
-	live := map[string]bool{}
-	for _, m := range r.coord.Members() {
-		live[m.ID] = true
-	}
-	me := r.coord.ID()
-	claimed := make([]string, 0, len(got))
-	for _, d := range claims {
-		if _, ok := got[d.t.Ref]; ok {
-			claimed = append(claimed, d.t.Ref)
-		}
-	}
-	recs := r.getMany(ctx, claimed)
-	// A fresh replica's view of the members may still miss live ones: it takes nothing
-	// as a failover before it has watched the members for a lease TTL.
-	settled := now.Sub(r.started) > r.coord.LeaseTTL()
-	// A replica that left on purpose (SIGTERM) handed its bindings over in good
-	// order: they keep their schedule. Only those of a replica that died are
-	// refreshed at once.
-	handedOver := map[string]bool{}
-	for _, d := range claims {
-		if rec, ok := recs[d.t.Ref]; ok && rec.Owner != "" && rec.Owner != me && !live[rec.Owner] {
-			if _, seen := handedOver[rec.Owner]; !seen {
-				leaving, err := r.coord.Leaving(ctx, rec.Owner)
-				handedOver[rec.Owner] = err == nil && leaving
-			}
-		}
-	}
+	me := r.own.ID()
 	var due []string
 	from := map[string]int{}
-	r.mu.Lock()
-	for _, d := range claims {
-		fence, ok := got[d.t.Ref]
-		if !ok {
-			continue
-		}
-		e, exists := r.entries[d.t.Ref]
+	var taken []registration.Record
+	r.own.Claim(ctx, refs, func(c ownership.Claimed) {
+		d := set[at[c.Ref]]
+		took++
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		e, exists := r.entries[c.Ref]
 		if !exists {
+			added++
 			e = &entry{first: true}
-			if rec, ok := recs[d.t.Ref]; ok {
-				e.adopt(rec)
+			if c.Record != nil {
+				e.adopt(*c.Record)
 			}
-			r.entries[d.t.Ref] = e
+			r.entries[c.Ref] = e
 		}
 		e.handover = false
-		_, e.claiming = recs[d.t.Ref]
-		prev := e.rec.Owner
 		if k := r.apply(d.t, d.err, now); k != "" {
 			due = append(due, k)
 		}
-		e.rec.Owner, e.rec.Fence = me, fence
-		if settled && prev != "" && prev != me && !live[prev] && !handedOver[prev] && e.rec.State == registration.StateRegistered {
-			// Failover: the provider must see a refresh before anything can lapse.
-			at := now.Add(time.Duration(mrand.Int64N(int64(time.Second))))
-			e.rec.NextAction, e.rec.NextActionAt = registration.ActionRefresh, at
-			r.sched.at(d.t.Ref, at)
-			// Its outcome, within a second, shows the new owner: no record write
-			// before it (half the writes of a failover, and no wait for them).
-			e.claiming = false
-			from[prev]++
-			r.log.Debug("trunk taken over from a replica that left", "trunk", d.t.Ref, "from", prev, "fence", fence)
-		}
-	}
-	// Write the new owner and fence at once, so every replica's control API shows who
-	// holds each trunk now (the next REGISTER may be minutes away; a trunk taken over
-	// from a replica that died is refreshed at once and shown by that outcome).
-	// Only bindings that already had a record (a fresh trunk has nothing to show yet);
-	// their workers wait for this write, so it never overwrites a newer outcome.
-	taken := make([]registration.Record, 0, len(claimed))
-	for _, ref := range claimed {
-		if e := r.entries[ref]; e != nil && e.claiming {
+		e.rec.Owner, e.rec.Fence = me, c.Fence
+		switch {
+		case c.Takeover && e.rec.State == registration.StateRegistered:
+			// Failover: the provider must see a refresh before anything can lapse. Its
+			// outcome, within a second, shows the new owner: no record write before it
+			// (half the writes of a failover, and no wait for them).
+			e.rec.NextAction, e.rec.NextActionAt = registration.ActionRefresh, c.RefreshAt
+			r.sched.at(c.Ref, c.RefreshAt)
+			from[c.From]++
+			r.log.Debug("trunk taken over from a replica that left", "trunk", c.Ref, "from", c.From, "fence", c.Fence)
+		case c.Record != nil:
+			// Write the new owner and fence at once, so every replica's control API
+			// shows who holds the trunk now (its next REGISTER may be minutes away).
+			// Its worker waits for this write, so it never overwrites a newer outcome.
+			e.claiming = true
 			taken = append(taken, e.rec)
 		}
-	}
-	r.mu.Unlock()
-	refused, err := r.writeRecords(ctx, taken)
-	r.mu.Lock()
-	for _, rec := range taken {
-		if e := r.entries[rec.TrunkRef]; e != nil {
-			e.claiming = false
+	})
+	if len(taken) > 0 {
+		refused, err := r.writeRecords(ctx, taken)
+		r.mu.Lock()
+		for _, rec := range taken {
+			if e := r.entries[rec.TrunkRef]; e != nil {
+				e.claiming = false
+			}
 		}
-	}
-	r.mu.Unlock()
-	if err == nil {
-		r.lose(refused)
+		r.mu.Unlock()
+		if err == nil {
+			r.lose(refused)
+		}
 	}
 	for prev, n := range from {
 		r.log.Info("trunks taken over from a replica that left", "from", prev, "count", n)
@@ -273,117 +228,57 @@ func (r *Reconciler) claim(ctx context.Context, claims []desiredTrunk, now time.
 		r.sched.cancel(k)
 		r.queue.add(k)
 	}
+	return took, added
 }
 
-// getMany reads the records of refs (those it could read: a failure leaves the rest
-// to be started anew, as a store that lost them would).
-func (r *Reconciler) getMany(ctx context.Context, refs []string) map[string]registration.Record {
-	recs, err := r.st.GetMany(ctx, refs)
-	if err != nil {
-		r.log.Debug("reading claimed trunks' records failed", "err", err, "read", len(recs), "trunks", len(refs))
+// LeasesLost takes back what it can of the trunks whose leases this replica lost, and
+// forgets the rest: their new owner continues the bindings (ownership.Engine).
+func (r *Reconciler) LeasesLost(ctx context.Context, lost []string) {
+	r.lose(r.reclaim(ctx, lost))
+}
+
+// Reassign applies the last desired set again (ownership.Engine).
+func (r *Reconciler) Reassign(ctx context.Context) {
+	if set, have := r.lastDesired(); have {
+		r.reconcileDesired(ctx, set)
 	}
-	return recs
 }
 
-// leaseLoop renews this replica's leases every third of the lease TTL, drops the ones
-// lost, and claims trunks that became this replica's (members left or joined).
-//
-// After the members change, trunks that could not be claimed yet (the lease of a
-// replica that died has not run out, or a replica handing over has not released) are
-// tried again every claimRetry, not only at the next renewal, for a lease TTL and a
-// renewal period: the takeover follows the lease's expiry closely.
-func (r *Reconciler) leaseLoop(ctx context.Context) {
-	ttl := r.coord.LeaseTTL()
-	t := time.NewTicker(ttl / 3)
-	defer t.Stop()
-	retry := make(chan struct{}, 1)
-	var changedAt time.Time
-	for {
-		membersChanged, renew := false, true
-		select {
-		case <-ctx.Done():
+// leaseSpan makes the spans of the ownership's lease rounds.
+func (r *Reconciler) leaseSpan(ctx context.Context, name string) (context.Context, func(ownership.RoundInfo)) {
+	ctx, span := startSpan(ctx, r.tracer, name)
+	return ctx, func(i ownership.RoundInfo) {
+		if name == "registry.lease.round" {
+			endLeaseRound(span, i.Renew, i.MembersChanged, i.Lost, i.RenewErr, i.Reassign)
 			return
-		case <-t.C:
-		case <-r.coord.MembersChanged():
-			membersChanged, changedAt = true, r.clock()
-		case <-retry:
-			renew = false
 		}
-		rctx, span := startSpan(ctx, r.tracer, "registry.lease.round")
-		var lost []string
-		var renewErr error
-		if renew {
-			if lost, renewErr = r.coord.Renew(rctx); renewErr != nil {
-				r.log.Debug("lease renewal failed", "err", renewErr)
-			}
-			r.lose(r.reclaim(rctx, lost))
-		}
-		r.mu.Lock()
-		set, have, unclaimed := r.desiredSet, r.haveDesired, r.unclaimed
-		r.mu.Unlock()
-		reassign := have && (membersChanged || unclaimed > 0 || len(lost) > 0) && r.reassigning.CompareAndSwap(false, true)
-		endLeaseRound(span, renew, membersChanged, len(lost), renewErr, reassign)
-		if reassign {
-			soon := r.clock().Sub(changedAt) < ttl+ttl/3
-			// Claims may take a while at scale: renewals must go on meanwhile.
-			actx, aspan := startSpan(rctx, r.tracer, "registry.reassign")
-			go func() {
-				defer r.reassigning.Store(false)
-				defer aspan.End()
-				r.reconcileDesired(actx, set)
-				r.mu.Lock()
-				left := r.unclaimed
-				r.mu.Unlock()
-				if left > 0 && soon {
-					time.AfterFunc(claimRetry(ttl), func() {
-						select {
-						case retry <- struct{}{}:
-						default:
-						}
-					})
-				}
-			}()
-		}
+		span.End()
 	}
 }
 
-// claimRetry is how often trunks not claimed yet are tried again after the members
-// change: a twentieth of the lease TTL (500 ms at the default 10 s).
-func claimRetry(ttl time.Duration) time.Duration { return ttl / 20 }
-
-// reclaim tries to take back leases this replica lost and returns those another replica
-// holds. A lease can vanish without a new owner (Redis restarted empty, or cut off past
-// the TTL while nobody took over): then this replica's memory is the freshest state of
-// the binding, so it keeps it and writes it back.
+// reclaim takes back the leases of lost that nobody else took (see
+// ownership.Leases.Reclaim) and returns those another replica holds. What it takes
+// back continues above what the store holds (another replica may have held the trunk
+// in between) and is written back with this replica's fence.
 func (r *Reconciler) reclaim(ctx context.Context, lost []string) []string {
 	if len(lost) == 0 {
 		return nil
 	}
-	me := r.coord.ID()
-	// Whatever this replica held, it takes back if nobody else did: a hand-over to the
-	// rendezvous owner, if another, follows the normal way, with the record written.
-	got, err := r.coord.Claim(ctx, lost)
-	if err != nil || len(got) == 0 {
-		return lost
+	got, gone := r.own.Reclaim(ctx, lost)
+	if len(got) == 0 {
+		return gone
 	}
-	// Leases vanished without a new owner: Redis lost them (a restart). Every replica
-	// takes its own back within a third of the TTL; until then, claiming anything else
-	// could take a binding whose record is gone too and start it anew.
-	r.mu.Lock()
-	r.claimHold = r.clock().Add(r.coord.LeaseTTL())
-	r.mu.Unlock()
 	back := make([]string, 0, len(got))
 	for ref := range got {
 		back = append(back, ref)
 	}
 	r.continueStored(ctx, back)
-	var gone []string
+	me := r.own.ID()
 	var recs []registration.Record
 	r.mu.Lock()
-	for _, ref := range lost {
-		fence, ok := got[ref]
+	for ref, fence := range got {
 		e := r.entries[ref]
-		if !ok || e == nil {
+		if e == nil {
 			gone = append(gone, ref)
 			continue
 		}
@@ -403,7 +298,7 @@ func (r *Reconciler) reclaim(ctx context.Context, lost []string) []string {
 // lose forgets trunks whose lease another replica holds now: no unregister, the new
 // owner continues the binding.
 func (r *Reconciler) lose(refs []string) {
-	if len(refs) == 0 || r.coord == nil {
+	if len(refs) == 0 {
 		return
 	}
 	r.mu.Lock()
@@ -430,43 +325,7 @@ func (r *Reconciler) handOver(ctx context.Context, key string, e *entry) {
 	delete(r.entries, key)
 	r.mu.Unlock()
 	r.sched.cancel(key)
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := r.coord.Release(rctx, []string{key}); err != nil {
-		r.log.Debug("lease release failed; it will expire", "trunk", key, "err", err)
-	}
-}
-
-// releaseAll hands every trunk over at shutdown, without unregistering.
-func (r *Reconciler) releaseAll(ctx context.Context) {
-	refs := make([]string, 0)
-	for ref := range r.coord.Held() {
-		refs = append(refs, ref)
-	}
-	slices.Sort(refs)
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
-	if err := r.coord.MarkLeaving(rctx); err != nil {
-		r.log.Warn("cannot tell the other replicas this one is leaving; they will refresh its trunks at once", "err", err)
-	}
-	if err := r.coord.Release(rctx, refs); err != nil {
-		r.log.Warn("releasing leases at shutdown failed; they will expire", "err", err)
-		return
-	}
-	r.log.Info("leases released for the other replicas", "count", len(refs))
-}
-
-// lastReplica reports whether no other replica is alive (always true with one).
-func (r *Reconciler) lastReplica() bool {
-	if r.coord == nil {
-		return true
-	}
-	for _, m := range r.coord.Members() {
-		if m.ID != r.coord.ID() {
-			return false
-		}
-	}
-	return true
+	r.own.Release(ctx, []string{key})
 }
 
 // writeRecords stores a batch (fenced with several replicas: refused lists what
@@ -484,12 +343,4 @@ func (r *Reconciler) writeRecords(ctx context.Context, recs []registration.Recor
 	r.confirmLocked(recs, refused)
 	r.mu.Unlock()
 	return refused, nil
-}
-
-// mayAct reports whether this replica may send for ref now, and with which fence.
-func (r *Reconciler) mayAct(ref string) (int64, bool) {
-	if r.coord == nil {
-		return 0, true
-	}
-	return r.coord.Valid(ref)
 }

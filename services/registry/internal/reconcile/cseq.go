@@ -141,7 +141,10 @@ func (r *Reconciler) reserveCSeq(rec *registration.Record, base registration.Rec
 // what the store holds for them: another replica may have held the trunk in between
 // and sent CSeqs this memory has not seen.
 func (r *Reconciler) continueStored(ctx context.Context, refs []string) {
-	stored := r.getMany(ctx, refs)
+	stored, err := r.st.GetMany(ctx, refs)
+	if err != nil {
+		r.log.Debug("reading the records of trunks taken back failed", "err", err, "read", len(stored), "trunks", len(refs))
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for ref, rec := range stored {

@@ -17,6 +17,7 @@ import (
 	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
 
 	"sipreg.dev/services/registry/internal/cluster"
+	"sipreg.dev/services/registry/internal/cluster/ownership"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
 	"sipreg.dev/services/registry/internal/store/storetest"
@@ -24,14 +25,14 @@ import (
 	"sipreg.dev/services/registry/internal/watch"
 )
 
-// leaseCoord is a Coordinator whose only lease the test turns on and off.
-type leaseCoord struct {
-	Coordinator
+// leaseOwn is an ownership whose only lease, with fence 1, the test turns on and off.
+type leaseOwn struct {
+	ownership.All
 	valid atomic.Bool
 }
 
-func (c *leaseCoord) ID() string { return "self" }
-func (c *leaseCoord) Valid(string) (int64, bool) {
+func (c *leaseOwn) ID() string { return "self" }
+func (c *leaseOwn) Valid(string) (int64, bool) {
 	return 1, c.valid.Load()
 }
 
@@ -39,25 +40,25 @@ func (c *leaseCoord) Valid(string) (int64, bool) {
 // while the lease ran out is dropped, not sent.
 func TestLeaseCheckedAtTheSend(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		coord := &leaseCoord{}
-		coord.valid.Store(true)
+		own := &leaseOwn{}
+		own.valid.Store(true)
 		req := &fakeRequester{answer: func(*requesterv2beta1.SendMessageRequest, int) (*sipmessagev2beta1.SIPMessage, error) {
 			return ok(600), nil
 		}}
 		spec := testSpec()
 		spec.RegistersPerSecond = 1
-		r := New(Options{Spec: spec, Store: storetest.NewMemory(), Requester: req, Coord: coord})
+		r := New(Options{Spec: spec, Store: storetest.NewMemory(), Requester: req, Ownership: own})
 		if !r.limiter.Allow() {
 			t.Fatal("the limiter had no token to take")
 		}
-		rec := registration.Record{TrunkRef: "t1", CallID: "c1", CSeq: 2, CSeqCeiling: 10}
+		rec := registration.Record{TrunkRef: "t1", CallID: "c1", CSeq: 2, CSeqCeiling: 10, Owner: "self", Fence: 1}
 		done := make(chan error, 1)
 		go func() {
 			_, _, err := r.send(t.Context(), &rec, rec, &requesterv2beta1.SendMessageRequest{}, true)
 			done <- err
 		}()
 		synctest.Wait() // the send waits for a token
-		coord.valid.Store(false)
+		own.valid.Store(false)
 		if err := <-done; !errors.Is(err, errNotOwner) {
 			t.Fatalf("send after the lease ran out = %v, want errNotOwner", err)
 		}
@@ -341,7 +342,7 @@ func TestForceCoalesces(t *testing.T) {
 
 // claimCoord owns every trunk and counts claims in progress at once.
 type claimCoord struct {
-	Coordinator
+	ownership.Coordinator
 	mu        sync.Mutex
 	active    int
 	maxActive int
@@ -377,7 +378,8 @@ func (c *claimCoord) Claim(ctx context.Context, refs []string) (map[string]int64
 // desired set at the same time never claim at once, and a trunk is claimed once.
 func TestReconcileDesiredIsSingleFlight(t *testing.T) {
 	coord := &claimCoord{claimed: map[string]int{}, gate: make(chan struct{})}
-	r := New(Options{Spec: testSpec(), Store: storetest.NewMemory(), Coord: coord})
+	st := storetest.NewMemory()
+	r := New(Options{Spec: testSpec(), Store: st, Ownership: ownership.NewLeases(coord, st, nil, nil)})
 	t1, err := trunk.FromProto(mkTrunk("t1", "sip.a.example", "alice", ""))
 	set := []desiredTrunk{{t: t1, err: err}}
 	var wg sync.WaitGroup
@@ -490,10 +492,15 @@ func TestCapacityWarningOncePerEpisode(t *testing.T) {
 	}
 }
 
+// leaseCoordinator names ownership.Coordinator apart from this package's Coordinator,
+// for a fake that is both.
+type leaseCoordinator = ownership.Coordinator
+
 // followerCoord is a replica that never leads discovery; the leader's desired set is
 // published once the test says so. It counts the fetches.
 type followerCoord struct {
 	Coordinator
+	leaseCoordinator
 	mu        sync.Mutex
 	fetches   int
 	published bool
@@ -534,7 +541,8 @@ func (c *followerCoord) count() int {
 func TestFollowerAsksEverySecondUntilPublished(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		coord := &followerCoord{}
-		r := New(Options{Spec: testSpec(), Store: storetest.NewMemory(), Coord: coord})
+		st := storetest.NewMemory()
+		r := New(Options{Spec: testSpec(), Store: st, Coord: coord, Ownership: ownership.NewLeases(coord, st, nil, nil)})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { _ = r.Run(ctx); close(done) }()

@@ -25,6 +25,7 @@ import (
 	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
 
 	"sipreg.dev/services/registry/internal/cluster/mirror"
+	"sipreg.dev/services/registry/internal/cluster/ownership"
 	"sipreg.dev/services/registry/internal/config"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
@@ -68,9 +69,12 @@ type Options struct {
 	Observer  Observer
 	// Clock is time.Now unless set (tests).
 	Clock func() time.Time
-	// Coord shares the trunks among several replicas on one Redis (nil: this replica
-	// registers every trunk).
+	// Coord is the discovery lease, the published desired set and the change feed
+	// with several replicas on one Redis (nil: one replica).
 	Coord Coordinator
+	// Ownership decides which trunks this replica registers: ownership.Leases with
+	// several replicas; nil: ownership.All (every trunk).
+	Ownership Ownership
 	// WatchBacklog bounds the unread events of one subscription (watch.DefaultWatchBacklog
 	// when 0).
 	WatchBacklog int
@@ -118,14 +122,13 @@ type Reconciler struct {
 	// lastLapse is when a binding last expired before its refresh (unix ns; 0: never).
 	lastLapse atomic.Int64
 
-	// Several replicas (nil coord: one).
+	// own decides which trunks are this replica's; coord is the rest of the cluster
+	// (nil with one replica).
+	own         Ownership
 	coord       Coordinator
 	desiredSet  []desiredTrunk // the last desired set, parsed
 	desiredVer  string
 	haveDesired bool
-	unclaimed   int // trunks this replica should own but could not claim yet
-	claimHold   time.Time
-	reassigning atomic.Bool // a reassignment runs outside the lease loop
 
 	watchBacklog int
 
@@ -214,8 +217,11 @@ func New(o Options) *Reconciler {
 		parked:       map[string][]string{},
 		subs:         map[int]*watch.Subscription{},
 		watchBacklog: o.WatchBacklog,
-		coord:        o.Coord,
-		tracer:       newTracer(o.TracerProvider),
+		coord:        o.Coord, own: o.Ownership,
+		tracer: newTracer(o.TracerProvider),
+	}
+	if r.own == nil {
+		r.own = ownership.All{}
 	}
 	if o.Coord != nil {
 		r.mirror = mirror.New(mirror.Options{Feed: o.Coord, Store: o.Store, Log: o.Logger, Clock: o.Clock, Publish: r.publishRemote})
@@ -260,9 +266,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	g.Go(func() error { r.storeLoop(gctx); return nil })
 	g.Go(func() error { r.capacityLoop(gctx); return nil })
 	g.Go(func() error { r.progressLoop(gctx); return nil })
-	if r.coord != nil {
-		g.Go(func() error { r.leaseLoop(gctx); return nil })
-	}
+	g.Go(func() error { r.own.Run(gctx, r, r.leaseSpan); return nil })
 	_ = g.Wait()
 
 	// Shutdown: stop taking new work, let REGISTERs in flight finish (bounded).
@@ -278,21 +282,19 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		cancelWork()
 		<-drained
 	}
-	if r.spec.UnregisterOnStop && r.lastReplica() {
+	if r.spec.UnregisterOnStop && r.own.Alone() {
 		// Its own deadline: the drain may have used all of its own (and cancelled
 		// workCtx), and the unregisters must still go out.
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.spec.ShutdownTimeout)
 		r.unregisterAll(uctx)
 		cancel()
 	}
-	if r.coord != nil {
-		// Hand every trunk over at once: the others continue the bindings.
-		r.releaseAll(workCtx)
-	}
+	// Hand every trunk over at once: the others continue the bindings.
+	r.own.Leave(workCtx)
 	cancelWork()
 	<-commitDone
 	r.flushDirty(context.Background())
-	if r.coord != nil {
+	if r.mirror != nil {
 		r.mirror.Close()
 	}
 	r.closeSubs()
@@ -366,11 +368,11 @@ func (r *Reconciler) load(ctx context.Context) error {
 // With several replicas it first waits a third of the lease TTL, so that replicas
 // started together see each other before they claim trunks.
 func (r *Reconciler) discoverLoop(ctx context.Context) {
-	if r.coord != nil {
+	if wait := r.own.FirstWait(); wait > 0 {
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(r.coord.LeaseTTL() / 3):
+		case <-time.After(wait):
 		}
 	}
 	t := time.NewTicker(r.spec.RegisterInterval)
@@ -495,42 +497,31 @@ func (r *Reconciler) reconcileDesired(ctx context.Context, set []desiredTrunk) {
 	now := r.clock()
 	seen := make(map[string]bool, len(set))
 	var due, handovers []string
-	var claims []desiredTrunk
+	var claims []int
 	counts := newDesiredCounts(ctx)
 	r.mu.Lock()
-	if r.coord != nil {
-		// Kept to re-assign trunks when members come and go.
-		r.desiredSet = set
-	}
-	r.haveDesired = true
-	for _, d := range set {
+	// Kept to re-assign trunks when members come and go, and for the control API.
+	r.desiredSet, r.haveDesired = set, true
+	for i, d := range set {
 		seen[d.t.Ref] = true
-		if r.coord != nil {
-			mine := r.coord.Owner(d.t.Ref) == r.coord.ID()
-			e, held := r.entries[d.t.Ref]
-			switch {
-			case !held && mine:
-				claims = append(claims, d)
-				continue
-			case !held:
-				continue
-			case !mine:
-				if !e.handover {
-					e.handover = true
-					handovers = append(handovers, d.t.Ref)
-				}
-				continue
+		e, tracked := r.entries[d.t.Ref]
+		mine := r.own.Mine(d.t.Ref)
+		switch {
+		case !tracked && mine:
+			claims = append(claims, i)
+			continue
+		case !tracked:
+			continue
+		case !mine:
+			if !e.handover {
+				e.handover = true
+				handovers = append(handovers, d.t.Ref)
 			}
+			continue
 		}
-		existed := counts.on && r.entries[d.t.Ref] != nil
 		if k := r.apply(d.t, d.err, now); k != "" {
 			due = append(due, k)
-			if existed {
-				counts.changed++
-			}
-		}
-		if counts.on && !existed {
-			counts.added++
+			counts.changed++
 		}
 	}
 	for ref, e := range r.entries {
@@ -545,26 +536,14 @@ func (r *Reconciler) reconcileDesired(ctx context.Context, set []desiredTrunk) {
 		}
 	}
 	r.mu.Unlock()
-	counts.toClaim = len(claims)
-	counts.record(ctx)
 	for _, k := range append(due, handovers...) {
 		r.sched.cancel(k)
 		r.queue.add(k)
 	}
-	r.mu.Lock()
-	hold := now.Before(r.claimHold)
-	r.mu.Unlock()
-	if len(claims) > 0 && hold {
-		r.mu.Lock()
-		r.unclaimed = len(claims)
-		r.mu.Unlock()
-	} else if len(claims) > 0 {
-		r.claim(ctx, claims, now)
-	} else {
-		r.mu.Lock()
-		r.unclaimed = 0
-		r.mu.Unlock()
-	}
+	took, added := r.claim(ctx, set, claims, now)
+	counts.added += added
+	counts.toClaim = len(claims) - took
+	counts.record(ctx)
 }
 
 // apply merges one discovered trunk into its entry (r.mu held). It returns the key when

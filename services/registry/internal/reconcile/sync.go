@@ -64,7 +64,7 @@ func (r *Reconciler) syncKey(ctx context.Context, key string) {
 		r.sched.at(key, r.clock().Add(100*time.Millisecond))
 		return
 	}
-	if _, ok := r.mayAct(key); !ok {
+	if _, ok := r.own.Valid(key); !ok {
 		// The lease ran out by this replica's clock: send nothing; the lease loop
 		// renews it or hands the trunk over.
 		r.mu.Unlock()
@@ -222,18 +222,14 @@ func (r *Reconciler) remove(ctx context.Context, key string, e *entry) {
 	if delErr != nil {
 		r.storeFailed(delErr)
 	}
-	if r.coord != nil {
+	if r.coord != nil && delErr == nil {
 		// Other replicas' mirrors drop the record too (when the delete failed, it
 		// stays until its TTL, there as here).
-		if delErr == nil {
-			if err := r.coord.PublishDeleted(dctx, []string{key}); err != nil {
-				r.log.Debug("publishing a removal failed; other replicas' watchers miss it", "trunk", key, "err", err)
-			}
-		}
-		if err := r.coord.Release(dctx, []string{key}); err != nil {
-			r.log.Debug("lease release failed; it will expire", "trunk", key, "err", err)
+		if err := r.coord.PublishDeleted(dctx, []string{key}); err != nil {
+			r.log.Debug("publishing a removal failed; other replicas' watchers miss it", "trunk", key, "err", err)
 		}
 	}
+	r.own.Release(dctx, []string{key})
 	r.mu.Lock()
 	r.publishLocked(rec, true)
 	r.mu.Unlock()
@@ -390,7 +386,7 @@ func (r *Reconciler) send(ctx context.Context, rec *registration.Record, base re
 	if err := r.reserveCSeq(rec, base); err != nil {
 		return nil, 0, err
 	}
-	if fence, ok := r.mayAct(rec.TrunkRef); !ok || r.coord != nil && fence != rec.Fence {
+	if fence, ok := r.own.Valid(rec.TrunkRef); !ok || fence != rec.Fence {
 		// Not held, or held again under another fence: another replica may have
 		// owned the trunk in between, and this REGISTER was built before that.
 		return nil, 0, errNotOwner
@@ -439,8 +435,8 @@ func (r *Reconciler) register(ctx context.Context, key string, e *entry, gen str
 	rec.Target = net.JoinHostPort(u.Host, strconv.Itoa(portOr5060(u.Port)))
 	rec.Transport = u.Transport
 	rec.EdgePort = ep.Address
-	if fence, ok := r.mayAct(key); ok && r.coord != nil {
-		rec.Owner, rec.Fence = r.coord.ID(), fence
+	if fence, ok := r.own.Valid(key); ok {
+		rec.Owner, rec.Fence = r.own.ID(), fence
 	}
 	asked := max(r.spec.Expires, rec.MinExpires)
 	rec.RequestedExpires = asked

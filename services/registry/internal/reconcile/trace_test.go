@@ -16,6 +16,7 @@ import (
 
 	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
 
+	"sipreg.dev/services/registry/internal/cluster/ownership"
 	"sipreg.dev/services/registry/internal/config"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/sipmsg"
@@ -244,7 +245,7 @@ func TestTracingOffAllocatesNothing(t *testing.T) {
 
 // renewCoord is a Coordinator whose renewals fail.
 type renewCoord struct {
-	Coordinator
+	ownership.Coordinator
 	renews atomic.Int64
 }
 
@@ -259,12 +260,12 @@ func (c *renewCoord) Renew(context.Context) ([]string, error) {
 // TestTraceLeaseRound: each lease round is a span, with the renewal's error.
 func TestTraceLeaseRound(t *testing.T) {
 	sr, mod := withRecorder(t)
-	coord := &renewCoord{}
-	r := New(Options{Spec: testSpec(), Coord: coord})
+	own := ownership.NewLeases(&renewCoord{}, nil, nil, nil)
+	r := New(Options{Spec: testSpec(), Ownership: own})
 	mod(r)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); r.leaseLoop(ctx) }()
+	go func() { defer close(done); own.Run(ctx, r, r.leaseSpan) }()
 	spans := waitSpans(t, sr, "a lease round", func(s []sdktrace.ReadOnlySpan) bool { return len(named(s, "registry.lease.round")) > 0 })
 	cancel()
 	<-done

@@ -1,0 +1,138 @@
+package ownership
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"sipreg.dev/services/registry/internal/cluster"
+	"sipreg.dev/services/registry/internal/registration"
+	"sipreg.dev/services/registry/internal/store/storetest"
+)
+
+// fakeCoord grants every claim with fence 7 unless taken lists the ref; leaving lists
+// the replicas that said they were leaving.
+type fakeCoord struct {
+	Coordinator
+	members []cluster.Member
+	taken   map[string]bool
+	leaving map[string]bool
+	claims  int
+}
+
+func (c *fakeCoord) ID() string                { return "me" }
+func (c *fakeCoord) LeaseTTL() time.Duration   { return 10 * time.Second }
+func (c *fakeCoord) Members() []cluster.Member { return c.members }
+func (c *fakeCoord) Owner(ref string) string   { return cluster.Rendezvous(c.members, ref) }
+func (c *fakeCoord) Leaving(_ context.Context, id string) (bool, error) {
+	return c.leaving[id], nil
+}
+
+func (c *fakeCoord) Claim(_ context.Context, refs []string) (map[string]int64, error) {
+	c.claims++
+	got := map[string]int64{}
+	for _, ref := range refs {
+		if !c.taken[ref] {
+			got[ref] = 7
+		}
+	}
+	return got, nil
+}
+
+// clockAt is a clock the test moves.
+type clockAt struct{ now time.Time }
+
+func (c *clockAt) Now() time.Time { return c.now }
+
+func claimAll(t *testing.T, l *Leases, refs ...string) map[string]Claimed {
+	t.Helper()
+	out := map[string]Claimed{}
+	var order []string
+	l.Claim(t.Context(), refs, func(c Claimed) {
+		out[c.Ref] = c
+		order = append(order, c.Ref)
+	})
+	if want := slices.DeleteFunc(slices.Clone(refs), func(ref string) bool { _, ok := out[ref]; return !ok }); !slices.Equal(order, want) {
+		t.Fatalf("take called in order %v, want the order of refs %v", order, want)
+	}
+	return out
+}
+
+// TestClaimTakeover: a registered binding of a replica that died is refreshed within a
+// second; one of a replica that left on purpose, one not registered, and any claimed
+// before this replica watched the members for a lease TTL keep their schedule.
+func TestClaimTakeover(t *testing.T) {
+	st := storetest.NewMemory()
+	put := func(ref, owner string, state registration.State) {
+		if err := st.Put(t.Context(), registration.Record{TrunkRef: ref, Owner: owner, State: state, CallID: "c-" + ref}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("dead-registered", "dead", registration.StateRegistered)
+	put("dead-retrying", "dead", registration.StateRetrying)
+	put("left-registered", "left", registration.StateRegistered)
+	put("mine-registered", "me", registration.StateRegistered)
+	coord := &fakeCoord{members: []cluster.Member{{ID: "me"}}, leaving: map[string]bool{"left": true}, taken: map[string]bool{"taken": true}}
+	clock := &clockAt{now: time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)}
+	l := NewLeases(coord, st, nil, clock.Now)
+	refs := []string{"dead-registered", "dead-retrying", "left-registered", "mine-registered", "fresh", "taken"}
+
+	early := claimAll(t, l, refs...)
+	if c := early["dead-registered"]; c.Takeover || c.From != "dead" || c.Fence != 7 || c.Record == nil || c.Record.CallID != "c-dead-registered" {
+		t.Fatalf("claimed before the members settled: %+v; want no takeover, from dead, fence 7, the stored record", c)
+	}
+
+	clock.now = clock.now.Add(11 * time.Second)
+	got := claimAll(t, l, refs...)
+	if len(got) != 5 {
+		t.Fatalf("claimed %d trunks, want all but the one another replica holds", len(got))
+	}
+	c := got["dead-registered"]
+	if !c.Takeover || c.RefreshAt.Before(clock.now) || !c.RefreshAt.Before(clock.now.Add(time.Second)) {
+		t.Fatalf("dead owner's registered binding: %+v; want a takeover refreshed within a second", c)
+	}
+	for _, ref := range []string{"dead-retrying", "left-registered", "mine-registered", "fresh"} {
+		if got[ref].Takeover {
+			t.Errorf("%s taken over; want its schedule kept", ref)
+		}
+	}
+	if got["fresh"].Record != nil || got["mine-registered"].From != "" || got["left-registered"].From != "left" {
+		t.Errorf("fresh %+v, mine %+v, left %+v", got["fresh"], got["mine-registered"], got["left-registered"])
+	}
+	if l.unclaimed != 1 {
+		t.Errorf("unclaimed = %d, want 1 (the trunk another replica holds)", l.unclaimed)
+	}
+}
+
+// TestReclaimHoldsClaims: after leases vanished and were taken back, nothing else is
+// claimed for a lease TTL, and what waits is counted as unclaimed for the retries.
+func TestReclaimHoldsClaims(t *testing.T) {
+	coord := &fakeCoord{members: []cluster.Member{{ID: "me"}}, taken: map[string]bool{"gone": true}}
+	clock := &clockAt{now: time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)}
+	l := NewLeases(coord, storetest.NewMemory(), nil, clock.Now)
+	back, gone := l.Reclaim(t.Context(), []string{"back", "gone"})
+	if back["back"] != 7 || len(back) != 1 || !slices.Equal(gone, []string{"gone"}) {
+		t.Fatalf("Reclaim = %v, %v; want back taken back, gone lost", back, gone)
+	}
+	claims := coord.claims
+	if got := claimAll(t, l, "new"); len(got) != 0 || coord.claims != claims || l.unclaimed != 1 {
+		t.Fatalf("claim during the hold: %v (%d claims asked), unclaimed %d; want nothing asked, 1 unclaimed", got, coord.claims-claims, l.unclaimed)
+	}
+	clock.now = clock.now.Add(10*time.Second + time.Millisecond)
+	if got := claimAll(t, l, "new"); len(got) != 1 || l.unclaimed != 0 {
+		t.Fatalf("claim after the hold: %v, unclaimed %d", got, l.unclaimed)
+	}
+}
+
+// TestAll: one replica owns every trunk, always valid with fence 0.
+func TestAll(t *testing.T) {
+	var got []Claimed
+	All{}.Claim(t.Context(), []string{"a", "b"}, func(c Claimed) { got = append(got, c) })
+	if !slices.Equal(got, []Claimed{{Ref: "a"}, {Ref: "b"}}) {
+		t.Fatalf("All.Claim = %+v", got)
+	}
+	if fence, ok := (All{}).Valid("a"); !ok || fence != 0 || !(All{}).Mine("a") || !(All{}).Alone() {
+		t.Fatal("All does not own everything")
+	}
+}
