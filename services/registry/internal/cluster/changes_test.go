@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"sipreg.dev/services/registry/internal/cluster"
 	"sipreg.dev/services/registry/internal/registration"
+	"sipreg.dev/services/registry/internal/store/storetest"
 )
 
 // follower runs FollowChanges on a client of its own (named, so that the test
@@ -169,4 +171,56 @@ func killClient(t *testing.T, b backend, name string) {
 		}
 	}
 	t.Fatalf("no client named %s in %s", name, list)
+}
+
+// TestFollowChangesOldMessages: during a rolling upgrade a replica of the
+// release before publishes the records it writes as JSON, the stored values
+// (JSON of version 1, or without version) pasted in: a follower still reads
+// them; it skips a message it cannot read and goes on; and it skips its own
+// writes in that shape too.
+func TestFollowChangesOldMessages(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := t.Context()
+		f := follow(t, b, "follower-old-"+b.prefix)
+		f.waitSynced(t)
+		channel := b.prefix + "changes"
+		r1, r2 := storetest.FullRecord("t1"), storetest.Record("t2")
+		v1, err := json.Marshal(struct {
+			V int `json:"v"`
+			registration.Record
+		}{1, r1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v0, err := json.Marshal(r2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, msg := range []string{
+			`{"replica":"watcher","put":[` + string(v1) + `]}`,  // the follower's own
+			`{"replica":"old","put":[{"v":3,"trunkRef":"t9"}]}`, // a version it does not read
+			"P3:old1:x", // not a record
+			`{"replica":"old","put":[` + string(v1) + `,` + string(v0) + `]}`,
+		} {
+			if err := b.raw.Publish(ctx, channel, msg).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ch := f.next(t)
+		if ch.Replica != "old" || len(ch.Put) != 2 {
+			t.Fatalf("change = %+v, want the old replica's two records", ch)
+		}
+		if d := storetest.Diff(ch.Put[0], r1); d != "" {
+			t.Errorf("put[0]: %s", d)
+		}
+		if d := storetest.Diff(ch.Put[1], r2); d != "" {
+			t.Errorf("put[1]: %s", d)
+		}
+		select {
+		case ch := <-f.changes:
+			t.Errorf("unexpected change %+v", ch)
+		default:
+		}
+	})
 }

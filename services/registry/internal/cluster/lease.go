@@ -85,24 +85,30 @@ return n
 `)
 
 // fencedPutScript writes each record whose lease holds the writer's value, and
-// publishes the records it wrote on the changes channel (one message per call;
-// see FollowChanges). KEYS: record and lease key of each record, in turn. ARGV:
-// the channel, the message's head, then per record the expected lease value,
-// the record's value and its TTL in ms. Returns a string with '1' for each
-// record written and '0' for each refused.
+// publishes the records it wrote on the changes channel (one message per call:
+// the head, then the frame of each value written, its length in decimal, ':'
+// and its bytes as stored; see putMark and FollowChanges). KEYS: record and
+// lease key of each record, in turn. ARGV: the channel, the message's head,
+// then per record the expected lease value, the record's value and its TTL in
+// ms. Returns a string with '1' for each record written and '0' for each
+// refused. It reads nothing of a value: values are binary (store.EncodeRecord).
+// #v is the length of v in bytes, which Lua writes in decimal without a
+// fraction (values are far below 2^53).
 var fencedPutScript = redis.NewScript(`
-local out, pub = {}, {}
+local out, pub = {}, {ARGV[2]}
 for i = 1, #KEYS / 2 do
   if redis.call('GET', KEYS[2*i]) == ARGV[3*i] then
-    redis.call('SET', KEYS[2*i-1], ARGV[3*i+1], 'PX', ARGV[3*i+2])
+    local v = ARGV[3*i+1]
+    redis.call('SET', KEYS[2*i-1], v, 'PX', ARGV[3*i+2])
     out[i] = '1'
-    pub[#pub+1] = ARGV[3*i+1]
+    pub[#pub+1] = #v .. ':'
+    pub[#pub+1] = v
   else
     out[i] = '0'
   end
 end
-if #pub > 0 then
-  redis.call('PUBLISH', ARGV[1], ARGV[2] .. table.concat(pub, ',') .. ']}')
+if #pub > 1 then
+  redis.call('PUBLISH', ARGV[1], table.concat(pub))
 end
 return table.concat(out)
 `)
