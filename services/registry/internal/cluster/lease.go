@@ -332,16 +332,42 @@ func (c *Cluster) Valid(ref string) (fence int64, ok bool) {
 // CheckStorePrefix reports whether FencedPutMany can write records under
 // storePrefix: always on a single server or with Sentinel; on a Redis Cluster
 // only when storePrefix holds a hash tag of the lease keys' slot (see the
-// package documentation). The error wraps ErrCrossSlot.
+// package documentation). The error wraps ErrCrossSlot. On a Redis Cluster
+// whose store prefix has another hash tag than the lease keys, the server is
+// asked for both slots (CLUSTER KEYSLOT, once per key, within 5 seconds): the
+// check then fails, without ErrCrossSlot, when the server cannot answer.
 func (c *Cluster) CheckStorePrefix(storePrefix string) error {
-	if _, ok := c.client.(*redis.ClusterClient); !ok {
+	return c.checkStorePrefix(context.Background(), storePrefix)
+}
+
+// checkStorePrefix is CheckStorePrefix, asking the server within ctx when it
+// must ask. Equal hash tags mean one slot, by Redis Cluster's definition, so
+// the usual configuration (one tag for the store and the cluster's keys) and
+// a store prefix without tag are decided without asking.
+func (c *Cluster) checkStorePrefix(ctx context.Context, storePrefix string) error {
+	cc, ok := c.client.(*redis.ClusterClient)
+	if !ok {
 		return nil
 	}
-	leaseSlot := keySlot(c.leaseKey(""))
-	if _, ok := hashTag(storePrefix); !ok {
-		return fmt.Errorf("store prefix %q has no hash tag (lease slot %d): %w", storePrefix, leaseSlot, ErrCrossSlot)
+	leaseKey := c.leaseKey("")
+	tag, ok := hashTag(storePrefix)
+	if !ok {
+		return fmt.Errorf("store prefix %q has no hash tag (leases under %q): %w", storePrefix, c.leaseBase, ErrCrossSlot)
 	}
-	if slot := keySlot(storePrefix); slot != leaseSlot {
+	if leaseTag, ok := hashTag(leaseKey); ok && leaseTag == tag {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, slotTimeout)
+	defer cancel()
+	leaseSlot, err := c.keySlot(ctx, cc, leaseKey)
+	if err != nil {
+		return err
+	}
+	slot, err := c.keySlot(ctx, cc, storePrefix)
+	if err != nil {
+		return err
+	}
+	if slot != leaseSlot {
 		return fmt.Errorf("store prefix %q is in slot %d, leases under %q in slot %d: %w",
 			storePrefix, slot, c.leaseBase, leaseSlot, ErrCrossSlot)
 	}
@@ -355,13 +381,13 @@ func (c *Cluster) CheckStorePrefix(storePrefix string) error {
 // call per 500 records (8 calls per round trip). Owner is set to ID() in what
 // is written. It returns the refs refused, each once, and drops them from Held
 // when held with that fence. It writes nothing when a record has an empty
-// TrunkRef or cannot be encoded, or (ErrCrossSlot) when on a Redis Cluster
-// storePrefix fails CheckStorePrefix. On a failed round trip it returns the
+// TrunkRef or cannot be encoded, or when on a Redis Cluster storePrefix fails
+// CheckStorePrefix (ErrCrossSlot, or the server could not tell the slots). On a failed round trip it returns the
 // error and the refs refused before it; records of later round trips are not
 // written. The records written are published to FollowChanges, in the same
 // Lua call as their write.
 func (c *Cluster) FencedPutMany(ctx context.Context, storePrefix string, recs []registration.Record, grace time.Duration) (refused []string, err error) {
-	if err := c.CheckStorePrefix(storePrefix); err != nil {
+	if err := c.checkStorePrefix(ctx, storePrefix); err != nil {
 		return nil, fmt.Errorf("cluster fenced put: %w", err)
 	}
 	if grace <= 0 {
