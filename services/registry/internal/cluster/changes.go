@@ -201,8 +201,10 @@ func (c *Cluster) PublishDeleted(ctx context.Context, refs []string) error {
 // restarted, connection lost). Changes published while the
 // subscription was down are lost, so a caller that keeps a copy of the records
 // reads them again on synced; every change published after synced returned
-// reaches onChange. A message that cannot be read is logged and skipped. The
-// callbacks are called from one goroutine, never at once.
+// reaches onChange. Each record is read by store.DecodeRecord, from a message
+// of either shape (see putMark); a message that cannot be read, or that holds
+// a record that cannot (one of a newer format version, say), is logged and
+// skipped whole. The callbacks are called from one goroutine, never at once.
 func (c *Cluster) FollowChanges(ctx context.Context, synced func(), onChange func(Change)) error {
 	if c.client == nil {
 		return errNoClient
