@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strings"
@@ -12,6 +13,8 @@ import (
 
 	"sipreg.dev/services/registry/internal/cluster"
 	"sipreg.dev/services/registry/internal/registration"
+	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/store/storetest"
 )
 
 // follower runs FollowChanges on a client of its own (named, so that the test
@@ -169,4 +172,101 @@ func killClient(t *testing.T, b backend, name string) {
 		}
 	}
 	t.Fatalf("no client named %s in %s", name, list)
+}
+
+// TestFollowChangesBinaryRecords: records of format version 2 (binary) whose
+// strings hold the bytes a careless framing trips on (':', '"', '\', NUL, high
+// bytes, invalid UTF-8 included) reach a follower intact, field for field.
+func TestFollowChangesBinaryRecords(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := t.Context()
+		f := follow(t, b, "follower-bin-"+b.prefix)
+		f.waitSynced(t)
+		a := b.cluster(t, "replica-\"a\":1", cluster.Options{})
+		got, err := a.Claim(ctx, []string{"t1", "t:2"})
+		if err != nil || len(got) != 2 {
+			t.Fatalf("Claim = %v, %v", got, err)
+		}
+		r1 := storetest.FullRecord("t1")
+		r1.LastReason = "bad \x00 \"reason\": \\ \xff\xfe\x80 end"
+		r1.CallID = "12:abc]}"
+		r1.TrunkName = "\x00"
+		r2 := storetest.Record("t:2")
+		r2.AOR = "sip:\xc3\x28@example.net" // invalid UTF-8
+		r2.LastError = strings.Repeat("\x00:\xff", 500)
+		recs := []registration.Record{r1, r2}
+		for i := range recs {
+			recs[i].Fence = got[recs[i].TrunkRef]
+		}
+		if refused, err := a.FencedPutMany(ctx, b.prefix+"rec:", recs, time.Hour); err != nil || len(refused) != 0 {
+			t.Fatalf("write: refused %v, %v", refused, err)
+		}
+		ch := f.next(t)
+		if ch.Replica != a.ID() || len(ch.Put) != len(recs) || len(ch.Deleted) != 0 {
+			t.Fatalf("change = %+v, want A's %d records", ch, len(recs))
+		}
+		for i, want := range recs {
+			want.Owner = a.ID()
+			if d := storetest.Diff(ch.Put[i], want); d != "" {
+				t.Errorf("put[%d]: %s", i, d)
+			}
+			stored, err := b.raw.Get(ctx, b.prefix+"rec:"+want.TrunkRef).Bytes()
+			if err != nil || len(stored) == 0 || stored[0] != store.RecordVersion {
+				t.Errorf("%s stored as %q, %v; want format version %d", want.TrunkRef, stored, err, store.RecordVersion)
+			}
+		}
+	})
+}
+
+// TestFollowChangesOldMessages: during a rolling upgrade a replica of the
+// release before publishes the records it writes as JSON, the stored values
+// (JSON of version 1, or without version) pasted in: a follower still reads
+// them; it skips a message it cannot read and goes on; and it skips its own
+// writes in that shape too.
+func TestFollowChangesOldMessages(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b backend) {
+		ctx := t.Context()
+		f := follow(t, b, "follower-old-"+b.prefix)
+		f.waitSynced(t)
+		channel := b.prefix + "changes"
+		r1, r2 := storetest.FullRecord("t1"), storetest.Record("t2")
+		v1, err := json.Marshal(struct {
+			V int `json:"v"`
+			registration.Record
+		}{1, r1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v0, err := json.Marshal(r2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, msg := range []string{
+			`{"replica":"watcher","put":[` + string(v1) + `]}`,  // the follower's own
+			`{"replica":"old","put":[{"v":3,"trunkRef":"t9"}]}`, // a version it does not read
+			"P3:old1:x", // not a record
+			`{"replica":"old","put":[` + string(v1) + `,` + string(v0) + `]}`,
+		} {
+			if err := b.raw.Publish(ctx, channel, msg).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ch := f.next(t)
+		if ch.Replica != "old" || len(ch.Put) != 2 {
+			t.Fatalf("change = %+v, want the old replica's two records", ch)
+		}
+		if d := storetest.Diff(ch.Put[0], r1); d != "" {
+			t.Errorf("put[0]: %s", d)
+		}
+		if d := storetest.Diff(ch.Put[1], r2); d != "" {
+			t.Errorf("put[1]: %s", d)
+		}
+		select {
+		case ch := <-f.changes:
+			t.Errorf("unexpected change %+v", ch)
+		default:
+		}
+	})
 }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -109,6 +110,11 @@ type Cluster struct {
 	entries map[Member]time.Time
 
 	renewals, renewFailures, takeovers, handOvers, lost atomic.Int64
+
+	// slotMu guards slots, the hash slots the Redis Cluster gave for keys
+	// (keySlot).
+	slotMu sync.Mutex
+	slots  map[string]int64
 }
 
 // lease is a trunk lease held by this replica.
@@ -149,6 +155,7 @@ func New(o Options) *Cluster {
 		held:      make(map[string]lease),
 		changed:   make(chan struct{}, 1),
 		entries:   make(map[Member]time.Time),
+		slots:     make(map[string]int64),
 	}
 	if o.TracerProvider != nil {
 		c.tracer = o.TracerProvider.Tracer(tracerName)
@@ -225,28 +232,34 @@ func hashTag(key string) (string, bool) {
 	return key[open+1 : open+1+end], true
 }
 
-// keySlot returns the Redis Cluster hash slot of key.
-func keySlot(key string) uint16 {
-	if tag, ok := hashTag(key); ok {
-		key = tag
-	}
-	return crc16(key) % 16384
-}
+// slotTimeout bounds how long CheckStorePrefix waits for CLUSTER KEYSLOT.
+const slotTimeout = 5 * time.Second
 
-// crc16 is CRC-16/XMODEM (polynomial 0x1021, initial 0), Redis Cluster's.
-func crc16(s string) uint16 {
-	var crc uint16
-	for i := 0; i < len(s); i++ {
-		crc ^= uint16(s[i]) << 8
-		for range 8 {
-			if crc&0x8000 != 0 {
-				crc = crc<<1 ^ 0x1021
-			} else {
-				crc <<= 1
-			}
-		}
+// keySlot returns the hash slot of key on the Redis Cluster of cc, as the
+// server computes it (CLUSTER KEYSLOT; go-redis computes it too, but not in a
+// package it exports). Each key is asked once: the answer is kept, an error
+// is not.
+//
+// Only a Redis Cluster answers it rightly: a server without cluster support
+// refuses the command, and miniredis answers 163 for every key, so a check
+// that compares two slots from miniredis passes whatever the keys; callers
+// ask only on a *redis.ClusterClient, and decide what they can from hash
+// tags without asking (see checkStorePrefix).
+func (c *Cluster) keySlot(ctx context.Context, cc *redis.ClusterClient, key string) (int64, error) {
+	c.slotMu.Lock()
+	slot, ok := c.slots[key]
+	c.slotMu.Unlock()
+	if ok {
+		return slot, nil
 	}
-	return crc
+	slot, err := cc.ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		return 0, fmt.Errorf("cluster keyslot %q: %w", key, err)
+	}
+	c.slotMu.Lock()
+	c.slots[key] = slot
+	c.slotMu.Unlock()
+	return slot, nil
 }
 
 func (c *Cluster) membersKey() string            { return c.prefix + "members" }

@@ -85,24 +85,30 @@ return n
 `)
 
 // fencedPutScript writes each record whose lease holds the writer's value, and
-// publishes the records it wrote on the changes channel (one message per call;
-// see FollowChanges). KEYS: record and lease key of each record, in turn. ARGV:
-// the channel, the message's head, then per record the expected lease value,
-// the record's value and its TTL in ms. Returns a string with '1' for each
-// record written and '0' for each refused.
+// publishes the records it wrote on the changes channel (one message per call:
+// the head, then the frame of each value written, its length in decimal, ':'
+// and its bytes as stored; see putMark and FollowChanges). KEYS: record and
+// lease key of each record, in turn. ARGV: the channel, the message's head,
+// then per record the expected lease value, the record's value and its TTL in
+// ms. Returns a string with '1' for each record written and '0' for each
+// refused. It reads nothing of a value: values are binary (store.EncodeRecord).
+// #v is the length of v in bytes, which Lua writes in decimal without a
+// fraction (values are far below 2^53).
 var fencedPutScript = redis.NewScript(`
-local out, pub = {}, {}
+local out, pub = {}, {ARGV[2]}
 for i = 1, #KEYS / 2 do
   if redis.call('GET', KEYS[2*i]) == ARGV[3*i] then
-    redis.call('SET', KEYS[2*i-1], ARGV[3*i+1], 'PX', ARGV[3*i+2])
+    local v = ARGV[3*i+1]
+    redis.call('SET', KEYS[2*i-1], v, 'PX', ARGV[3*i+2])
     out[i] = '1'
-    pub[#pub+1] = ARGV[3*i+1]
+    pub[#pub+1] = #v .. ':'
+    pub[#pub+1] = v
   else
     out[i] = '0'
   end
 end
-if #pub > 0 then
-  redis.call('PUBLISH', ARGV[1], ARGV[2] .. table.concat(pub, ',') .. ']}')
+if #pub > 1 then
+  redis.call('PUBLISH', ARGV[1], table.concat(pub))
 end
 return table.concat(out)
 `)
@@ -326,16 +332,42 @@ func (c *Cluster) Valid(ref string) (fence int64, ok bool) {
 // CheckStorePrefix reports whether FencedPutMany can write records under
 // storePrefix: always on a single server or with Sentinel; on a Redis Cluster
 // only when storePrefix holds a hash tag of the lease keys' slot (see the
-// package documentation). The error wraps ErrCrossSlot.
+// package documentation). The error wraps ErrCrossSlot. On a Redis Cluster
+// whose store prefix has another hash tag than the lease keys, the server is
+// asked for both slots (CLUSTER KEYSLOT, once per key, within 5 seconds): the
+// check then fails, without ErrCrossSlot, when the server cannot answer.
 func (c *Cluster) CheckStorePrefix(storePrefix string) error {
-	if _, ok := c.client.(*redis.ClusterClient); !ok {
+	return c.checkStorePrefix(context.Background(), storePrefix)
+}
+
+// checkStorePrefix is CheckStorePrefix, asking the server within ctx when it
+// must ask. Equal hash tags mean one slot, by Redis Cluster's definition, so
+// the usual configuration (one tag for the store and the cluster's keys) and
+// a store prefix without tag are decided without asking.
+func (c *Cluster) checkStorePrefix(ctx context.Context, storePrefix string) error {
+	cc, ok := c.client.(*redis.ClusterClient)
+	if !ok {
 		return nil
 	}
-	leaseSlot := keySlot(c.leaseKey(""))
-	if _, ok := hashTag(storePrefix); !ok {
-		return fmt.Errorf("store prefix %q has no hash tag (lease slot %d): %w", storePrefix, leaseSlot, ErrCrossSlot)
+	leaseKey := c.leaseKey("")
+	tag, ok := hashTag(storePrefix)
+	if !ok {
+		return fmt.Errorf("store prefix %q has no hash tag (leases under %q): %w", storePrefix, c.leaseBase, ErrCrossSlot)
 	}
-	if slot := keySlot(storePrefix); slot != leaseSlot {
+	if leaseTag, ok := hashTag(leaseKey); ok && leaseTag == tag {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, slotTimeout)
+	defer cancel()
+	leaseSlot, err := c.keySlot(ctx, cc, leaseKey)
+	if err != nil {
+		return err
+	}
+	slot, err := c.keySlot(ctx, cc, storePrefix)
+	if err != nil {
+		return err
+	}
+	if slot != leaseSlot {
 		return fmt.Errorf("store prefix %q is in slot %d, leases under %q in slot %d: %w",
 			storePrefix, slot, c.leaseBase, leaseSlot, ErrCrossSlot)
 	}
@@ -349,13 +381,13 @@ func (c *Cluster) CheckStorePrefix(storePrefix string) error {
 // call per 500 records (8 calls per round trip). Owner is set to ID() in what
 // is written. It returns the refs refused, each once, and drops them from Held
 // when held with that fence. It writes nothing when a record has an empty
-// TrunkRef or cannot be encoded, or (ErrCrossSlot) when on a Redis Cluster
-// storePrefix fails CheckStorePrefix. On a failed round trip it returns the
+// TrunkRef or cannot be encoded, or when on a Redis Cluster storePrefix fails
+// CheckStorePrefix (ErrCrossSlot, or the server could not tell the slots). On a failed round trip it returns the
 // error and the refs refused before it; records of later round trips are not
 // written. The records written are published to FollowChanges, in the same
 // Lua call as their write.
 func (c *Cluster) FencedPutMany(ctx context.Context, storePrefix string, recs []registration.Record, grace time.Duration) (refused []string, err error) {
-	if err := c.CheckStorePrefix(storePrefix); err != nil {
+	if err := c.checkStorePrefix(ctx, storePrefix); err != nil {
 		return nil, fmt.Errorf("cluster fenced put: %w", err)
 	}
 	if grace <= 0 {

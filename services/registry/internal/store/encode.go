@@ -28,10 +28,11 @@ import (
 // (ErrUnknownVersion), as is a JSON value whose "v" is not 1. Every other
 // value (a first byte 0 included) is read as JSON.
 //
-// EncodeRecord still writes version 1 (see writeVersion) until the cluster
-// package's change feed, which splices stored values into a JSON message,
-// carries values of version 2; reading version 2 first also lets a rolling
-// upgrade run old and new replicas side by side before the switch.
+// EncodeRecord writes version 2. The release before wrote version 1 but read
+// version 2 already, so that old and new replicas can run side by side during
+// a rolling upgrade. The cluster package's change feed carries stored values
+// as they are, in a length-prefixed frame (see cluster.FollowChanges): no part
+// of the cluster reads a stored value as JSON, in Go or in Lua.
 //
 // Version 2 is protobuf rather than a hand-written binary layout: a typical
 // record takes 44% of its JSON (314 bytes, see encode_v2_test.go), and the library
@@ -43,13 +44,14 @@ const RecordVersion = 2
 // jsonVersion is the format version of the JSON records (see RecordVersion).
 const jsonVersion = 1
 
-// writeVersion is the format version EncodeRecord writes: jsonVersion until
-// the change feed reads RecordVersion (see RecordVersion), then RecordVersion.
-// Tests set it; nothing else changes it.
-var writeVersion = jsonVersion
+// writeVersion is the format version EncodeRecord writes: RecordVersion.
+// Setting it to jsonVersion writes the JSON of version 1 again (a one-line
+// rollback, should a release that reads no version 2 have to run next to this
+// one); tests set it, nothing else changes it.
+var writeVersion = RecordVersion
 
-// storedRecord is the value of version 1 EncodeRecord writes: "v" first, then
-// the fields of the record.
+// storedRecord is the value of version 1 EncodeRecord wrote (see writeVersion):
+// "v" first, then the fields of the record.
 type storedRecord struct {
 	V int `json:"v"`
 	registration.Record
@@ -62,13 +64,13 @@ type readRecord struct {
 	registration.Record
 }
 
-// EncodeRecord returns the value the Redis store keeps for rec (in the format
-// of writeVersion: today the JSON of version 1 with "v":1, then RecordVersion
-// followed by the record as protobuf; every time in UTC) and the TTL it is written
-// with at now: grace after the later of ExpiresAt and NextActionAt, never less
-// than grace, rounded up to the millisecond. Put and PutMany write exactly
-// this; a writer of its own (the cluster package's fenced writes) uses it to
-// stay readable by Get and List. It fails on a record with an empty TrunkRef
+// EncodeRecord returns the value the Redis store keeps for rec (the byte
+// RecordVersion followed by the record as protobuf, every time in UTC; see
+// writeVersion) and the TTL it is written with at now: grace after the later
+// of ExpiresAt and NextActionAt, never less than grace, rounded up to the
+// millisecond. Put and PutMany write exactly this; a writer of its own (the
+// cluster package's fenced writes) uses it to stay readable by Get and List.
+// The value is binary: any byte, NUL included, may occur in it. It fails on a record with an empty TrunkRef
 // and on one that cannot be encoded (a time outside years 0-9999, the range
 // the JSON of version 1 had).
 func EncodeRecord(rec registration.Record, now time.Time, grace time.Duration) (value []byte, ttl time.Duration, err error) {

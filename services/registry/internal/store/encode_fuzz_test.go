@@ -17,7 +17,6 @@ import (
 // The seed corpus, testdata/fuzz/FuzzDecodeRecord, holds the fixtures of every
 // format version.
 func FuzzDecodeRecord(f *testing.F) {
-	store.WriteVersion2(f)
 	v2, err := hex.DecodeString(fixtureV2)
 	if err != nil {
 		f.Fatal(err)

@@ -84,7 +84,6 @@ func TestEncodeRecordErrors(t *testing.T) {
 // TestEncodeRecordVersion checks the value starts with the version byte
 // RecordVersion and that DecodeRecord reads it back.
 func TestEncodeRecordVersion(t *testing.T) {
-	store.WriteVersion2(t)
 	rec := storetest.FullRecord("trunk-1")
 	value, _, err := store.EncodeRecord(rec, fixedClock, time.Hour)
 	if err != nil {
@@ -102,6 +101,24 @@ func TestEncodeRecordVersion(t *testing.T) {
 	}
 	if got != storetest.Normalized(rec) {
 		t.Errorf("DecodeRecord(EncodeRecord) = %+v\nwant %+v (UTC, no monotonic reading)", got, storetest.Normalized(rec))
+	}
+}
+
+// TestEncodeRecordVersion1 checks the rollback lever: with writeVersion set to
+// version 1, EncodeRecord writes the JSON of the release before, which
+// DecodeRecord reads back.
+func TestEncodeRecordVersion1(t *testing.T) {
+	store.WriteVersion1(t)
+	rec := storetest.FullRecord("trunk-1")
+	value, _, err := store.EncodeRecord(rec, fixedClock, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(value), `{"v":1,"trunkRef":"trunk-1",`) {
+		t.Errorf("EncodeRecord = %s; want the JSON of version 1", value)
+	}
+	if got, err := store.DecodeRecord(value); err != nil || got != storetest.Normalized(rec) {
+		t.Errorf("DecodeRecord(EncodeRecord) = %+v, %v", got, err)
 	}
 }
 

@@ -58,7 +58,6 @@ func mustHex(t testing.TB, s string) []byte {
 // TestDecodeRecordFixtures reads the record of every format version: each
 // comes back as the same record.
 func TestDecodeRecordFixtures(t *testing.T) {
-	store.WriteVersion2(t)
 	want := fixtureRecord()
 	for name, value := range map[string][]byte{
 		"v0 JSON": []byte(fixtureV0),
@@ -120,7 +119,6 @@ func everyField(t testing.TB, seed int) registration.Record {
 // one for each field with that field alone at its zero value: no field is lost
 // and a zero value stays zero.
 func TestEncodeRecordEveryField(t *testing.T) {
-	store.WriteVersion2(t)
 	check := func(name string, rec registration.Record) {
 		t.Helper()
 		value, _, err := store.EncodeRecord(rec, fixedClock, time.Hour)
@@ -158,7 +156,6 @@ func TestEncodeRecordEveryField(t *testing.T) {
 
 // TestEncodeRecordEdgeValues round-trips the extremes of each kind of field.
 func TestEncodeRecordEdgeValues(t *testing.T) {
-	store.WriteVersion2(t)
 	zone := time.FixedZone("UTC-12", -12*3600)
 	for _, tc := range []struct {
 		name string
@@ -348,7 +345,6 @@ const maxTypicalValue = 320
 // TestEncodeRecordTypicalSize measures the value of a typical record in both
 // formats; version 2 must stay below maxTypicalValue.
 func TestEncodeRecordTypicalSize(t *testing.T) {
-	store.WriteVersion2(t)
 	for _, tc := range []struct {
 		name string
 		rec  registration.Record
@@ -375,7 +371,6 @@ func TestEncodeRecordTypicalSize(t *testing.T) {
 // formats and logs what MEMORY USAGE says of each key (no assertion on it: it
 // depends on the server's allocator).
 func TestRedisMemoryUsage(t *testing.T) {
-	store.WriteVersion2(t)
 	srv := redistest.Real(t)
 	ctx := t.Context()
 	for _, rec := range []registration.Record{typicalRecord(), longRecord()} {

@@ -2,10 +2,11 @@ package store
 
 import "testing"
 
-// WriteVersion2 makes EncodeRecord write values of version 2 until t ends. Tests
-// that call it must not run in parallel with others.
-func WriteVersion2(t testing.TB) {
+// WriteVersion1 makes EncodeRecord write the JSON of version 1, as the release
+// before did, until t ends. Tests that call it must not run in parallel with
+// others.
+func WriteVersion1(t testing.TB) {
 	old := writeVersion
-	writeVersion = RecordVersion
+	writeVersion = jsonVersion
 	t.Cleanup(func() { writeVersion = old })
 }

@@ -24,8 +24,10 @@ var ErrNotFound = errors.New("registration not found")
 
 // ErrCorrupt is returned by Get, and passed to RedisOptions.OnSkip, when the key
 // of a trunk holds something this code cannot read back as a Record: a key of
-// another type than string, a value that is not JSON, a record of another
-// trunk, or a record of an unknown format version (see ErrUnknownVersion).
+// another type than string, a value that is neither a record of version 2 (a
+// protobuf) nor one of version 1 (JSON), a record of another trunk, or a
+// record of an unknown format version (see ErrUnknownVersion and
+// RecordVersion).
 // Overwriting the trunk with Put repairs it. It is wrapped; test for it with
 // errors.Is.
 var ErrCorrupt = errors.New("corrupt registration record")
