@@ -85,8 +85,11 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 			TracerProvider: tr.provider,
 		})
 		fenced, err := cluster.NewFencedStore(coord, rs)
-		if err != nil {
+		switch {
+		case errors.Is(err, cluster.ErrCrossSlot):
 			return fmt.Errorf("%s: spec.keyPrefix: %w (on Redis Cluster give it a hash tag, e.g. \"{sipreg}:registration:\")", cfg.Path, err)
+		case err != nil:
+			return fmt.Errorf("checking the hash slot of spec.keyPrefix on the Redis Cluster: %w", err)
 		}
 		opts.Coord, opts.Store = coord, fenced
 		opts.Ownership = ownership.NewLeases(coord, fenced, log, nil)

@@ -67,7 +67,7 @@ type RedisOptions struct {
 	Now func() time.Time
 	// OnSkip, when not nil, is told of each key under Prefix that holds no
 	// record this code can read (another type than string, a value that is not
-	// JSON, a record of another trunk or of an unknown version): the full Redis
+	// a record, a record of another trunk or of an unknown version): the full Redis
 	// key, and a reason wrapping ErrCorrupt (and ErrUnknownVersion for an
 	// unknown version). List and GetMany skip such a key and Get returns the
 	// reason; each call reports each such key once, just before it returns,
@@ -152,8 +152,9 @@ func (o RedisOptions) universal() *redis.UniversalOptions {
 }
 
 // Redis is a Store in Redis (single server, Sentinel or Cluster): each record is
-// a string under Prefix+TrunkRef, with a TTL, holding the JSON of the
-// registration.Record and its format version (see EncodeRecord).
+// a string under Prefix+TrunkRef, with a TTL, holding the registration.Record
+// in the format of EncodeRecord (a version byte and a protobuf; older JSON
+// records are still read).
 type Redis struct {
 	client redis.UniversalClient
 	opts   RedisOptions
@@ -407,7 +408,7 @@ func (r *Redis) Delete(ctx context.Context, trunkRef string) error {
 // List returns every record under the prefix: SCAN (on every master, with a
 // Cluster) for the keys, then one pipeline of GETs per 1000 keys. A key that
 // expires or is deleted meanwhile is left out. A key that holds no record this
-// code can read (another type, a value that is not JSON, a record of another
+// code can read (another type, a value that is not a record, a record of another
 // trunk or of an unknown version) is skipped and reported to OnSkip; it is not
 // written to (Get returns why, and the next Put of that trunk replaces it). Any
 // other failure fails the whole call, and then nothing is reported.
