@@ -6,10 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
-	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
-
 	"sipreg.dev/services/registry/internal/cluster"
 	"sipreg.dev/services/registry/internal/cluster/ownership"
 	"sipreg.dev/services/registry/internal/registration"
@@ -89,72 +85,6 @@ func (r *Reconciler) notOwner(ref string) error {
 // errNotOwner stops a REGISTER this replica may no longer send: its lease on the trunk
 // ran out by its own clock (paused, or cut off from Redis).
 var errNotOwner = errors.New("lease on the trunk not held")
-
-// fetchDesired returns the desired set: from the API (one replica, or the discovery
-// leader, which publishes it), or as published by the leader. ok is false when nothing
-// is known to be current: then nothing changes.
-func (r *Reconciler) fetchDesired(ctx context.Context) ([]desiredTrunk, bool) {
-	if r.coord == nil {
-		items, unchanged, ok := r.findBy(ctx)
-		if !ok || unchanged {
-			return nil, false
-		}
-		return r.parseDesired(items), true
-	}
-	leader, err := r.coord.TryDiscovery(ctx, 2*r.spec.RegisterInterval+r.spec.APITimeout)
-	if err != nil {
-		r.log.Debug("discovery lease unavailable; keeping the last desired set", "err", err)
-		return r.lastDesired()
-	}
-	if leader {
-		items, unchanged, ok := r.findBy(ctx)
-		if !ok {
-			return nil, false
-		}
-		if unchanged {
-			return r.lastDesired()
-		}
-		blob, err := proto.Marshal(&trunksv2beta1.FindByResponse{Items: items})
-		if err == nil {
-			err = r.coord.PublishDesired(ctx, blob)
-		}
-		if err != nil {
-			r.log.Warn("cannot publish the desired set to the other replicas", "err", err)
-		}
-		r.mu.Lock()
-		r.desiredVer = cluster.DesiredVersion(blob)
-		r.mu.Unlock()
-		return r.parseDesired(items), true
-	}
-	r.mu.Lock()
-	have := r.desiredVer
-	r.mu.Unlock()
-	blob, ver, changed, err := r.coord.FetchDesired(ctx, have)
-	if err != nil || ver == "" {
-		// Redis away, or no leader has published yet (or Redis lost it): keep going.
-		return r.lastDesired()
-	}
-	if !changed {
-		return r.lastDesired()
-	}
-	var resp trunksv2beta1.FindByResponse
-	if err := proto.Unmarshal(blob, &resp); err != nil {
-		r.log.Warn("unreadable desired set in the cache; keeping the last one", "err", err)
-		return r.lastDesired()
-	}
-	r.mu.Lock()
-	r.desiredVer = ver
-	r.mu.Unlock()
-	// What this replica applied as a leader no longer tells what is current.
-	r.answerSum.Store(0)
-	return r.parseDesired(resp.GetItems()), true
-}
-
-func (r *Reconciler) lastDesired() ([]desiredTrunk, bool) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.desiredSet, r.haveDesired
-}
 
 // claim takes the trunks of set at idx, which this replica should own and does not
 // track yet: their records continue (Call-ID, From-tag, CSeq), and they are scheduled.

@@ -52,16 +52,13 @@ func (r *Reconciler) Explain(ref string) (Explanation, error) {
 	default:
 		x.Reason = reasonFor(rec) + "; next REGISTER " + when
 	}
-	u := t.URIs[uriIdx%len(t.URIs)]
-	ep := r.spec.EdgePorts[epIdx%len(r.spec.EdgePorts)]
-	xc, err := r.newExchange(t, rec, u.Host, u.Port, u.Transport, t.User(u), ep)
+	xc, _, err := r.nextRegister(t, rec, uriIdx, epIdx)
 	if err != nil {
 		x.Reason += "; it cannot be sent: " + err.Error()
 		return x, nil
 	}
 	xc.reg.CSeq = rec.CSeq + 1
 	xc.reg.Gin = r.spec.Gin && !rec.NoGin
-	xc.reg.Expires = max(r.spec.Expires, rec.MinExpires)
 	if !wanted {
 		xc.reg.Expires = 0
 	}

@@ -1,0 +1,388 @@
+// Package reconcile keeps the actual registrations (the store) in line with the desired
+// ones (the trunks the API marks sendRegister): a discovery loop, a schedule of due
+// work, a keyed de-duplicating queue with N workers, and an idempotent sync per trunk
+// that sends REGISTERs and classifies their answers into state transitions.
+package reconcile
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+
+	"sipreg.dev/services/registry/internal/cluster/mirror"
+	"sipreg.dev/services/registry/internal/cluster/ownership"
+	"sipreg.dev/services/registry/internal/config"
+	"sipreg.dev/services/registry/internal/registration"
+	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/trunk"
+	"sipreg.dev/services/registry/internal/upstream"
+	"sipreg.dev/services/registry/internal/watch"
+)
+
+// Observer receives what the reconciler does, for metrics. Every method must be cheap
+// and safe for concurrent use.
+type Observer interface {
+	// Sent is called after every SendMessage: outcome is a class name
+	// (ok, challenge, interval-too-brief, bad-extension, rejected, transient, error).
+	Sent(outcome string, took time.Duration)
+	// Discovery is called after every FindBy, with its error (nil on success).
+	Discovery(trunks int, err error)
+	// Store is called when the store becomes unreachable or reachable again.
+	Store(err error)
+	// Lapsed is called when a binding expired before its refresh started (the
+	// registry fell behind its schedule).
+	Lapsed()
+}
+
+type nopObserver struct{}
+
+func (nopObserver) Sent(string, time.Duration) {}
+func (nopObserver) Discovery(int, error)       {}
+func (nopObserver) Store(error)                {}
+func (nopObserver) Lapsed()                    {}
+
+// Options wires a Reconciler.
+type Options struct {
+	Spec config.Spec
+	// Store keeps the records: Redis, fenced by the cluster's leases with several
+	// replicas (cluster.FencedStore); nil: the memory provider (store.Nop), whose
+	// records live only in the engine.
+	Store     store.Store
+	Trunks    upstream.Trunks
+	Requester upstream.Requester
+	Logger    *slog.Logger
+	Observer  Observer
+	// Clock is time.Now unless set (tests).
+	Clock func() time.Time
+	// Coord is the discovery lease, the published desired set and the change feed
+	// with several replicas on one Redis (nil: one replica).
+	Coord Coordinator
+	// Ownership decides which trunks this replica registers: ownership.Leases with
+	// several replicas; nil: ownership.All (every trunk).
+	Ownership Ownership
+	// WatchBacklog bounds the unread events of one subscription (watch.DefaultWatchBacklog
+	// when 0).
+	WatchBacklog int
+	// TracerProvider, when set, gets the engine's OpenTelemetry spans (trace.go); nil:
+	// no spans, at no cost.
+	TracerProvider trace.TracerProvider
+}
+
+// Reconciler is the registration engine. Create with New, start with Run.
+type Reconciler struct {
+	spec  config.Spec
+	st    store.Store
+	api   upstream.Trunks
+	req   upstream.Requester
+	log   *slog.Logger
+	obs   Observer
+	clock func() time.Time
+	// tracer makes the engine's spans; nil: tracing is off (trace.go).
+	tracer trace.Tracer
+
+	queue   *queue
+	sched   *schedule
+	limiter *rate.Limiter
+	commit  *committer
+	// durable: records outlive the process (Redis), so CSeqs are reserved (cseq.go).
+	durable   bool
+	cseqBlock uint32
+	// desiredMu makes reconcileDesired single-flight: the discovery tick and the lease
+	// loop never apply a desired set (and claim) at the same time.
+	desiredMu sync.Mutex
+
+	mu         sync.Mutex
+	entries    map[string]*entry
+	targets    map[string]int      // REGISTERs in flight per target
+	parked     map[string][]string // keys waiting for a target slot
+	subs       map[int]*watch.Subscription
+	subsClosed bool
+	nextSub    int
+	apiDown    bool
+	started    time.Time
+	stopping   atomic.Bool
+
+	discoveries atomic.Int64
+	storeErr    atomic.Pointer[storeFault]
+	// lastLapse is when a binding last expired before its refresh (unix ns; 0: never).
+	lastLapse atomic.Int64
+
+	// own decides which trunks are this replica's; coord is the rest of the cluster
+	// (nil with one replica).
+	own         Ownership
+	coord       Coordinator
+	desiredSet  []desiredTrunk // the last desired set, parsed
+	desiredVer  string
+	haveDesired bool
+
+	watchBacklog int
+
+	// mirror is every replica's records, for the control API (several replicas; nil
+	// with one).
+	mirror *mirror.Mirror
+
+	// undecodable holds, for the last API answer decoded, the refs of items that could
+	// not be decoded and why (owned by the discovery goroutine).
+	undecodable map[string]string
+
+	// answerSum and answerLen describe the last API answer applied (0: none).
+	answerSum  atomic.Uint64
+	answerLen  atomic.Int64
+	pendingSum uint64
+	pendingLen int64
+}
+
+type storeFault struct {
+	err   error
+	since time.Time
+}
+
+// entry is one trunk as the reconciler tracks it; guarded by Reconciler.mu.
+type entry struct {
+	trunk   trunk.Trunk
+	valid   bool
+	wanted  bool
+	rec     registration.Record
+	old     *registration.Record // a binding to remove first (its trunk changed)
+	uriIdx  int
+	epIdx   int
+	waiters []chan registration.Record
+	dirty   bool // not yet persisted (store unreachable)
+	// first is set until the first REGISTER of this trunk in this process.
+	first bool
+	// handover: another replica owns the trunk now; release it without unregistering.
+	handover bool
+	// claiming: the record of a trunk just claimed is being written; its worker waits.
+	claiming bool
+	// inflight: a REGISTER exchange of this trunk runs; a Force joins its outcome.
+	inflight bool
+	// forcePending: a forced sync is queued or scheduled; further forces wait for it.
+	forcePending bool
+	// forcedAt is when the last forced exchange started (forces are
+	// spec.ForceInterval apart).
+	forcedAt time.Time
+	// cseqFree: the binding's Call-ID was never written anywhere, so its CSeq needs no
+	// reservation; cseqTried: the highest CSeq ceiling any write of it carried (see
+	// cseq.go).
+	cseqFree  bool
+	cseqTried uint32
+}
+
+// New builds a Reconciler; nothing runs until Run.
+func New(o Options) *Reconciler {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
+	if o.Clock == nil {
+		o.Clock = time.Now
+	}
+	durable := o.Store != nil
+	if o.Store == nil {
+		// The memory cache: the engine's own entries are the state; nothing to copy.
+		o.Store = store.Nop{}
+	}
+	r := &Reconciler{
+		spec: o.Spec, st: o.Store, api: o.Trunks, req: o.Requester, log: o.Logger, obs: o.Observer, clock: o.Clock,
+		queue:        newQueue(),
+		sched:        newSchedule(o.Clock),
+		limiter:      newLimiter(o.Spec.RegistersPerSecond),
+		durable:      durable,
+		cseqBlock:    cseqBlock,
+		entries:      map[string]*entry{},
+		targets:      map[string]int{},
+		parked:       map[string][]string{},
+		subs:         map[int]*watch.Subscription{},
+		watchBacklog: o.WatchBacklog,
+		coord:        o.Coord, own: o.Ownership,
+		tracer: newTracer(o.TracerProvider),
+	}
+	if r.own == nil {
+		r.own = ownership.All{}
+	}
+	if o.Coord != nil {
+		r.mirror = mirror.New(mirror.Options{Feed: o.Coord, Store: o.Store, Log: o.Logger, Clock: o.Clock, Publish: r.publishRemote})
+	}
+	r.commit = newCommitter(r.writeRecords)
+	if durable {
+		// (The memory provider writes nowhere: no flush to trace.)
+		r.commit.tracer = r.tracer
+	}
+	return r
+}
+
+// Run loads the store, then discovers, schedules and registers until ctx ends; then it
+// drains (and unregisters when configured) within the shutdown timeout.
+func (r *Reconciler) Run(ctx context.Context) error {
+	r.started = r.clock()
+	if r.coord == nil {
+		// (With several replicas, records of other replicas are theirs: this one
+		// reads a record when it claims the trunk.)
+		r.loadAtStart(ctx)
+	}
+	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelWork()
+
+	var workers sync.WaitGroup
+	for range max(1, r.spec.MaxInFlight) {
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			r.work(workCtx)
+		}()
+	}
+	commitDone := make(chan struct{})
+	go func() {
+		defer close(commitDone)
+		r.commit.run(workCtx)
+	}()
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { r.discoverLoop(gctx); return nil })
+	g.Go(func() error { r.scheduleLoop(gctx); return nil })
+	g.Go(func() error { r.storeLoop(gctx); return nil })
+	g.Go(func() error { r.capacityLoop(gctx); return nil })
+	g.Go(func() error { r.progressLoop(gctx); return nil })
+	g.Go(func() error { r.own.Run(gctx, r, r.leaseSpan); return nil })
+	_ = g.Wait()
+
+	// Shutdown: stop taking new work, let REGISTERs in flight finish (bounded).
+	r.stopping.Store(true)
+	r.queue.close()
+	drained := make(chan struct{})
+	go func() { workers.Wait(); close(drained) }()
+	deadline := time.NewTimer(r.spec.ShutdownTimeout)
+	defer deadline.Stop()
+	select {
+	case <-drained:
+	case <-deadline.C:
+		cancelWork()
+		<-drained
+	}
+	if r.spec.UnregisterOnStop && r.own.Alone() {
+		// Its own deadline: the drain may have used all of its own (and cancelled
+		// workCtx), and the unregisters must still go out.
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.spec.ShutdownTimeout)
+		r.unregisterAll(uctx)
+		cancel()
+	}
+	// Hand every trunk over at once: the others continue the bindings.
+	r.own.Leave(workCtx)
+	cancelWork()
+	<-commitDone
+	r.flushDirty(context.Background())
+	if r.mirror != nil {
+		r.mirror.Close()
+	}
+	r.closeSubs()
+	return nil
+}
+
+// loadAtStart reads the records kept by an earlier run. While the cache does not answer,
+// nothing is sent: the bindings at the providers are still alive, and registering
+// without their records would make a second binding at each. It tries every second for
+// spec.StartupCacheWait; after that it goes on from memory (trunks whose records could
+// not be read get new bindings), says so, and reports the fault until the cache returns.
+func (r *Reconciler) loadAtStart(ctx context.Context) {
+	start := r.clock()
+	for attempt := 0; ; attempt++ {
+		err := r.load(ctx)
+		if err == nil {
+			if attempt > 0 {
+				r.log.Info("cache reachable; registrations loaded", "waited", r.clock().Sub(start).Round(time.Millisecond).String())
+			}
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if waited := r.clock().Sub(start); waited >= r.spec.StartupCacheWait {
+			r.log.Error("cache unreachable at start; registering from memory: trunks whose records could not be read get new bindings",
+				"waited", waited.Round(time.Second).String(), "err", err)
+			r.storeFailed(err)
+			return
+		}
+		if attempt == 0 {
+			r.log.Warn("cache unreachable at start; waiting for it before sending any REGISTER",
+				"wait", r.spec.StartupCacheWait.String(), "err", err)
+		}
+		t := time.NewTimer(time.Second)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// load reads the records kept by an earlier run: their Call-ID, From-tag and CSeq
+// continue, and live bindings are refreshed on their schedule, not re-sent at once.
+func (r *Reconciler) load(ctx context.Context) error {
+	lctx, cancel := context.WithTimeout(ctx, r.spec.APITimeout)
+	defer cancel()
+	recs, err := r.st.List(lctx)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, rec := range recs {
+		if rec.TrunkRef == "" {
+			continue
+		}
+		e := &entry{first: true}
+		e.adopt(rec)
+		r.entries[rec.TrunkRef] = e
+	}
+	if err != nil {
+		return fmt.Errorf("load registrations: %w", err)
+	}
+	if len(recs) > 0 {
+		r.log.Info("registrations loaded from cache", "count", len(recs))
+	}
+	return nil
+}
+
+// scheduleLoop hands due keys to the queue.
+func (r *Reconciler) scheduleLoop(ctx context.Context) {
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	var buf []string
+	for {
+		var next time.Time
+		buf, next = r.sched.pop(r.clock(), buf[:0])
+		for _, k := range buf {
+			r.queue.add(k)
+		}
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(next.Sub(r.clock()), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		case <-r.sched.wake:
+		}
+	}
+}
+
+// work is one worker: it takes keys from the queue until it closes.
+func (r *Reconciler) work(ctx context.Context) {
+	for {
+		key, ok := r.queue.get()
+		if !ok {
+			return
+		}
+		r.syncKey(ctx, key)
+		r.queue.done(key)
+	}
+}

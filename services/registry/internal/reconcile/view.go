@@ -1,0 +1,242 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"sipreg.dev/services/registry/internal/cluster/mirror"
+	"sipreg.dev/services/registry/internal/registration"
+	"sipreg.dev/services/registry/internal/watch"
+)
+
+// LocalRecords returns the registrations this replica holds, from memory (cheap: for
+// metrics scraped often).
+func (r *Reconciler) LocalRecords() []registration.Record {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.appendLocal(make([]registration.Record, 0, len(r.entries)))
+}
+
+// appendLocal appends this replica's records to out (r.mu held).
+func (r *Reconciler) appendLocal(out []registration.Record) []registration.Record {
+	for _, e := range r.entries {
+		out = append(out, e.rec)
+	}
+	return out
+}
+
+// Records returns every registration known: from memory with one replica; with
+// several, every replica's (from the cluster mirror), this replica's own from
+// memory.
+func (r *Reconciler) Records() []registration.Record {
+	var shared []registration.Record
+	if r.coord != nil {
+		shared = r.sharedRecords()
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]registration.Record, 0, len(r.entries)+len(shared))
+	for _, rec := range shared {
+		if _, mine := r.entries[rec.TrunkRef]; !mine {
+			out = append(out, rec)
+		}
+	}
+	return r.appendLocal(out)
+}
+
+// sharedRecords lists every replica's records: from the mirror, started if needed;
+// from the store when the mirror cannot go live (nothing when the store fails too).
+func (r *Reconciler) sharedRecords() []registration.Record {
+	wait, cancelWait := context.WithTimeout(context.Background(), mirror.Wait)
+	live := r.mirror.Use(wait, false)
+	cancelWait()
+	if live {
+		if recs, ok := r.mirror.Records(); ok {
+			return recs
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), mirror.Wait)
+	defer cancel()
+	recs, err := r.st.List(ctx)
+	if err != nil {
+		r.log.Debug("reading every replica's records failed", "err", err)
+		return nil
+	}
+	return recs
+}
+
+// Record returns one trunk's registration (with several replicas, from the mirror or
+// the store when another replica owns it).
+func (r *Reconciler) Record(ref string) (registration.Record, bool) {
+	r.mu.Lock()
+	e, ok := r.entries[ref]
+	var rec registration.Record
+	if ok {
+		rec = e.rec
+	}
+	r.mu.Unlock()
+	if ok || r.coord == nil {
+		return rec, ok
+	}
+	if rec, found, live := r.mirror.Record(ref); live {
+		return rec, found
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	rec, err := r.st.Get(ctx, ref)
+	return rec, err == nil
+}
+
+// ErrUnknownTrunk is returned for a ref the registry does not know.
+var ErrUnknownTrunk = errors.New("unknown trunk")
+
+// ErrStopping is returned when the registry is shutting down.
+var ErrStopping = errors.New("registry is shutting down")
+
+// Force registers ref now, skipping its schedule, and waits for the outcome. A force
+// while a REGISTER of the trunk is in flight takes that one's outcome; forces of one
+// trunk go out at least spec.ForceInterval apart (a loop of calls coalesces).
+func (r *Reconciler) Force(ctx context.Context, ref string) (registration.Record, error) {
+	if r.stopping.Load() {
+		return registration.Record{}, ErrStopping
+	}
+	ch := make(chan registration.Record, 1)
+	r.mu.Lock()
+	e, ok := r.entries[ref]
+	if !ok && r.coord != nil {
+		r.mu.Unlock()
+		return registration.Record{}, r.notOwner(ref)
+	}
+	if !ok || !e.wanted || !e.valid {
+		r.mu.Unlock()
+		if ok && !e.valid && e.wanted {
+			return e.rec, fmt.Errorf("trunk %s cannot be registered: %s", ref, e.rec.LastError)
+		}
+		return registration.Record{}, fmt.Errorf("%w: %s", ErrUnknownTrunk, ref)
+	}
+	e.waiters = append(e.waiters, ch)
+	// Coalesce: a REGISTER in flight answers this force too (update hands it its
+	// outcome); otherwise forces of one trunk go out at least ForceInterval apart.
+	var at time.Time
+	if !e.inflight && !e.forcedAt.IsZero() && r.spec.ForceInterval > 0 {
+		at = e.forcedAt.Add(r.spec.ForceInterval)
+	}
+	var queue, later bool
+	switch {
+	case e.inflight, e.forcePending:
+		// The exchange in flight, or the sync already asked for, answers it.
+	case at.After(r.clock()):
+		e.forcePending, later = true, true
+	default:
+		e.forcePending, queue = true, true
+	}
+	r.mu.Unlock()
+	switch {
+	case later:
+		r.sched.at(ref, at)
+	case queue:
+		r.sched.cancel(ref)
+		r.queue.add(ref)
+	}
+	select {
+	case rec := <-ch:
+		return rec, nil
+	case <-ctx.Done():
+		return registration.Record{}, ctx.Err()
+	}
+}
+
+// Refs lists the trunks that are wanted now.
+func (r *Reconciler) Refs() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for ref, e := range r.entries {
+		if e.wanted && e.valid {
+			out = append(out, ref)
+		}
+	}
+	return out
+}
+
+// Subscribe streams every change until the subscription is closed. Its queue is
+// allocated as events wait (Options.WatchBacklog bounds it; a reader further behind is
+// dropped with watch.ErrWatcherTooSlow, the engine never waits for it), and it ends with
+// ErrStopping when the registry stops. With several replicas the stream carries every
+// replica's changes: Subscribe starts the mirror and waits (bounded) until it is live,
+// so that Records and Record read after it are a snapshot the stream continues.
+func (r *Reconciler) Subscribe() *watch.Subscription {
+	r.mu.Lock()
+	id := r.nextSub
+	r.nextSub++
+	sub := watch.NewSubscription(r.watchBacklog, func() {
+		r.mu.Lock()
+		delete(r.subs, id)
+		r.mu.Unlock()
+		if r.coord != nil {
+			r.mirror.Release()
+		}
+	})
+	r.subs[id] = sub
+	stopped := r.subsClosed
+	r.mu.Unlock()
+	if stopped {
+		sub.End(ErrStopping)
+		return sub
+	}
+	if r.coord != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), mirror.Wait)
+		if !r.mirror.Use(ctx, true) {
+			r.log.Warn("watching only this replica's changes: the change feed is not live")
+		}
+		cancel()
+	}
+	return sub
+}
+
+// publishRemote tells watchers of changes made by other replicas (from the mirror),
+// except to trunks this replica holds: its own entries are newer.
+func (r *Reconciler) publishRemote(events []watch.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ev := range events {
+		if _, mine := r.entries[ev.Record.TrunkRef]; !mine {
+			r.publishLocked(ev.Record, ev.Removed)
+		}
+	}
+}
+
+func (r *Reconciler) publishLocked(rec registration.Record, removed bool) {
+	for _, sub := range r.subs {
+		sub.Push(watch.Event{Record: rec, Removed: removed})
+	}
+}
+
+func (r *Reconciler) closeSubs() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.subsClosed = true
+	for _, sub := range r.subs {
+		sub.End(ErrStopping)
+	}
+}
+
+// Discoveries counts FindBy calls made (tests, health).
+func (r *Reconciler) Discoveries() int64 { return r.discoveries.Load() }
+
+// StoreFault returns the current store error and since when (nil when healthy).
+func (r *Reconciler) StoreFault() (time.Time, error) {
+	if f := r.storeErr.Load(); f != nil {
+		return f.since, f.err
+	}
+	return time.Time{}, nil
+}
+
+// APIDown reports whether the last discovery failed.
+func (r *Reconciler) APIDown() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.apiDown
+}
