@@ -127,7 +127,7 @@ func (r *Reconciler) claim(ctx context.Context, set []desiredTrunk, idx []int, n
 			// outcome, within a second, shows the new owner: no record write before it
 			// (half the writes of a failover, and no wait for them).
 			e.rec.NextAction, e.rec.NextActionAt = registration.ActionRefresh, c.RefreshAt
-			r.sched.at(c.Ref, c.RefreshAt)
+			r.sched.At(c.Ref, c.RefreshAt)
 			from[c.From]++
 			r.log.Debug("trunk taken over from a replica that left", "trunk", c.Ref, "from", c.From, "fence", c.Fence)
 		case c.Record != nil:
@@ -155,8 +155,8 @@ func (r *Reconciler) claim(ctx context.Context, set []desiredTrunk, idx []int, n
 		r.log.Info("trunks taken over from a replica that left", "from", prev, "count", n)
 	}
 	for _, k := range due {
-		r.sched.cancel(k)
-		r.queue.add(k)
+		r.sched.Cancel(k)
+		r.queue.Add(k)
 	}
 	return took, added
 }
@@ -239,7 +239,7 @@ func (r *Reconciler) lose(refs []string) {
 	}
 	r.mu.Unlock()
 	for _, ref := range refs {
-		r.sched.cancel(ref)
+		r.sched.Cancel(ref)
 	}
 	r.log.Info("trunks now owned by another replica", "count", len(refs), "first", refs[0])
 }
@@ -254,7 +254,7 @@ func (r *Reconciler) handOver(ctx context.Context, key string, e *entry) {
 	}
 	delete(r.entries, key)
 	r.mu.Unlock()
-	r.sched.cancel(key)
+	r.sched.Cancel(key)
 	r.own.Release(ctx, []string{key})
 }
 

@@ -24,6 +24,7 @@ import (
 	"sipreg.dev/services/registry/internal/trunk"
 	"sipreg.dev/services/registry/internal/upstream"
 	"sipreg.dev/services/registry/internal/watch"
+	"sipreg.dev/services/registry/internal/workqueue"
 )
 
 // Observer receives what the reconciler does, for metrics. Every method must be cheap
@@ -87,8 +88,8 @@ type Reconciler struct {
 	// tracer makes the engine's spans; nil: tracing is off (trace.go).
 	tracer trace.Tracer
 
-	queue   *queue
-	sched   *schedule
+	queue   *workqueue.Queue
+	sched   *workqueue.Schedule
 	limiter *rate.Limiter
 	commit  *committer
 	// durable: records outlive the process (Redis), so CSeqs are reserved (cseq.go).
@@ -193,8 +194,8 @@ func New(o Options) *Reconciler {
 	}
 	r := &Reconciler{
 		spec: o.Spec, st: o.Store, api: o.Trunks, req: o.Requester, log: o.Logger, obs: o.Observer, clock: o.Clock,
-		queue:        newQueue(),
-		sched:        newSchedule(o.Clock),
+		queue:        workqueue.New(),
+		sched:        workqueue.NewSchedule(),
 		limiter:      newLimiter(o.Spec.RegistersPerSecond),
 		durable:      durable,
 		cseqBlock:    cseqBlock,
@@ -257,7 +258,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 
 	// Shutdown: stop taking new work, let REGISTERs in flight finish (bounded).
 	r.stopping.Store(true)
-	r.queue.close()
+	r.queue.Close()
 	drained := make(chan struct{})
 	go func() { workers.Wait(); close(drained) }()
 	deadline := time.NewTimer(r.spec.ShutdownTimeout)
@@ -357,9 +358,9 @@ func (r *Reconciler) scheduleLoop(ctx context.Context) {
 	var buf []string
 	for {
 		var next time.Time
-		buf, next = r.sched.pop(r.clock(), buf[:0])
+		buf, next = r.sched.Pop(r.clock(), buf[:0])
 		for _, k := range buf {
-			r.queue.add(k)
+			r.queue.Add(k)
 		}
 		wait := time.Hour
 		if !next.IsZero() {
@@ -370,7 +371,7 @@ func (r *Reconciler) scheduleLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-timer.C:
-		case <-r.sched.wake:
+		case <-r.sched.Wake():
 		}
 	}
 }
@@ -378,11 +379,11 @@ func (r *Reconciler) scheduleLoop(ctx context.Context) {
 // work is one worker: it takes keys from the queue until it closes.
 func (r *Reconciler) work(ctx context.Context) {
 	for {
-		key, ok := r.queue.get()
+		key, ok := r.queue.Get()
 		if !ok {
 			return
 		}
 		r.syncKey(ctx, key)
-		r.queue.done(key)
+		r.queue.Done(key)
 	}
 }

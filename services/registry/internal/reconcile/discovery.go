@@ -199,8 +199,8 @@ func (r *Reconciler) reconcileDesired(ctx context.Context, set []desiredTrunk) {
 	}
 	r.mu.Unlock()
 	for _, k := range append(due, handovers...) {
-		r.sched.cancel(k)
-		r.queue.add(k)
+		r.sched.Cancel(k)
+		r.queue.Add(k)
 	}
 	took, added := r.claim(ctx, set, claims, now)
 	counts.added += added
@@ -288,12 +288,12 @@ func (r *Reconciler) scheduleFirst(e *entry, now time.Time) {
 		if latest := e.rec.ExpiresAt.Add(-registration.RefreshMargin); at.After(latest) {
 			at = latest
 		}
-		r.sched.at(ref, at)
+		r.sched.At(ref, at)
 		return
 	}
 	if !e.rec.NextActionAt.IsZero() && e.rec.NextActionAt.After(now) && e.rec.State != registration.StatePending {
 		// A retry or a long wait after a refusal survives the restart.
-		r.sched.at(ref, e.rec.NextActionAt)
+		r.sched.At(ref, e.rec.NextActionAt)
 		return
 	}
 	var spread time.Duration
@@ -305,7 +305,7 @@ func (r *Reconciler) scheduleFirst(e *entry, now time.Time) {
 	if e.rec.State == "" {
 		e.rec.State = registration.StatePending
 	}
-	r.sched.at(ref, at)
+	r.sched.At(ref, at)
 }
 
 func hadBinding(rec registration.Record) bool {

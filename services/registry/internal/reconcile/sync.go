@@ -37,14 +37,14 @@ func (r *Reconciler) syncKey(ctx context.Context, key string) {
 	}
 	if e.claiming {
 		r.mu.Unlock()
-		r.sched.at(key, r.clock().Add(100*time.Millisecond))
+		r.sched.At(key, r.clock().Add(100*time.Millisecond))
 		return
 	}
 	if _, ok := r.own.Valid(key); !ok {
 		// The lease ran out by this replica's clock: send nothing; the lease loop
 		// renews it or hands the trunk over.
 		r.mu.Unlock()
-		r.sched.at(key, r.clock().Add(time.Second))
+		r.sched.At(key, r.clock().Add(time.Second))
 		return
 	}
 	r.targets[target]++
@@ -127,7 +127,7 @@ func (r *Reconciler) releaseTarget(target string) {
 	}
 	r.mu.Unlock()
 	if next != "" {
-		r.queue.add(next)
+		r.queue.Add(next)
 	}
 }
 
@@ -150,7 +150,7 @@ func (r *Reconciler) update(key string, e *entry, gen string, rec registration.R
 		}
 		r.mu.Unlock()
 		notify(waiters, rec)
-		r.queue.add(key)
+		r.queue.Add(key)
 		return
 	}
 	fp, name := e.rec.Fingerprint, e.rec.TrunkName
@@ -175,10 +175,10 @@ func (r *Reconciler) update(key string, e *entry, gen string, rec registration.R
 	notify(waiters, rec)
 	notify(riders, rec)
 	if !rec.NextActionAt.IsZero() && !inFlight {
-		r.sched.at(key, rec.NextActionAt)
+		r.sched.At(key, rec.NextActionAt)
 	}
 	if again {
-		r.queue.add(key)
+		r.queue.Add(key)
 	}
 	if rec.State != registration.StateRegistering && rec.State != registration.StateUnregistering {
 		// In-flight states are published, not written: the outcome is written next.
@@ -197,7 +197,7 @@ func (r *Reconciler) remove(ctx context.Context, key string, e *entry) {
 	rec := e.rec
 	rec.State = registration.StateUnregistered
 	r.mu.Unlock()
-	r.sched.cancel(key)
+	r.sched.Cancel(key)
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	delErr := r.st.Delete(dctx, key)

@@ -135,10 +135,10 @@ func (r *Reconciler) Force(ctx context.Context, ref string) (registration.Record
 	r.mu.Unlock()
 	switch {
 	case later:
-		r.sched.at(ref, at)
+		r.sched.At(ref, at)
 	case queue:
-		r.sched.cancel(ref)
-		r.queue.add(ref)
+		r.sched.Cancel(ref)
+		r.queue.Add(ref)
 	}
 	select {
 	case rec := <-ch:

@@ -1,4 +1,13 @@
-package reconcile
+// Package workqueue is the engine's work queue and schedule, in the manner of
+// client-go's workqueue (as sample-controller uses it): a keyed, de-duplicating FIFO
+// that never hands one key to two workers, and a schedule of keys due at a time.
+//
+// They are written here rather than taken from client-go because the engine needs
+// what that package does not give without its Kubernetes dependencies: a due time
+// per key that a later one replaces (a refresh rescheduled, a retry cancelled) and a
+// Next to show when a key is due; and nothing of its rate limiting (the engine paces
+// REGISTERs itself, per registrar and overall).
+package workqueue
 
 import (
 	"container/heap"
@@ -6,10 +15,10 @@ import (
 	"time"
 )
 
-// queue is a keyed, de-duplicating FIFO work queue (as in sample-controller): a key
+// Queue is a keyed, de-duplicating FIFO work queue (as in sample-controller): a key
 // queued twice is processed once, and a key being processed is never handed to a
 // second worker.
-type queue struct {
+type Queue struct {
 	mu       sync.Mutex
 	cond     *sync.Cond
 	items    []string
@@ -19,14 +28,15 @@ type queue struct {
 	shutdown bool
 }
 
-func newQueue() *queue {
-	q := &queue{queued: map[string]bool{}, active: map[string]bool{}, again: map[string]bool{}}
+// New returns an empty Queue.
+func New() *Queue {
+	q := &Queue{queued: map[string]bool{}, active: map[string]bool{}, again: map[string]bool{}}
 	q.cond = sync.NewCond(&q.mu)
 	return q
 }
 
-// add queues key unless it is already waiting.
-func (q *queue) add(key string) {
+// Add queues key unless it is already waiting.
+func (q *Queue) Add(key string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.shutdown || q.queued[key] {
@@ -41,8 +51,8 @@ func (q *queue) add(key string) {
 	q.cond.Signal()
 }
 
-// get blocks until a key is available or the queue is shut down.
-func (q *queue) get() (string, bool) {
+// Get blocks until a key is available or the queue is shut down.
+func (q *Queue) Get() (string, bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for len(q.items) == 0 && !q.shutdown {
@@ -59,8 +69,8 @@ func (q *queue) get() (string, bool) {
 	return key, true
 }
 
-// done marks key processed; a key added meanwhile is queued again.
-func (q *queue) done(key string) {
+// Done marks key processed; a key added meanwhile is queued again.
+func (q *Queue) Done(key string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	delete(q.active, key)
@@ -74,29 +84,34 @@ func (q *queue) done(key string) {
 	}
 }
 
-func (q *queue) close() {
+// Close shuts the queue down: Get returns false from now on, and Add does nothing.
+func (q *Queue) Close() {
 	q.mu.Lock()
 	q.shutdown = true
 	q.mu.Unlock()
 	q.cond.Broadcast()
 }
 
-// schedule is a timer wheel of one: keys due at a time, soonest first. Rescheduling a
+// Schedule is a timer wheel of one: keys due at a time, soonest first. Rescheduling a
 // key replaces its earlier time.
-type schedule struct {
+type Schedule struct {
 	mu    sync.Mutex
 	h     timeHeap
 	due   map[string]time.Time
-	wake  chan struct{}
-	clock func() time.Time
+	wake chan struct{}
 }
 
-func newSchedule(clock func() time.Time) *schedule {
-	return &schedule{due: map[string]time.Time{}, wake: make(chan struct{}, 1), clock: clock}
+// Wake is signalled when a key is scheduled before every other one: a loop waiting
+// for the soonest due time must look again.
+func (s *Schedule) Wake() <-chan struct{} { return s.wake }
+
+// NewSchedule returns an empty Schedule.
+func NewSchedule() *Schedule {
+	return &Schedule{due: map[string]time.Time{}, wake: make(chan struct{}, 1)}
 }
 
-// at schedules key at t (replacing any earlier schedule of key).
-func (s *schedule) at(key string, t time.Time) {
+// At schedules key at t (replacing any earlier schedule of key).
+func (s *Schedule) At(key string, t time.Time) {
 	s.mu.Lock()
 	s.due[key] = t
 	heap.Push(&s.h, item{key: key, at: t})
@@ -110,15 +125,16 @@ func (s *schedule) at(key string, t time.Time) {
 	}
 }
 
-// cancel forgets key's schedule.
-func (s *schedule) cancel(key string) {
+// Cancel forgets key's schedule.
+func (s *Schedule) Cancel(key string) {
 	s.mu.Lock()
 	delete(s.due, key)
 	s.mu.Unlock()
 }
 
-// pop returns the keys due at now, and when the next one is due (zero when none).
-func (s *schedule) pop(now time.Time, out []string) ([]string, time.Time) {
+// Pop appends to out the keys due at now, in order of due time, and forgets their
+// schedule; it returns out and when the next key is due (zero when none).
+func (s *Schedule) Pop(now time.Time, out []string) ([]string, time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for len(s.h) > 0 {
@@ -137,8 +153,8 @@ func (s *schedule) pop(now time.Time, out []string) ([]string, time.Time) {
 	return out, time.Time{}
 }
 
-// next returns when key is due (zero when not scheduled).
-func (s *schedule) next(key string) time.Time {
+// Next returns when key is due (zero when not scheduled).
+func (s *Schedule) Next(key string) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.due[key]

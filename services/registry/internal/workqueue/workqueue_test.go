@@ -1,0 +1,140 @@
+package workqueue
+
+import (
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// TestQueueDeduplicates: a key added twice while waiting is handed out once, in FIFO
+// order of first addition.
+func TestQueueDeduplicates(t *testing.T) {
+	q := New()
+	for _, k := range []string{"a", "b", "a", "c", "b"} {
+		q.Add(k)
+	}
+	var got []string
+	for range 3 {
+		k, ok := q.Get()
+		if !ok {
+			t.Fatal("Get failed on a live queue")
+		}
+		got = append(got, k)
+		q.Done(k)
+	}
+	if !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Fatalf("got %v, want a, b, c once each", got)
+	}
+}
+
+// TestQueueNeverTwoWorkers: a key added while a worker has it is handed out again only
+// after Done, and once however often it was added meanwhile.
+func TestQueueNeverTwoWorkers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		q := New()
+		q.Add("a")
+		k, _ := q.Get()
+		q.Add("a")
+		q.Add("a")
+		second := make(chan string, 2)
+		go func() {
+			for {
+				k, ok := q.Get()
+				if !ok {
+					return
+				}
+				second <- k
+			}
+		}()
+		synctest.Wait()
+		if len(second) != 0 {
+			t.Fatal("a key held by a worker was handed to another")
+		}
+		q.Done(k)
+		synctest.Wait()
+		if len(second) != 1 || <-second != "a" {
+			t.Fatal("the key added while held was not handed out once after Done")
+		}
+		q.Close()
+		synctest.Wait()
+	})
+}
+
+// TestQueueClose: Close wakes every waiting Get with false, and Add does nothing after.
+func TestQueueClose(t *testing.T) {
+	q := New()
+	var wg sync.WaitGroup
+	results := make(chan bool, 3)
+	for range 3 {
+		wg.Go(func() {
+			_, ok := q.Get()
+			results <- ok
+		})
+	}
+	q.Close()
+	wg.Wait()
+	close(results)
+	for ok := range results {
+		if ok {
+			t.Fatal("Get answered a key after Close")
+		}
+	}
+	q.Add("a")
+	if len(q.items) != 0 || q.queued["a"] {
+		t.Fatal("Add after Close queued a key")
+	}
+}
+
+// TestSchedule: keys come out in due order; a later At replaces the earlier time, Cancel
+// forgets a key, and Pop says when the next key is due.
+func TestSchedule(t *testing.T) {
+	s := NewSchedule()
+	t0 := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+	s.At("a", t0.Add(3*time.Second))
+	s.At("b", t0.Add(1*time.Second))
+	s.At("c", t0.Add(2*time.Second))
+	s.At("a", t0.Add(500*time.Millisecond)) // replaces a's 3 s
+	s.At("d", t0.Add(4*time.Second))
+	s.Cancel("c")
+	if got := s.Next("b"); !got.Equal(t0.Add(time.Second)) {
+		t.Fatalf("Next(b) = %v", got)
+	}
+	due, next := s.Pop(t0.Add(time.Second), nil)
+	if !slices.Equal(due, []string{"a", "b"}) || !next.Equal(t0.Add(4*time.Second)) {
+		t.Fatalf("Pop at 1 s = %v, next %v; want a, b, next at 4 s (c cancelled, a's 3 s replaced)", due, next)
+	}
+	if !s.Next("a").IsZero() {
+		t.Fatal("a popped key is still scheduled")
+	}
+	due, next = s.Pop(t0.Add(10*time.Second), nil)
+	if !slices.Equal(due, []string{"d"}) || !next.IsZero() {
+		t.Fatalf("Pop at 10 s = %v, next %v; want d and nothing left", due, next)
+	}
+}
+
+// TestScheduleWake: scheduling a key before every other one signals Wake; a later one
+// does not.
+func TestScheduleWake(t *testing.T) {
+	s := NewSchedule()
+	t0 := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
+	s.At("a", t0.Add(time.Minute))
+	select {
+	case <-s.Wake():
+	default:
+		t.Fatal("the first key did not wake the loop")
+	}
+	s.At("b", t0.Add(2*time.Minute))
+	select {
+	case <-s.Wake():
+		t.Fatal("a key due after the soonest woke the loop")
+	default:
+	}
+	s.At("c", t0)
+	select {
+	case <-s.Wake():
+	default:
+		t.Fatal("a key due before every other one did not wake the loop")
+	}
+}
