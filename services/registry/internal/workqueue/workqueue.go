@@ -95,9 +95,9 @@ func (q *Queue) Close() {
 // Schedule is a timer wheel of one: keys due at a time, soonest first. Rescheduling a
 // key replaces its earlier time.
 type Schedule struct {
-	mu    sync.Mutex
-	h     timeHeap
-	due   map[string]time.Time
+	mu   sync.Mutex
+	h    timeHeap
+	due  map[string]time.Time
 	wake chan struct{}
 }
 
