@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -125,6 +126,9 @@ func serve(ctx context.Context, cfg *config.Config, logOut io.Writer) error {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", met.Handler())
+	if rt.Pprof {
+		mountPprof(mux)
+	}
 	if rt.Healthchecks {
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 			if since, err := rec.StoreFault(); err != nil && time.Since(since) > controlapi.StoreFaultGrace {
@@ -249,4 +253,14 @@ type redisLog struct{ log *slog.Logger }
 
 func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
 	l.log.DebugContext(ctx, "redis client", "detail", fmt.Sprintf(format, v...))
+}
+
+// mountPprof serves Go's profiles under /debug/pprof/ (ENABLE_PPROF=true): e.g.
+// /debug/pprof/profile?seconds=30 (CPU) and /debug/pprof/allocs.
+func mountPprof(mux *http.ServeMux) {
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 }

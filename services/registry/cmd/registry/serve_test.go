@@ -246,3 +246,26 @@ spec:
 	}
 	cancelWatch()
 }
+
+// TestPprofMounted: with ENABLE_PPROF the profiles answer on the metrics listener's mux;
+// without it nothing is under /debug/pprof/.
+func TestPprofMounted(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		mux := http.NewServeMux()
+		if on {
+			mountPprof(mux)
+		}
+		srv := httptest.NewServer(mux)
+		for _, path := range []string{"/debug/pprof/", "/debug/pprof/allocs?debug=1", "/debug/pprof/cmdline"} {
+			res, err := http.Get(srv.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[on]; res.StatusCode != want {
+				t.Errorf("pprof on %v: GET %s = %d, want %d", on, path, res.StatusCode, want)
+			}
+		}
+		srv.Close()
+	}
+}

@@ -15,6 +15,8 @@ import (
 //	LOGS_FORMAT          replaces spec.logFormat when json or text         FromEnv
 //	ENABLE_HEALTHCHECKS  GET /healthz is served unless it is "false"       FromEnv
 //	GOMEMLIMIT           when not empty, spec.memoryLimit is not applied   FromEnv
+//	ENABLE_PPROF         "true": Go's profiles under /debug/pprof/ on the  FromEnv
+//	                     metrics listener (off by default)
 //
 // Load resolves what validate must see too (the token); FromEnv what only matters to a
 // running service, and is the only one that can fail (a bad LOGS_LEVEL).
@@ -53,6 +55,11 @@ type Runtime struct {
 	// 0 (leave the runtime's own) when GOMEMLIMIT is set, which the runtime applies
 	// itself.
 	MemoryLimit int64
+	// Pprof says whether Go's profiles are served under /debug/pprof/ on the metrics
+	// listener: only when ENABLE_PPROF is "true". They show the process's memory and
+	// stacks (never a secret the registry logs, but trunk data may be in a heap
+	// profile), so keep that listener private when this is on.
+	Pprof bool
 }
 
 // FromEnv resolves the Runtime from the environment (getenv is os.Getenv in the service)
@@ -62,7 +69,8 @@ func FromEnv(spec Spec, getenv func(string) string) (Runtime, error) {
 	if err != nil {
 		return Runtime{}, err
 	}
-	rt := Runtime{LogLevel: level, LogFormat: spec.LogFormat, Healthchecks: getenv("ENABLE_HEALTHCHECKS") != "false"}
+	rt := Runtime{LogLevel: level, LogFormat: spec.LogFormat, Healthchecks: getenv("ENABLE_HEALTHCHECKS") != "false",
+		Pprof: getenv("ENABLE_PPROF") == "true"}
 	if f := getenv("LOGS_FORMAT"); f == "json" || f == "text" {
 		rt.LogFormat = f
 	}
