@@ -127,7 +127,7 @@ func Check(req *requesterv2beta1.SendMessageRequest) error {
 	if req.GetMessage() == nil {
 		return fmt.Errorf("%w: message: missing", ErrInvalidRequest)
 	}
-	if err := walk(req.ProtoReflect(), "", checkVisitor{}); err != nil {
+	if err := walk(req.ProtoReflect(), checkVisitor{}); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidRequest, err)
 	}
 	return nil
@@ -137,89 +137,122 @@ func Check(req *requesterv2beta1.SendMessageRequest) error {
 // Check): Build's last line of defence, so that no control character and no invalid
 // UTF-8 can reach the Requester whatever Build is given.
 func scrub(req *requesterv2beta1.SendMessageRequest) {
-	_ = walk(req.ProtoReflect(), "", scrubVisitor{})
+	_ = walk(req.ProtoReflect(), scrubVisitor{})
 }
 
-// visitor sees every string of a message. set replaces the value (for scrubbing).
+// visitor sees every string of a message. str returns the value to keep (repl != v
+// replaces it, for scrubbing) or an error about v; the walk adds the field's path to
+// an error on its way back up, so a request that passes costs no path.
 type visitor interface {
-	str(path string, rule fieldRule, v string, set func(string)) error
-	int(path string, fd protoreflect.FieldDescriptor, v int64) error
+	str(rule fieldRule, v string) (repl string, err error)
+	int(fd protoreflect.FieldDescriptor, v int64) error
 }
 
 type checkVisitor struct{}
 
-func (checkVisitor) str(path string, rule fieldRule, v string, _ func(string)) error {
-	if err := rule.checkString(v); err != nil {
-		return fmt.Errorf("%s: %w", path, err)
-	}
-	return nil
+func (checkVisitor) str(rule fieldRule, v string) (string, error) {
+	return v, rule.checkString(v)
 }
 
-func (checkVisitor) int(path string, fd protoreflect.FieldDescriptor, v int64) error {
+func (checkVisitor) int(fd protoreflect.FieldDescriptor, v int64) error {
 	if fd.FullName() == pbSIP+"SipURI.port" && v != -1 && (v < 1 || v > 65535) {
-		return fmt.Errorf("%s: %d (want -1 for none, or 1-65535)", path, v)
+		return fmt.Errorf("%d (want -1 for none, or 1-65535)", v)
 	}
 	return nil
 }
 
 type scrubVisitor struct{}
 
-func (scrubVisitor) str(_ string, rule fieldRule, v string, set func(string)) error {
-	if s := scrubText(v, rule.text); s != v {
-		set(s)
-	}
-	return nil
+func (scrubVisitor) str(rule fieldRule, v string) (string, error) {
+	return scrubText(v, rule.text), nil
 }
 
-func (scrubVisitor) int(string, protoreflect.FieldDescriptor, int64) error { return nil }
+func (scrubVisitor) int(protoreflect.FieldDescriptor, int64) error { return nil }
+
+// fieldError is an error about one field, with the path to it: segs holds the path's
+// segments innermost first (a field's name, or "[i]" for an index, or "[key]"), as the
+// walk adds them on its way back up; note is said after the error.
+type fieldError struct {
+	segs []string
+	err  error
+	note string
+}
+
+func (e *fieldError) Error() string {
+	var b strings.Builder
+	for i := len(e.segs) - 1; i >= 0; i-- {
+		if seg := e.segs[i]; i < len(e.segs)-1 && !strings.HasPrefix(seg, "[") {
+			b.WriteByte('.')
+		}
+		b.WriteString(e.segs[i])
+	}
+	b.WriteString(": ")
+	b.WriteString(e.err.Error())
+	b.WriteString(e.note)
+	return b.String()
+}
+
+func (e *fieldError) Unwrap() error { return e.err }
+
+// at adds seg to the path of err (nil stays nil).
+func at(err error, seg string) error {
+	if err == nil {
+		return nil
+	}
+	if fe, ok := err.(*fieldError); ok {
+		fe.segs = append(fe.segs, seg)
+		return fe
+	}
+	return &fieldError{segs: []string{seg}, err: err}
+}
 
 // walk visits every field of m in field number order: strings (also unset ones, which
 // are empty, so that required values are checked), ints, set messages, list elements and
 // map entries.
-func walk(m protoreflect.Message, path string, vis visitor) error {
+func walk(m protoreflect.Message, vis visitor) error {
 	fields := m.Descriptor().Fields()
 	for i := 0; i < fields.Len(); i++ {
 		fd := fields.Get(i)
-		p := fd.TextName()
-		if path != "" {
-			p = path + "." + p
-		}
 		switch {
 		case fd.IsMap():
 			if !m.Has(fd) {
 				continue
 			}
-			if err := walkMap(m, fd, p, vis); err != nil {
-				return err
+			if err := walkMap(m, fd, vis); err != nil {
+				return at(err, fd.TextName())
 			}
 		case fd.IsList():
 			if !m.Has(fd) {
 				continue
 			}
-			if err := walkList(m.Mutable(fd).List(), fd, p, vis); err != nil {
-				return err
+			if err := walkList(m.Mutable(fd).List(), fd, vis); err != nil {
+				return at(err, fd.TextName())
 			}
 		case fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind:
 			if !m.Has(fd) {
 				continue
 			}
-			if err := walk(m.Get(fd).Message(), p, vis); err != nil {
-				return err
+			if err := walk(m.Get(fd).Message(), vis); err != nil {
+				return at(err, fd.TextName())
 			}
 		case fd.Kind() == protoreflect.StringKind:
 			if fd.ContainingOneof() != nil && !m.Has(fd) {
 				continue
 			}
-			set := func(s string) { m.Set(fd, protoreflect.ValueOfString(s)) }
-			if err := vis.str(p, ruleOf(fd), m.Get(fd).String(), set); err != nil {
-				return err
+			v := m.Get(fd).String()
+			repl, err := vis.str(ruleOf(fd), v)
+			if err != nil {
+				return at(err, fd.TextName())
+			}
+			if repl != v {
+				m.Set(fd, protoreflect.ValueOfString(repl))
 			}
 		case isInt(fd.Kind()):
 			if !m.Has(fd) && fd.FullName() != pbSIP+"SipURI.port" {
 				continue
 			}
-			if err := vis.int(p, fd, m.Get(fd).Int()); err != nil {
-				return err
+			if err := vis.int(fd, m.Get(fd).Int()); err != nil {
+				return at(err, fd.TextName())
 			}
 		}
 	}
@@ -235,19 +268,22 @@ func isInt(k protoreflect.Kind) bool {
 	return false
 }
 
-func walkList(l protoreflect.List, fd protoreflect.FieldDescriptor, path string, vis visitor) error {
+func walkList(l protoreflect.List, fd protoreflect.FieldDescriptor, vis visitor) error {
 	for i := 0; i < l.Len(); i++ {
-		p := path + "[" + strconv.Itoa(i) + "]"
 		switch {
 		case fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind:
 			em := l.Get(i).Message()
-			if err := walk(em, p, vis); err != nil {
-				return withHeaderName(err, em)
+			if err := walk(em, vis); err != nil {
+				return at(withHeaderName(err, em), "["+strconv.Itoa(i)+"]")
 			}
 		case fd.Kind() == protoreflect.StringKind:
-			set := func(s string) { l.Set(i, protoreflect.ValueOfString(s)) }
-			if err := vis.str(p, ruleOf(fd), l.Get(i).String(), set); err != nil {
-				return err
+			v := l.Get(i).String()
+			repl, err := vis.str(ruleOf(fd), v)
+			if err != nil {
+				return at(err, "["+strconv.Itoa(i)+"]")
+			}
+			if repl != v {
+				l.Set(i, protoreflect.ValueOfString(repl))
 			}
 		}
 	}
@@ -257,17 +293,19 @@ func walkList(l protoreflect.List, fd protoreflect.FieldDescriptor, path string,
 // withHeaderName adds the name of an extension to an error about it, when the name is a
 // token (safe to show).
 func withHeaderName(err error, m protoreflect.Message) error {
-	if m.Descriptor().FullName() != pbSIP+"Extension" {
+	fe, ok := err.(*fieldError)
+	if !ok || fe.note != "" || m.Descriptor().FullName() != pbSIP+"Extension" {
 		return err
 	}
 	name := m.Get(m.Descriptor().Fields().ByName("name")).String()
 	if checkToken(name) != nil {
 		return err
 	}
-	return fmt.Errorf("%w (header %s)", err, name)
+	fe.note = " (header " + name + ")"
+	return fe
 }
 
-func walkMap(m protoreflect.Message, fd protoreflect.FieldDescriptor, path string, vis visitor) error {
+func walkMap(m protoreflect.Message, fd protoreflect.FieldDescriptor, vis visitor) error {
 	mp := m.Mutable(fd).Map()
 	type entry struct {
 		k protoreflect.MapKey
@@ -283,26 +321,31 @@ func walkMap(m protoreflect.Message, fd protoreflect.FieldDescriptor, path strin
 	vd := fd.MapValue()
 	for _, e := range entries {
 		k := e.k
-		p := path + "[" + strconv.Quote(k.String()) + "]"
+		seg := "[" + strconv.Quote(k.String()) + "]"
 		if fd.MapKey().Kind() == protoreflect.StringKind {
-			set := func(s string) {
-				mp.Clear(k)
-				k = protoreflect.ValueOfString(s).MapKey()
-				mp.Set(k, e.v)
+			repl, err := vis.str(mapKeyRule, k.String())
+			if err != nil {
+				return at(err, seg+" (key)")
 			}
-			if err := vis.str(p+" (key)", mapKeyRule, k.String(), set); err != nil {
-				return err
+			if repl != k.String() {
+				mp.Clear(k)
+				k = protoreflect.ValueOfString(repl).MapKey()
+				mp.Set(k, e.v)
 			}
 		}
 		switch {
 		case vd.Kind() == protoreflect.MessageKind || vd.Kind() == protoreflect.GroupKind:
-			if err := walk(mp.Get(k).Message(), p, vis); err != nil {
-				return err
+			if err := walk(mp.Get(k).Message(), vis); err != nil {
+				return at(err, seg)
 			}
 		case vd.Kind() == protoreflect.StringKind:
-			set := func(s string) { mp.Set(k, protoreflect.ValueOfString(s)) }
-			if err := vis.str(p, ruleOf(vd), mp.Get(k).String(), set); err != nil {
-				return err
+			v := mp.Get(k).String()
+			repl, err := vis.str(ruleOf(vd), v)
+			if err != nil {
+				return at(err, seg)
+			}
+			if repl != v {
+				mp.Set(k, protoreflect.ValueOfString(repl))
 			}
 		}
 	}
