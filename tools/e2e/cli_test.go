@@ -14,6 +14,7 @@ import (
 	"time"
 
 	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
+	registryv1 "sipreg.dev/gen/pb/sipreg/registry/v1"
 
 	"sipreg.dev/tools/fakerequester"
 )
@@ -92,8 +93,9 @@ func TestCLIAgainstRegistry(t *testing.T) {
 		f := strings.Fields(l)
 		return len(f) >= 3 && f[1] == "alice" && f[2] == "registered" && strings.Contains(l, " code=200 ")
 	})
-	reg.logEntry("bob registered", 30*time.Second, "registered", map[string]string{"trunk": "bob"})
-	reg.logEntry("carol rejected", 30*time.Second, "registration failed", map[string]string{"trunk": "carol", "state": "rejected"})
+	api := controlClient(ctl, token)
+	waitState(t, api, "bob", 30*time.Second, registryv1.RegistrationState_REGISTRATION_STATE_REGISTERED)
+	waitState(t, api, "carol", 30*time.Second, registryv1.RegistrationState_REGISTRATION_STATE_REJECTED)
 	watch.waitLine("carol rejected in watch", 30*time.Second, func(l string) bool {
 		return strings.Contains(l, " carol rejected code=403 ")
 	})

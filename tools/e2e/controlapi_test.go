@@ -74,8 +74,9 @@ func TestControlAPIWithRealClients(t *testing.T) {
 		t.Fatalf("watch: %v", stream.Err())
 	}
 	wcancel()
-	reg.logEntry("bob registered", 30*time.Second, "registered", map[string]string{"trunk": "bob"})
-	reg.logEntry("carol rejected", 30*time.Second, "registration failed", map[string]string{"trunk": "carol", "state": "rejected"})
+	api := controlClient(ctl, token)
+	waitState(t, api, "bob", 30*time.Second, registryv1.RegistrationState_REGISTRATION_STATE_REGISTERED)
+	waitState(t, api, "carol", 30*time.Second, registryv1.RegistrationState_REGISTRATION_STATE_REJECTED)
 
 	hdr := "authorization: Bearer " + token
 	// grpcurl: reflection, every method, health.

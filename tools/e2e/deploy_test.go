@@ -20,6 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
+	registryv1 "sipreg.dev/gen/pb/sipreg/registry/v1"
 
 	"sipreg.dev/tools/fakerequester"
 )
@@ -404,7 +405,7 @@ func TestDeployMetricsExist(t *testing.T) {
 	reg, httpAddr := registry(t, registryConfig(f.reqAddr, f.apiAddr, "startupSpread: 0s", "httpAddr: 127.0.0.1:0",
 		"controlAddr: 127.0.0.1:0", "clusterMode: true", "leaseTTL: 3s", "keyPrefix: \""+prefix+"\"",
 		"cache:", "  provider: redis", fmt.Sprintf("  parameters: host=%s,port=%s", host, port)))
-	reg.logEntry("acme registered", 30*time.Second, "registered", map[string]string{"trunk": "acme"})
+	waitState(t, controlClient(reg.control(), ""), "acme", 30*time.Second, registryv1.RegistrationState_REGISTRATION_STATE_REGISTERED)
 
 	// The gauges are computed at scrape time: scrape until every name is there.
 	var missing []string

@@ -1,14 +1,18 @@
 package e2e
 
 import (
+	"context"
 	"net"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
 	credentialsv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/credentials/v2beta1"
 	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
+	registryv1 "sipreg.dev/gen/pb/sipreg/registry/v1"
 
 	"sipreg.dev/tools/fakeapi"
 	"sipreg.dev/tools/kamailio"
@@ -61,11 +65,23 @@ func testKamailio(t *testing.T, transport string) {
 	reg, _ := registry(t, registryConfigEdge(reqAddr, apiAddr, kam.Addr, "registerInterval: 1", "startupSpread: 0s",
 		"httpAddr: 127.0.0.1:0", "controlAddr: 127.0.0.1:0", "authMode: registry", "expires: 5",
 		"requestTimeout: 10s", "gin: false"))
+	ctl := controlClient(reg.control(), "")
 
 	for _, user := range []string{"alice", "bob"} {
-		reg.logEntry(user+" registered", 30*time.Second, "registered", map[string]string{"trunk": user, "expires": "8"})
-		reg.logEntry(user+" 423", 5*time.Second, "interval too brief; asking for Min-Expires from now on",
-			map[string]string{"trunk": user, "min_expires": "8"})
+		r := waitState(t, ctl, user, 30*time.Second, registryv1.RegistrationState_REGISTRATION_STATE_REGISTERED)
+		if r.GetGrantedExpiresSeconds() != 8 || r.GetLastResponseCode() != 200 {
+			t.Errorf("%s: registered with %d %s, granted %d s: want 200 and the Min-Expires 8",
+				user, r.GetLastResponseCode(), r.GetLastResponseType(), r.GetGrantedExpiresSeconds())
+		}
+		// The 423 was kept: every REGISTER asks for Min-Expires (8) from now on, not the
+		// configured 5.
+		ex, err := ctl.ExplainRegistration(context.Background(), connect.NewRequest(&registryv1.ExplainRegistrationRequest{TrunkRef: user}))
+		if err != nil {
+			t.Fatalf("ExplainRegistration %s: %v", user, err)
+		}
+		if got := ex.Msg.GetRequest().GetMessage().GetExpires().GetExpires(); got != 8 {
+			t.Errorf("%s: the next REGISTER asks for Expires %d, want the Min-Expires 8 of the 423", user, got)
+		}
 		b := binding(t, kam, user)
 		if b.Expires < 6 || b.Expires > 8 {
 			t.Errorf("%s: binding expires in %d s, granted 8", user, b.Expires)
@@ -84,7 +100,7 @@ func testKamailio(t *testing.T, transport string) {
 	}
 
 	// Wrong password: auth-failed after exactly one authenticated attempt.
-	reg.logEntry("mallory auth-failed", 30*time.Second, "registration failed", map[string]string{"trunk": "mallory", "state": "auth-failed"})
+	waitState(t, ctl, "mallory", 30*time.Second, registryv1.RegistrationState_REGISTRATION_STATE_AUTH_FAILED)
 	if n := strings.Count(kam.Log(), "au=mallory"); n != 1 {
 		t.Errorf("Kamailio saw %d authenticated attempts by mallory, want exactly 1", n)
 	}
@@ -95,7 +111,10 @@ func testKamailio(t *testing.T, transport string) {
 	// A removed trunk's binding disappears.
 	api.SetTrunks(trunks[:1])
 	waitGone(t, kam, "bob")
-	reg.logEntry("bob unregistered", 30*time.Second, "unregistered", map[string]string{"trunk": "bob"})
+	waitRemoved(t, ctl, "bob", 30*time.Second)
+	if strings.Contains(reg.output(), "unregister failed") {
+		t.Error("the registry did not take bob's unregister as done")
+	}
 	if bs, _ := kam.Bindings("alice"); len(bs) != 1 {
 		t.Errorf("alice has %d bindings after bob's removal, want 1", len(bs))
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
+	registryv1 "sipreg.dev/gen/pb/sipreg/registry/v1"
 
 	"sipreg.dev/tools/fakerequester"
 )
@@ -14,53 +15,58 @@ import (
 // a different behaviour, and checks each trunk's REGISTERs and final state.
 func TestOutcomes(t *testing.T) {
 	type check func(t *testing.T, reqs []fakerequester.Recorded)
+	const (
+		registered = registryv1.RegistrationState_REGISTRATION_STATE_REGISTERED
+		authFailed = registryv1.RegistrationState_REGISTRATION_STATE_AUTH_FAILED
+		rejected   = registryv1.RegistrationState_REGISTRATION_STATE_REJECTED
+	)
 	cases := []struct {
 		user  string
 		pass  string
 		b     fakerequester.Behaviour
-		state string // the log line that ends the case: "registered" or a failed state
-		n     int    // REGISTERs until then (0: do not check)
+		state registryv1.RegistrationState // the state that ends the case: registered or a failed state
+		n     int                          // REGISTERs until then (0: do not check)
 		check check
 	}{
 		{user: "md5", pass: "pw-md5", b: fakerequester.Behaviour{Kind: fakerequester.KindChallenge, Algorithm: "MD5", Username: "md5", Password: "pw-md5"},
-			state: "registered", n: 2, check: func(t *testing.T, r []fakerequester.Recorded) {
+			state: registered, n: 2, check: func(t *testing.T, r []fakerequester.Recorded) {
 				if r[1].Req.GetMessage().GetAuthorization().GetResponse() == "" {
 					t.Error("second REGISTER has no Authorization")
 				}
 			}},
 		{user: "sha", pass: "pw-sha", b: fakerequester.Behaviour{Kind: fakerequester.KindChallenge, Algorithm: "SHA-256", Proxy: true, Username: "sha", Password: "pw-sha"},
-			state: "registered", n: 2, check: func(t *testing.T, r []fakerequester.Recorded) {
+			state: registered, n: 2, check: func(t *testing.T, r []fakerequester.Recorded) {
 				if v := ext(r[1].Req.GetMessage(), "Proxy-Authorization"); len(v) != 1 || !strings.Contains(v[0], "algorithm=SHA-256") {
 					t.Errorf("Proxy-Authorization %v", v)
 				}
 			}},
 		{user: "stale", pass: "pw-stale", b: fakerequester.Behaviour{Kind: fakerequester.KindChallenge, Algorithm: "MD5", Username: "stale", Password: "pw-stale", StaleOnce: true},
-			state: "registered", n: 3},
+			state: registered, n: 3},
 		{user: "wrongpw", pass: "not-it", b: fakerequester.Behaviour{Kind: fakerequester.KindChallenge, Algorithm: "MD5", Username: "wrongpw", Password: "right"},
-			state: "auth-failed", n: 2},
+			state: authFailed, n: 2},
 		{user: "brief", b: fakerequester.Behaviour{Kind: fakerequester.KindIntervalTooBrief, MinExpires: 1200, Expires: 3600},
-			state: "registered", n: 2, check: func(t *testing.T, r []fakerequester.Recorded) {
+			state: registered, n: 2, check: func(t *testing.T, r []fakerequester.Recorded) {
 				if a, b := r[0].Req.GetMessage().GetExpires().GetExpires(), r[1].Req.GetMessage().GetExpires().GetExpires(); a != 600 || b != 1200 {
 					t.Errorf("Expires %d then %d, want 600 then 1200", a, b)
 				}
 			}},
 		{user: "nogin", b: fakerequester.Behaviour{Kind: fakerequester.KindBadExtension},
-			state: "registered", n: 2, check: func(t *testing.T, r []fakerequester.Recorded) {
+			state: registered, n: 2, check: func(t *testing.T, r []fakerequester.Recorded) {
 				if len(ext(r[1].Req.GetMessage(), "Require")) != 0 {
 					t.Error("resend after 420 still requires gin")
 				}
 			}},
-		{user: "forbidden", b: fakerequester.Behaviour{Kind: fakerequester.KindForbidden}, state: "rejected", n: 1},
-		{user: "notfound", b: fakerequester.Behaviour{Kind: fakerequester.KindNotFound}, state: "rejected", n: 1},
+		{user: "forbidden", b: fakerequester.Behaviour{Kind: fakerequester.KindForbidden}, state: rejected, n: 1},
+		{user: "notfound", b: fakerequester.Behaviour{Kind: fakerequester.KindNotFound}, state: rejected, n: 1},
 		{user: "busy", b: fakerequester.Behaviour{Kind: fakerequester.KindServerError, RetryAfter: 1, FailN: 2},
-			state: "registered", n: 3, check: func(t *testing.T, r []fakerequester.Recorded) {
+			state: registered, n: 3, check: func(t *testing.T, r []fakerequester.Recorded) {
 				if gap := r[1].At.Sub(r[0].At); gap < 900*time.Millisecond {
 					t.Errorf("retried %s after a Retry-After of 1 s", gap)
 				}
 			}},
-		{user: "timeout", b: fakerequester.Behaviour{Kind: fakerequester.KindRequestTimeout, FailN: 1}, state: "registered", n: 2},
-		{user: "hang", b: fakerequester.Behaviour{Kind: fakerequester.KindHang, FailN: 1}, state: "registered", n: 2},
-		{user: "down", b: fakerequester.Behaviour{Kind: fakerequester.KindUnavailable, FailN: 1}, state: "registered", n: 2},
+		{user: "timeout", b: fakerequester.Behaviour{Kind: fakerequester.KindRequestTimeout, FailN: 1}, state: registered, n: 2},
+		{user: "hang", b: fakerequester.Behaviour{Kind: fakerequester.KindHang, FailN: 1}, state: registered, n: 2},
+		{user: "down", b: fakerequester.Behaviour{Kind: fakerequester.KindUnavailable, FailN: 1}, state: registered, n: 2},
 	}
 	script := fakerequester.Script{Default: fakerequester.Behaviour{Kind: fakerequester.KindOK}, Trunks: map[string]fakerequester.Behaviour{}}
 	var trunks []*trunksv2beta1.Trunk
@@ -72,13 +78,10 @@ func TestOutcomes(t *testing.T) {
 	reg, _ := registry(t, registryConfig(f.reqAddr, f.apiAddr, "registerInterval: 5", "startupSpread: 0s",
 		"httpAddr: 127.0.0.1:0", "controlAddr: 127.0.0.1:0", "authMode: registry", "requestTimeout: 2s",
 		"backoffBase: 1s", "backoffMax: 2s"))
+	api := controlClient(reg.control(), "")
 	for _, c := range cases {
 		t.Run(c.user, func(t *testing.T) {
-			if c.state == "registered" {
-				reg.logEntry(c.user+" registered", 30*time.Second, "registered", map[string]string{"trunk": c.user})
-			} else {
-				reg.logEntry(c.user+" "+c.state, 30*time.Second, "registration failed", map[string]string{"trunk": c.user, "state": c.state})
-			}
+			waitState(t, api, c.user, 30*time.Second, c.state)
 			reqs := forKey(f.req.Requests(), c.user)
 			if c.n > 0 && len(reqs) != c.n {
 				t.Fatalf("%d REGISTERs before %s, want %d", len(reqs), c.state, c.n)

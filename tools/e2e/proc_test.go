@@ -3,10 +3,12 @@ package e2e
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +17,11 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"connectrpc.com/connect"
+
+	registryv1 "sipreg.dev/gen/pb/sipreg/registry/v1"
+	"sipreg.dev/gen/pb/sipreg/registry/v1/registryv1connect"
 )
 
 // binDir holds the binaries built once for the whole package.
@@ -185,6 +192,78 @@ func (p *proc) logEntry(what string, d time.Duration, msg string, attrs map[stri
 		return true
 	})
 	return found
+}
+
+// control waits for the registry's start line and returns the control API address it
+// gives.
+func (p *proc) control() string {
+	p.t.Helper()
+	return fmt.Sprint(p.logEntry("start line", 30*time.Second, "registry starting", nil)["control"])
+}
+
+// controlClient is a Connect client of the control API at addr; with a token, every
+// call carries it as a bearer token.
+func controlClient(addr, token string) registryv1connect.RegistrationServiceClient {
+	var opts []connect.ClientOption
+	if token != "" {
+		opts = append(opts, connect.WithInterceptors(connect.UnaryInterceptorFunc(func(next connect.UnaryFunc) connect.UnaryFunc {
+			return func(ctx context.Context, req connect.AnyRequest) (connect.AnyResponse, error) {
+				req.Header().Set("Authorization", "Bearer "+token)
+				return next(ctx, req)
+			}
+		})))
+	}
+	return registryv1connect.NewRegistrationServiceClient(http.DefaultClient, "http://"+addr, opts...)
+}
+
+// waitRegistration polls GetRegistration of ref until pred holds of the answer (nil
+// when the trunk is not found: unknown, or removed) and returns it. It fails the test
+// after d, naming the trunk, want (what pred waits for) and the last answer seen.
+func waitRegistration(t *testing.T, c registryv1connect.RegistrationServiceClient, ref string, d time.Duration,
+	want string, pred func(*registryv1.Registration) bool) *registryv1.Registration {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	last := "no answer"
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		resp, err := c.GetRegistration(ctx, connect.NewRequest(&registryv1.GetRegistrationRequest{TrunkRef: ref}))
+		cancel()
+		var reg *registryv1.Registration
+		switch {
+		case err == nil:
+			reg = resp.Msg.GetRegistration()
+			last = fmt.Sprintf("%s (last answer %d %s, reason %q, error %q, granted %d s)",
+				reg.GetState(), reg.GetLastResponseCode(), reg.GetLastResponseType(), reg.GetLastReason(),
+				reg.GetLastError(), reg.GetGrantedExpiresSeconds())
+		case connect.CodeOf(err) == connect.CodeNotFound:
+			last = "not found"
+		default:
+			last = "error: " + err.Error()
+		}
+		if (err == nil || connect.CodeOf(err) == connect.CodeNotFound) && pred(reg) {
+			return reg
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("trunk %s: timed out after %s waiting for %s; last seen: %s", ref, d, want, last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// waitState waits (up to d) until ref's registration is in state.
+func waitState(t *testing.T, c registryv1connect.RegistrationServiceClient, ref string, d time.Duration,
+	state registryv1.RegistrationState) *registryv1.Registration {
+	t.Helper()
+	return waitRegistration(t, c, ref, d, "state "+state.String(), func(r *registryv1.Registration) bool {
+		return r.GetState() == state
+	})
+}
+
+// waitRemoved waits (up to d) until ref is no longer listed: GetRegistration answers
+// NotFound once a removed trunk's binding is gone and the registry forgot it.
+func waitRemoved(t *testing.T, c registryv1connect.RegistrationServiceClient, ref string, d time.Duration) {
+	t.Helper()
+	waitRegistration(t, c, ref, d, "removal (NotFound)", func(r *registryv1.Registration) bool { return r == nil })
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.

@@ -20,6 +20,7 @@ import (
 	credentialsv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/credentials/v2beta1"
 	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
 	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
+	registryv1 "sipreg.dev/gen/pb/sipreg/registry/v1"
 
 	"sipreg.dev/tools/fakeapi"
 	"sipreg.dev/tools/fakerequester"
@@ -212,7 +213,7 @@ func TestRestartContinuesBinding(t *testing.T) {
 		"controlAddr: 127.0.0.1:0", "keyPrefix: \""+prefix+"\"",
 		"cache:", "  provider: redis", fmt.Sprintf("  parameters: host=%s,port=%s", host, port))
 	reg, _ := registry(t, cfg)
-	reg.logEntry("registered", 30*time.Second, "registered", map[string]string{"trunk": "t1"})
+	waitState(t, controlClient(reg.control(), ""), "t1", 30*time.Second, registryv1.RegistrationState_REGISTRATION_STATE_REGISTERED)
 	if err := reg.stop(); err != nil {
 		t.Fatalf("stop: %v", err)
 	}
@@ -234,11 +235,11 @@ func TestRestartContinuesBinding(t *testing.T) {
 
 // TestNewTrunkAndAPIOutage: a trunk added to the API is picked up at the next
 // discovery; while the API fails, every known trunk keeps being refreshed and the
-// outage is logged once.
+// outage is logged once, its end once.
 func TestNewTrunkAndAPIOutage(t *testing.T) {
 	f := startFakes(t, fakerequester.Script{Default: fakerequester.Behaviour{Kind: fakerequester.KindOK, Expires: 4}},
 		[]*trunksv2beta1.Trunk{trunk("t1", "sip.provider.net", "alice", "pw")})
-	reg, _ := registry(t, registryConfig(f.reqAddr, f.apiAddr, "registerInterval: 0.3", "startupSpread: 0s",
+	reg, httpAddr := registry(t, registryConfig(f.reqAddr, f.apiAddr, "registerInterval: 0.3", "startupSpread: 0s",
 		"httpAddr: 127.0.0.1:0", "controlAddr: 127.0.0.1:0"))
 	waitRecords(t, f, "alice registered", atLeast("alice", 1))
 	f.api.SetTrunks([]*trunksv2beta1.Trunk{trunk("t1", "sip.provider.net", "alice", "pw"), trunk("t2", "sip.other.net", "carol", "pw")})
@@ -262,7 +263,7 @@ func TestNewTrunkAndAPIOutage(t *testing.T) {
 		t.Error("an API outage caused an unregister")
 	}
 	f.api.SetFail(codes.OK)
-	reg.logEntry("recovery", 30*time.Second, "trunk discovery recovered", nil)
+	waitDiscoveryOK(t, httpAddr, 30*time.Second)
 
 	// A trunk gone from a successful answer is unregistered (Expires 0, same Call-ID).
 	f.api.SetTrunks([]*trunksv2beta1.Trunk{trunk("t1", "sip.provider.net", "alice", "pw")})
@@ -275,7 +276,67 @@ func TestNewTrunkAndAPIOutage(t *testing.T) {
 	if last.GetCallId().GetCallId() != prev.GetCallId().GetCallId() || cseq(t, last) != cseq(t, prev)+1 {
 		t.Error("the unregister is not part of the binding (Call-ID, CSeq + 1)")
 	}
-	reg.logEntry("unregistered", 30*time.Second, "unregistered", map[string]string{"trunk": "t2"})
+	waitRemoved(t, controlClient(reg.control(), ""), "t2", 30*time.Second)
+	if strings.Contains(reg.output(), "unregister failed") {
+		t.Error("the registry did not take the unregister as done")
+	}
+	// The end of the outage is logged once. (Carol's removal took a discovery that
+	// started after the recovering one had logged it.)
+	if n := strings.Count(reg.output(), "trunk discovery recovered"); n != 1 {
+		t.Errorf("recovery logged %d times, want once", n)
+	}
+}
+
+// waitDiscoveryOK waits (up to d) until /metrics at httpAddr shows a trunk discovery
+// that succeeded after the first scrape: sipreg_api_fetches_total minus
+// sipreg_api_fetch_errors_total went up. The two counters are read from one scrape, but
+// a failed discovery counts the fetch before the error, so a success must show on two
+// scrapes in a row with no new error between them.
+func waitDiscoveryOK(t *testing.T, httpAddr string, d time.Duration) {
+	t.Helper()
+	ok := func() (float64, float64) {
+		m := scrapeMetrics(t, httpAddr)
+		return m["sipreg_api_fetches_total"] - m["sipreg_api_fetch_errors_total"], m["sipreg_api_fetch_errors_total"]
+	}
+	base, _ := ok()
+	deadline := time.Now().Add(d)
+	prevOK, prevErrs := base, -1.0
+	for {
+		time.Sleep(100 * time.Millisecond)
+		n, errs := ok()
+		if n > base && prevOK > base && errs == prevErrs {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for a successful trunk discovery: %v successful before, %v now (%v errors)", d, base, n, errs)
+		}
+		prevOK, prevErrs = n, errs
+	}
+}
+
+// scrapeMetrics reads the unlabelled series of one /metrics scrape at httpAddr.
+func scrapeMetrics(t *testing.T, httpAddr string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for l := range strings.Lines(string(body)) {
+		name, v, ok := strings.Cut(strings.TrimSpace(l), " ")
+		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
+			continue
+		}
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			out[name] = f
+		}
+	}
+	return out
 }
 
 // TestUnregisterOnShutdown: with unregisterOnShutdown, SIGTERM removes every binding
@@ -288,8 +349,9 @@ func TestUnregisterOnShutdown(t *testing.T) {
 	waitRecords(t, f, "both registered", func(r []fakerequester.Recorded) bool {
 		return len(forKey(r, "alice")) >= 1 && len(forKey(r, "bob")) >= 1
 	})
-	reg.logEntry("alice registered", 30*time.Second, "registered", map[string]string{"trunk": "t1"})
-	reg.logEntry("bob registered", 30*time.Second, "registered", map[string]string{"trunk": "t2"})
+	api := controlClient(reg.control(), "")
+	waitState(t, api, "t1", 30*time.Second, registryv1.RegistrationState_REGISTRATION_STATE_REGISTERED)
+	waitState(t, api, "t2", 30*time.Second, registryv1.RegistrationState_REGISTRATION_STATE_REGISTERED)
 	if err := reg.stop(); err != nil {
 		t.Fatalf("exit: %v", err)
 	}
