@@ -114,6 +114,9 @@ type Reconciler struct {
 	storeErr    atomic.Pointer[storeFault]
 	// lastLapse is when a binding last expired before its refresh (unix ns; 0: never).
 	lastLapse atomic.Int64
+	// quietFirst: a big start is under way (progressMin or more trunks added at once),
+	// reported by progress lines: each trunk's first "registered" goes to debug.
+	quietFirst atomic.Bool
 
 	// own decides which trunks are this replica's; coord is the rest of the cluster
 	// (nil with one replica).

@@ -204,6 +204,9 @@ func (r *Reconciler) reconcileDesired(ctx context.Context, set []desiredTrunk) {
 	}
 	took, added := r.claim(ctx, set, claims, now)
 	counts.added += added
+	if added >= progressMin {
+		r.quietFirst.Store(true)
+	}
 	counts.toClaim = len(claims) - took
 	counts.record(ctx)
 }

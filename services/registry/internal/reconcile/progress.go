@@ -64,8 +64,12 @@ func (r *Reconciler) progressLoop(ctx context.Context) {
 	}
 }
 
-// reportProgress logs one step of an episode and returns its (new) start.
+// reportProgress logs one step of an episode and returns its (new) start. Once fewer
+// than progressMin trunks wait, first registrations are logged one by one again.
 func (r *Reconciler) reportProgress(prev, cur progress, since, now time.Time) time.Time {
+	if cur.waiting < progressMin {
+		r.quietFirst.Store(false)
+	}
 	switch {
 	case cur.waiting >= progressMin:
 		if since.IsZero() {
