@@ -202,11 +202,12 @@ func (r *Reconciler) reconcileDesired(ctx context.Context, set []desiredTrunk) {
 		r.sched.Cancel(k)
 		r.queue.Add(k)
 	}
-	took, added := r.claim(ctx, set, claims, now)
-	counts.added += added
-	if added >= progressMin {
+	if len(claims) >= progressMin {
+		// Before the claim: its trunks' first REGISTERs go out as soon as it queues them.
 		r.quietFirst.Store(true)
 	}
+	took, added := r.claim(ctx, set, claims, now)
+	counts.added += added
 	counts.toClaim = len(claims) - took
 	counts.record(ctx)
 }

@@ -170,7 +170,9 @@ func (r *Reconciler) update(key string, e *entry, gen string, rec registration.R
 		e.inflight = false
 		riders, e.waiters = e.waiters, nil
 	}
-	again := len(e.waiters) > 0
+	// Forces still waiting need a sync of their own, unless this is the in-flight
+	// state of a REGISTER they ride: its outcome's update hands it to them.
+	again := len(e.waiters) > 0 && !(inFlight && e.inflight)
 	r.mu.Unlock()
 	notify(waiters, rec)
 	notify(riders, rec)
