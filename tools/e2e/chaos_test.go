@@ -16,6 +16,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -30,8 +31,11 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"github.com/redis/go-redis/v9"
+	"google.golang.org/protobuf/proto"
 
 	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
+	storev1 "sipreg.dev/gen/pb/sipreg/registry/store/v1"
 	registryv1 "sipreg.dev/gen/pb/sipreg/registry/v1"
 	"sipreg.dev/gen/pb/sipreg/registry/v1/registryv1connect"
 
@@ -618,10 +622,31 @@ type chaosRecord struct {
 }
 
 // chaosReadRecord reads one trunk's record from Redis (ok false: none, or unreadable).
+// The registry writes the compact format (a version byte, 2, then the protobuf of
+// proto/sipreg/registry/store/v1/record.proto); JSON records of older releases are
+// read too. raw is the stored value, for messages.
 func chaosReadRecord(t *testing.T, host, port, key string) (chaosRecord, string, bool) {
 	t.Helper()
-	raw := chaosRedisCLI(t, host, port, "GET", key)
+	c := redis.NewClient(&redis.Options{Addr: net.JoinHostPort(host, port)})
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	raw, err := c.Get(ctx, key).Result()
+	if errors.Is(err, redis.Nil) {
+		return chaosRecord{}, "", false
+	}
+	if err != nil {
+		t.Fatalf("redis GET %s: %v", key, err)
+	}
 	var rec chaosRecord
+	if len(raw) > 0 && raw[0] == 2 {
+		var m storev1.Record
+		if proto.Unmarshal([]byte(raw[1:]), &m) != nil {
+			return rec, raw, false
+		}
+		rec = chaosRecord{TrunkRef: m.GetTrunkRef(), State: m.GetState(), CallID: m.GetCallId(), CSeq: int(m.GetCseq()), Failures: int(m.GetFailures())}
+		return rec, raw, true
+	}
 	if raw == "" || json.Unmarshal([]byte(raw), &rec) != nil {
 		return rec, raw, false
 	}
