@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -30,13 +29,7 @@ type replica struct {
 // metric reads one unlabelled series from a replica's /metrics.
 func (r *replica) metric(t *testing.T, name string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + r.http + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, l := range strings.Split(string(body), "\n") {
+	for _, l := range strings.Split(metricsText(t, r.http), "\n") {
 		if v, ok := strings.CutPrefix(l, name+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -168,12 +167,7 @@ func TestControlAPIWithRealClients(t *testing.T) {
 	}
 
 	// Metrics after the scenario: 2 registered, 1 rejected.
-	resp, err := http.Get("http://" + httpAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	body := metricsText(t, httpAddr)
 	for _, want := range []string{
 		`sipreg_registrations{state="registered"} 2`,
 		`sipreg_registrations{state="rejected"} 1`,
@@ -182,16 +176,16 @@ func TestControlAPIWithRealClients(t *testing.T) {
 		`sipreg_cache_up 1`,
 		`sipreg_api_trunks 3`,
 	} {
-		if !strings.Contains(string(body), want+"\n") {
+		if !strings.Contains(body, want+"\n") {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
 	// ok: 2 first registrations + 1 forced by grpcurl + 2 forced by buf curl.
-	if !strings.Contains(string(body), `sipreg_register_requests_total{outcome="ok"} 5`+"\n") {
-		t.Errorf("/metrics ok count: %s", grep(string(body), "sipreg_register_requests_total"))
+	if !strings.Contains(body, `sipreg_register_requests_total{outcome="ok"} 5`+"\n") {
+		t.Errorf("/metrics ok count: %s", grep(body, "sipreg_register_requests_total"))
 	}
 	for _, secret := range []string{"alice-secret", "bob-secret", token} {
-		if strings.Contains(string(body), secret) || strings.Contains(reg.output(), secret) {
+		if strings.Contains(body, secret) || strings.Contains(reg.output(), secret) {
 			t.Errorf("secret %q in metrics or logs", secret)
 		}
 	}

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"maps"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -438,17 +437,8 @@ func TestDeployMetricsExist(t *testing.T) {
 // deployScrape returns the series names of one /metrics scrape.
 func deployScrape(t *testing.T, httpAddr string) map[string]bool {
 	t.Helper()
-	resp, err := http.Get("http://" + httpAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]bool{}
-	for l := range strings.Lines(string(body)) {
+	for l := range strings.Lines(metricsText(t, httpAddr)) {
 		if l == "" || l[0] == '#' {
 			continue
 		}

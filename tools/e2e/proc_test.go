@@ -303,3 +303,18 @@ func registryConfigEdge(requester, api, edge string, extra ...string) string {
 	}
 	return b.String()
 }
+
+// metricsText is one scrape of the registry's /metrics at httpAddr.
+func metricsText(t *testing.T, httpAddr string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + httpAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(body)
+}

@@ -317,17 +317,8 @@ func waitDiscoveryOK(t *testing.T, httpAddr string, d time.Duration) {
 // scrapeMetrics reads the unlabelled series of one /metrics scrape at httpAddr.
 func scrapeMetrics(t *testing.T, httpAddr string) map[string]float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + httpAddr + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]float64{}
-	for l := range strings.Lines(string(body)) {
+	for l := range strings.Lines(metricsText(t, httpAddr)) {
 		name, v, ok := strings.Cut(strings.TrimSpace(l), " ")
 		if !ok || strings.HasPrefix(name, "#") || strings.Contains(name, "{") {
 			continue
