@@ -35,6 +35,7 @@ type Ownership interface {
 	Peers() []ownership.Peer
 	Alone() bool
 	FirstWait() time.Duration
+	// Claim calls take for each ref it claimed, in the order of refs, after its I/O.
 	Claim(ctx context.Context, refs []string, take func(ownership.Claimed))
 	Reclaim(ctx context.Context, lost []string) (back map[string]int64, gone []string)
 	Release(ctx context.Context, refs []string)
@@ -93,17 +94,25 @@ var errNotOwner = errors.New("lease on the trunk not held")
 // to this replica.
 func (r *Reconciler) claim(ctx context.Context, set []desiredTrunk, idx []int, now time.Time) (took, added int) {
 	refs := make([]string, len(idx))
-	at := make(map[string]int, len(idx))
 	for i, j := range idx {
 		refs[i] = set[j].t.Ref
-		at[refs[i]] = j
 	}
 	me := r.own.ID()
 	var due []string
 	from := map[string]int{}
 	var taken []registration.Record
+	// take is called in the order of refs (Ownership.Claim), for those claimed: a
+	// cursor finds each one's trunk, with no index of 100,000 refs at a start.
+	next := 0
 	r.own.Claim(ctx, refs, func(c ownership.Claimed) {
-		d := set[at[c.Ref]]
+		for next < len(refs) && refs[next] != c.Ref {
+			next++
+		}
+		if next == len(refs) {
+			return
+		}
+		d := set[idx[next]]
+		next++
 		took++
 		r.mu.Lock()
 		defer r.mu.Unlock()

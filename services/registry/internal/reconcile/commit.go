@@ -7,6 +7,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"sipreg.dev/services/registry/internal/cluster"
 	"sipreg.dev/services/registry/internal/registration"
 )
 
@@ -44,7 +45,7 @@ func newCommitter(write func(ctx context.Context, recs []registration.Record) ([
 }
 
 // errRefused is the answer to a fenced write that another replica's lease turned down.
-var errRefused = errors.New("write refused: the trunk is owned by another replica")
+var errRefused = cluster.ErrRefused
 
 // put writes rec and waits for the batch it joined; it returns the record as written.
 func (c *committer) put(rec registration.Record) (registration.Record, error) {
