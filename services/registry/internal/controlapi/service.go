@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/protobuf/proto"
 
 	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
@@ -273,36 +274,32 @@ func (s *service) ForceRegister(ctx context.Context, req *connect.Request[regist
 	refs := s.engine.Refs()
 	slices.Sort(refs)
 	results := make([]*registryv1.ForceRegisterResult, len(refs))
+	// At most forceAllParallel Force calls at once; g.Go waits for a free slot, and a
+	// trunk whose slot frees after the deadline is reported as not forced.
 	var (
-		wg       sync.WaitGroup
-		sem      = make(chan struct{}, forceAllParallel)
+		g        errgroup.Group
 		stopping atomic.Bool
 	)
+	g.SetLimit(forceAllParallel)
 	for i, ref := range refs {
-		select {
-		case sem <- struct{}{}:
-			if fctx.Err() == nil {
-				wg.Go(func() {
-					defer func() { <-sem }()
-					rec, err := s.engine.Force(fctx, ref)
-					if errors.Is(err, reconcile.ErrStopping) {
-						stopping.Store(true)
-					}
-					results[i] = s.forceResult(ref, rec, err)
-				})
-				continue
+		if fctx.Err() != nil {
+			results[i] = s.notForced(ref)
+			continue
+		}
+		g.Go(func() error {
+			if fctx.Err() != nil {
+				results[i] = s.notForced(ref)
+				return nil
 			}
-			<-sem
-		case <-fctx.Done():
-		}
-		// Out of time before this trunk's turn: it was not forced at all.
-		res := &registryv1.ForceRegisterResult{TrunkRef: ref, Error: "not forced: the deadline passed before its turn"}
-		if rec, ok := s.engine.Record(ref); ok {
-			res.Registration = toProto(rec)
-		}
-		results[i] = res
+			rec, err := s.engine.Force(fctx, ref)
+			if errors.Is(err, reconcile.ErrStopping) {
+				stopping.Store(true)
+			}
+			results[i] = s.forceResult(ref, rec, err)
+			return nil
+		})
 	}
-	wg.Wait()
+	_ = g.Wait() // the calls report through results, never through the group
 	<-peersDone
 	if err := ctx.Err(); err != nil {
 		return nil, contextError(err)
@@ -314,6 +311,16 @@ func (s *service) ForceRegister(ctx context.Context, req *connect.Request[regist
 		return nil, connect.NewError(connect.CodeUnavailable, reconcile.ErrStopping)
 	}
 	return connect.NewResponse(&registryv1.ForceRegisterResponse{Results: results}), nil
+}
+
+// notForced is the entry of a trunk whose turn came after the deadline: it was not
+// forced at all.
+func (s *service) notForced(ref string) *registryv1.ForceRegisterResult {
+	res := &registryv1.ForceRegisterResult{TrunkRef: ref, Error: "not forced: the deadline passed before its turn"}
+	if rec, ok := s.engine.Record(ref); ok {
+		res.Registration = toProto(rec)
+	}
+	return res
 }
 
 // forceResult is one trunk's entry of ForceRegister{all: true}.
