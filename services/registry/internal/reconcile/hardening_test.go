@@ -115,54 +115,56 @@ func checkCSeqs(t *testing.T, sent []*requesterv2beta1.SendMessageRequest) {
 // written are never repeated by whoever continues the binding from the store; and no
 // REGISTER goes out above the ceiling the store holds.
 func TestCSeqNeverReusedAfterUnwrittenSends(t *testing.T) {
-	shared := storetest.NewMemory()
-	st := &flakyStore{Store: shared}
-	api := &fakeAPI{trunks: []*trunksv2beta1.Trunk{mkTrunk("t1", "sip.a.example", "alice", "")}}
-	req := &fakeRequester{answer: func(*requesterv2beta1.SendMessageRequest, int) (*sipmessagev2beta1.SIPMessage, error) {
-		return ok(2), nil
-	}}
-	small := func(r *Reconciler) { r.cseqBlock = 3 }
-	a := start(t, testSpec(), api, req, st, small)
-	first := a.waitFor("registered", stateIs("t1", registration.StateRegistered)).Record
-	var stored registration.Record
-	waitUntil(t, "the outcome written", func() bool {
-		var err error
-		stored, err = shared.Get(t.Context(), "t1")
-		return err == nil && stored.State == registration.StateRegistered
-	})
-	if stored.CSeqCeiling < first.CSeq+3 {
-		t.Fatalf("stored ceiling %d, want at least CSeq %d + 3", stored.CSeqCeiling, first.CSeq)
-	}
-
-	st.down.Store(true)
-	// Refreshes go on under the stored ceiling, then stop short of it: the next CSeq
-	// would need a reservation the store cannot take.
-	a.waitFor("stopped at the ceiling", func(ev watch.Event) bool {
-		return ev.Record.TrunkRef == "t1" && ev.Record.State == registration.StateRetrying
-	})
-	a.stop()
-	for _, r := range req.requests() {
-		if n := cseqOf(t, r); uint32(n) > stored.CSeqCeiling {
-			t.Fatalf("CSeq %d sent above the durable ceiling %d", n, stored.CSeqCeiling)
+	synctest.Test(t, func(t *testing.T) {
+		shared := storetest.NewMemory()
+		st := &flakyStore{Store: shared}
+		api := &fakeAPI{trunks: []*trunksv2beta1.Trunk{mkTrunk("t1", "sip.a.example", "alice", "")}}
+		req := &fakeRequester{answer: func(*requesterv2beta1.SendMessageRequest, int) (*sipmessagev2beta1.SIPMessage, error) {
+			return ok(2), nil
+		}}
+		small := func(r *Reconciler) { r.cseqBlock = 3 }
+		a := start(t, testSpec(), api, req, st, small)
+		first := a.waitFor("registered", stateIs("t1", registration.StateRegistered)).Record
+		var stored registration.Record
+		waitUntil(t, "the outcome written", func() bool {
+			var err error
+			stored, err = shared.Get(t.Context(), "t1")
+			return err == nil && stored.State == registration.StateRegistered
+		})
+		if stored.CSeqCeiling < first.CSeq+3 {
+			t.Fatalf("stored ceiling %d, want at least CSeq %d + 3", stored.CSeqCeiling, first.CSeq)
 		}
-	}
-	sentByA := len(req.requests())
-	if sentByA < 2 {
-		t.Fatalf("only %d REGISTERs before the ceiling: no refresh ran while the store was down", sentByA)
-	}
 
-	st.down.Store(false)
-	b := start(t, testSpec(), api, req, st, small)
-	b.waitFor("registered by the next process", stateIs("t1", registration.StateRegistered))
-	b.stop()
-	all := req.requests()
-	if len(all) == sentByA {
-		t.Fatal("the next process sent nothing")
-	}
-	if id := all[sentByA].GetMessage().GetCallId().GetCallId(); id != first.CallID {
-		t.Fatalf("the next process used Call-ID %s, want the binding's %s", id, first.CallID)
-	}
-	checkCSeqs(t, all)
+		st.down.Store(true)
+		// Refreshes go on under the stored ceiling, then stop short of it: the next CSeq
+		// would need a reservation the store cannot take.
+		a.waitFor("stopped at the ceiling", func(ev watch.Event) bool {
+			return ev.Record.TrunkRef == "t1" && ev.Record.State == registration.StateRetrying
+		})
+		a.stop()
+		for _, r := range req.requests() {
+			if n := cseqOf(t, r); uint32(n) > stored.CSeqCeiling {
+				t.Fatalf("CSeq %d sent above the durable ceiling %d", n, stored.CSeqCeiling)
+			}
+		}
+		sentByA := len(req.requests())
+		if sentByA < 2 {
+			t.Fatalf("only %d REGISTERs before the ceiling: no refresh ran while the store was down", sentByA)
+		}
+
+		st.down.Store(false)
+		b := start(t, testSpec(), api, req, st, small)
+		b.waitFor("registered by the next process", stateIs("t1", registration.StateRegistered))
+		b.stop()
+		all := req.requests()
+		if len(all) == sentByA {
+			t.Fatal("the next process sent nothing")
+		}
+		if id := all[sentByA].GetMessage().GetCallId().GetCallId(); id != first.CallID {
+			t.Fatalf("the next process used Call-ID %s, want the binding's %s", id, first.CallID)
+		}
+		checkCSeqs(t, all)
+	})
 }
 
 // TestShutdownCancelLeavesRecord: a REGISTER cut by our own shutdown leaves the record as
