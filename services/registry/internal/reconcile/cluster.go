@@ -2,12 +2,12 @@ package reconcile
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"sipreg.dev/services/registry/internal/cluster"
 	"sipreg.dev/services/registry/internal/cluster/ownership"
+	"sipreg.dev/services/registry/internal/exchange"
 	"sipreg.dev/services/registry/internal/registration"
 )
 
@@ -85,7 +85,7 @@ func (r *Reconciler) notOwner(ref string) error {
 
 // errNotOwner stops a REGISTER this replica may no longer send: its lease on the trunk
 // ran out by its own clock (paused, or cut off from Redis).
-var errNotOwner = errors.New("lease on the trunk not held")
+var errNotOwner = exchange.NotSent("lease on the trunk not held")
 
 // claim takes the trunks of set at idx, which this replica should own and does not
 // track yet: their records continue (Call-ID, From-tag, CSeq), and they are scheduled.

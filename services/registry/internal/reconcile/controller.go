@@ -19,6 +19,7 @@ import (
 	"sipreg.dev/services/registry/internal/cluster/mirror"
 	"sipreg.dev/services/registry/internal/cluster/ownership"
 	"sipreg.dev/services/registry/internal/config"
+	"sipreg.dev/services/registry/internal/exchange"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
 	"sipreg.dev/services/registry/internal/trunk"
@@ -87,6 +88,8 @@ type Reconciler struct {
 	clock func() time.Time
 	// tracer makes the engine's spans; nil: tracing is off (trace.go).
 	tracer trace.Tracer
+	// xr runs REGISTER exchanges.
+	xr exchange.Runner
 
 	queue   *workqueue.Queue
 	sched   *workqueue.Schedule
@@ -215,6 +218,11 @@ func New(o Options) *Reconciler {
 	}
 	if o.Coord != nil {
 		r.mirror = mirror.New(mirror.Options{Feed: o.Coord, Store: o.Store, Log: o.Logger, Clock: o.Clock, Publish: r.publishRemote})
+	}
+	r.xr = exchange.Runner{
+		Settings: exchange.Settings{Gin: o.Spec.Gin, EdgePortAuth: o.Spec.AuthMode == config.AuthEdgePort,
+			Methods: o.Spec.Methods, UserAgent: o.Spec.UserAgent},
+		Observe: r.obs.Sent, Log: r.log, Tracer: r.tracer,
 	}
 	r.commit = newCommitter(r.writeRecords)
 	if durable {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"sipreg.dev/services/registry/internal/exchange"
 	"sipreg.dev/services/registry/internal/registration"
 )
 
@@ -35,7 +36,7 @@ import (
 const cseqBlock = 100
 
 // errNotDurable stops a REGISTER whose CSeq could not be made durable first.
-var errNotDurable = errors.New("CSeq not durable in the cache")
+var errNotDurable = exchange.NotSent("CSeq not durable in the cache")
 
 // newBinding makes rec, a fresh binding, the entry's record (r.mu held).
 func (e *entry) newBinding(rec registration.Record) {

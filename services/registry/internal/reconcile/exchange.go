@@ -2,9 +2,7 @@ package reconcile
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
-	"fmt"
 	mrand "math/rand/v2"
 	"net"
 	"strconv"
@@ -13,163 +11,17 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
-	"google.golang.org/grpc/status"
 
 	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
 	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
 
 	"sipreg.dev/services/registry/internal/config"
+	"sipreg.dev/services/registry/internal/exchange"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/sipauth"
 	"sipreg.dev/services/registry/internal/sipmsg"
 	"sipreg.dev/services/registry/internal/trunk"
 )
-
-// anonymousGatewayAuth is sent for trunks without outbound credentials: Routr forwards a
-// REGISTER to a trunk only when it carries X-Gateway-Auth, and its EdgePort needs two
-// non-empty parts (docs/wire.md). A challenge for such a trunk ends in auth-failed.
-var anonymousGatewayAuth = base64.StdEncoding.EncodeToString([]byte("anonymous:anonymous"))
-
-// maxAttempts bounds the REGISTERs of one exchange: challenge, stale nonce, 423 and 420
-// each earn at most one resend.
-const maxAttempts = 5
-
-// exchange is one REGISTER transaction as the registrant sees it: send, and resend
-// once for each of a digest challenge (direct mode), a stale nonce, 423 and 420. rec's
-// CSeq, MinExpires and NoGin are updated as it goes.
-type exchange struct {
-	reg   sipmsg.Register
-	cred  sipauth.Credentials
-	creds bool
-	// base is the binding's record before this exchange: what a CSeq reservation
-	// writes (with the new ceiling), never an in-flight state.
-	base registration.Record
-}
-
-// result is the final answer of an exchange.
-type result struct {
-	out    sipmsg.Outcome
-	err    error // transport or Requester error (transient)
-	state  registration.State
-	reason string // why it failed, for the record (never a secret)
-}
-
-func (r *Reconciler) run(ctx context.Context, x exchange, rec *registration.Record) (res result) {
-	ctx, span := r.startExchange(ctx, rec, x.reg.Expires)
-	cseq0 := rec.CSeq
-	defer endExchange(span, &res, rec, cseq0)
-	var ch *sipauth.Challenge
-	var nc uint32
-	staleUsed, did423, did420 := false, false, false
-	for attempt := range maxAttempts {
-		rec.CSeq++
-		x.reg.CSeq = rec.CSeq
-		x.reg.Gin = r.spec.Gin && !rec.NoGin
-		x.reg.Auth = nil
-		if ch != nil {
-			nc++
-			a, err := sipauth.Answer(*ch, x.cred, "REGISTER", x.reg.RequestURI(), nc, "")
-			if err != nil {
-				return result{state: registration.StateAuthFailed, reason: "cannot answer the challenge: " + err.Error()}
-			}
-			x.reg.Auth = &a
-		}
-		req, err := sipmsg.BuildChecked(x.reg)
-		if err != nil {
-			// Defence in depth: the trunk's data was checked at discovery; nothing
-			// the SIP grammar forbids goes on the wire all the same.
-			return result{state: registration.StateRejected, reason: "cannot build the REGISTER: " + err.Error()}
-		}
-		resp, took, err := r.send(ctx, rec, x.base, req, attempt == 0 && x.reg.Expires > 0)
-		switch {
-		case err == nil:
-		case errors.Is(err, errNotOwner), errors.Is(err, errNotDurable), ctx.Err() != nil:
-			// Nothing went out (or our own shutdown cut the exchange): not a
-			// registrar's answer, not counted as one.
-			return result{err: err, state: registration.StateRetrying, reason: err.Error()}
-		default:
-			r.obs.Sent("error", took)
-			return result{err: err, state: registration.StateRetrying, reason: errorReason(err)}
-		}
-		out, err := sipmsg.Read(resp, x.reg.Expires)
-		if err != nil {
-			r.obs.Sent("error", took)
-			return result{err: err, state: registration.StateRetrying, reason: err.Error()}
-		}
-		r.obs.Sent(out.Class.String(), took)
-		traceAnswer(span, int(rec.CSeq-cseq0), rec.CSeq, x.reg.Auth != nil, out)
-		switch out.Class {
-		case sipmsg.ClassOK:
-			return result{out: out, state: registration.StateRegistered}
-		case sipmsg.ClassChallenge:
-			if r.spec.AuthMode == config.AuthEdgePort {
-				return result{out: out, state: registration.StateAuthFailed,
-					reason: "challenged through Routr: the EdgePort's answer from X-Gateway-Auth was refused (wrong credentials?)"}
-			}
-			if !x.creds {
-				return result{out: out, state: registration.StateAuthFailed, reason: "challenged, but the trunk has no outbound credentials"}
-			}
-			c, err := sipauth.ChallengeFrom(resp.GetMessage())
-			if err != nil {
-				return result{out: out, state: registration.StateAuthFailed, reason: "unusable challenge: " + err.Error()}
-			}
-			if ch != nil {
-				if !c.Stale || staleUsed {
-					return result{out: out, state: registration.StateAuthFailed,
-						reason: "credentials refused: challenged again after answering"}
-				}
-				staleUsed = true
-			}
-			ch, nc = &c, 0
-			r.log.Debug("challenged; answering", "trunk", rec.TrunkRef, "proxy", c.Proxy, "realm", c.Realm,
-				"algorithm", c.Algorithm, "stale", c.Stale)
-		case sipmsg.ClassIntervalTooBrief:
-			if did423 || out.MinExpires <= x.reg.Expires {
-				return result{out: out, state: registration.StateRejected,
-					reason: fmt.Sprintf("423 with Min-Expires %d for Expires %d", out.MinExpires, x.reg.Expires)}
-			}
-			did423 = true
-			r.log.Info("interval too brief; asking for Min-Expires from now on", "trunk", rec.TrunkRef,
-				"asked", x.reg.Expires, "min_expires", out.MinExpires)
-			rec.MinExpires = out.MinExpires
-			x.reg.Expires = out.MinExpires
-			rec.RequestedExpires = out.MinExpires
-		case sipmsg.ClassBadExtension:
-			if did420 || !x.reg.Gin {
-				return result{out: out, state: registration.StateRejected, reason: "420 Bad Extension: " + strings.Join(out.Unsupported, ",")}
-			}
-			did420 = true
-			r.log.Info("registrar does not support gin; sending without it from now on", "trunk", rec.TrunkRef)
-			rec.NoGin = true
-		case sipmsg.ClassRejected:
-			return result{out: out, state: registration.StateRejected, reason: reasonOf(out)}
-		default:
-			return result{out: out, state: registration.StateRetrying, reason: reasonOf(out)}
-		}
-	}
-	return result{state: registration.StateRejected, reason: "too many REGISTERs for one attempt"}
-}
-
-func reasonOf(o sipmsg.Outcome) string {
-	if o.Reason != "" {
-		return fmt.Sprintf("%d %s", o.Code, o.Reason)
-	}
-	return fmt.Sprintf("%d %s", o.Code, o.Type)
-}
-
-// errorReason describes a Requester error without its internals (never a secret: the
-// request is not part of the error).
-func errorReason(err error) string {
-	if _, ok := status.FromError(err); ok {
-		// The status message of a wrapped error repeats the wrapping; keep the cause.
-		msg := err.Error()
-		if i := strings.LastIndex(msg, "desc = "); i >= 0 {
-			msg = msg[i+len("desc = "):]
-		}
-		return "requester: " + status.Code(err).String() + ": " + msg
-	}
-	return err.Error()
-}
 
 // send paces and sends one REGISTER of rec's binding. Every wait comes first (the rate
 // limiter, a CSeq reservation); the lease is checked after them, at the last moment
@@ -178,51 +30,34 @@ func errorReason(err error) string {
 //
 // first marks the first REGISTER of a refresh (not an unregister): if the binding expired before
 // it could go out, the registry fell behind its schedule (noteLapse).
-func (r *Reconciler) send(ctx context.Context, rec *registration.Record, base registration.Record, req *requesterv2beta1.SendMessageRequest, first bool) (*requesterv2beta1.SendMessageResponse, time.Duration, error) {
-	if err := r.limiter.Wait(ctx); err != nil {
-		return nil, 0, err
+func (r *Reconciler) sender(rec *registration.Record, base registration.Record) exchange.Send {
+	return func(ctx context.Context, req *requesterv2beta1.SendMessageRequest, first bool) (*requesterv2beta1.SendMessageResponse, time.Duration, error) {
+		if err := r.limiter.Wait(ctx); err != nil {
+			return nil, 0, err
+		}
+		if err := r.reserveCSeq(rec, base); err != nil {
+			return nil, 0, err
+		}
+		if fence, ok := r.own.Valid(rec.TrunkRef); !ok || fence != rec.Fence {
+			// Not held, or held again under another fence: another replica may have
+			// owned the trunk in between, and this REGISTER was built before that.
+			return nil, 0, errNotOwner
+		}
+		if now := r.clock(); first && lapsedBefore(base, now) && base.ExpiresAt.After(r.started) {
+			// A binding alive when this process started expired before its refresh went
+			// out (a restart after a long downtime is not counted).
+			r.noteLapse(base, now)
+		}
+		start := time.Now()
+		resp, err := r.req.SendMessage(ctx, req)
+		return resp, time.Since(start), err
 	}
-	if err := r.reserveCSeq(rec, base); err != nil {
-		return nil, 0, err
-	}
-	if fence, ok := r.own.Valid(rec.TrunkRef); !ok || fence != rec.Fence {
-		// Not held, or held again under another fence: another replica may have
-		// owned the trunk in between, and this REGISTER was built before that.
-		return nil, 0, errNotOwner
-	}
-	if now := r.clock(); first && lapsedBefore(base, now) && base.ExpiresAt.After(r.started) {
-		// A binding alive when this process started expired before its refresh went
-		// out (a restart after a long downtime is not counted).
-		r.noteLapse(base, now)
-	}
-	start := time.Now()
-	resp, err := r.req.SendMessage(ctx, req)
-	return resp, time.Since(start), err
 }
 
 // newExchange prepares the REGISTER of rec's binding to uri through edge port ep.
-func (r *Reconciler) newExchange(t trunk.Trunk, rec registration.Record, domain string, port int, transport, user string, ep config.EdgePort) (exchange, error) {
-	x := exchange{
-		reg: sipmsg.Register{
-			Domain: domain, Port: port, Transport: transport, User: user,
-			CallID: rec.CallID, FromTag: rec.FromTag,
-			EdgePortHost: ep.Host, EdgePortPort: ep.Port,
-			Methods: r.spec.Methods, UserAgent: r.spec.UserAgent,
-		},
-		cred:  sipauth.Credentials{Username: t.Username, Password: t.Password},
-		creds: t.HasCredentials(),
-	}
-	if r.spec.AuthMode == config.AuthEdgePort {
-		x.reg.GatewayAuth = anonymousGatewayAuth
-		if x.creds {
-			v, err := sipauth.GatewayAuth(x.cred)
-			if err != nil {
-				return x, err
-			}
-			x.reg.GatewayAuth = v
-		}
-	}
-	return x, nil
+func (r *Reconciler) newExchange(t trunk.Trunk, rec registration.Record, domain string, port int, transport, user string, ep config.EdgePort) (exchange.Exchange, error) {
+	return exchange.New(r.xr.Settings, rec, domain, port, transport, user, ep.Host, ep.Port,
+		sipauth.Credentials{Username: t.Username, Password: t.Password})
 }
 
 // register sends the REGISTER of a wanted trunk and turns the answer into its next state.
@@ -239,15 +74,14 @@ func (r *Reconciler) register(ctx context.Context, key string, e *entry, gen str
 		return rec, uriIdx, epIdx
 	}
 	now := r.clock()
-	x.base = prior
 
 	rec.State = registration.StateRegistering
 	rec.NextAction = registration.ActionNone
 	rec.UpdatedAt = now
 	r.update(key, e, gen, rec, uriIdx, epIdx, nil)
 
-	res := r.run(ctx, x, &rec)
-	if errors.Is(res.err, errNotOwner) || res.err != nil && ctx.Err() != nil {
+	res := r.xr.Run(ctx, x, &rec, r.sender(&rec, prior))
+	if errors.Is(res.Err, errNotOwner) || res.Err != nil && ctx.Err() != nil {
 		// The lease ran out, or our own shutdown cut the exchange: not the
 		// registrar's doing. The record stays as it was before this attempt (state,
 		// failures, next action), so the owner or the next process continues the
@@ -255,12 +89,12 @@ func (r *Reconciler) register(ctx context.Context, key string, e *entry, gen str
 		prior.CSeq, prior.CSeqCeiling = rec.CSeq, rec.CSeqCeiling
 		return prior, uriIdx, epIdx
 	}
-	out := registration.Outcome{State: res.state, Reason: res.reason}
-	if res.err == nil {
-		out.Answered, out.Code, out.Type, out.Phrase = true, res.out.Code, res.out.Type.String(), res.out.Reason
-		out.Granted, out.RetryAfter = res.out.Granted, res.out.RetryAfter
+	out := registration.Outcome{State: res.State, Reason: res.Reason}
+	if res.Err == nil {
+		out.Answered, out.Code, out.Type, out.Phrase = true, res.Out.Code, res.Out.Type.String(), res.Out.Reason
+		out.Granted, out.RetryAfter = res.Out.Granted, res.Out.RetryAfter
 	}
-	if res.state == registration.StateRetrying && (res.err != nil || res.out.Type == sipmessagev2beta1.ResponseType_REQUEST_TIMEOUT) {
+	if res.State == registration.StateRetrying && (res.Err != nil || res.Out.Type == sipmessagev2beta1.ResponseType_REQUEST_TIMEOUT) {
 		// Transport trouble toward the provider or the Requester: try the next URI,
 		// then the next EdgePort.
 		if len(t.URIs) > 1 {
@@ -277,7 +111,7 @@ func (r *Reconciler) register(ctx context.Context, key string, e *entry, gen str
 // nextRegister prepares the next REGISTER of t's binding: through URI uriIdx and
 // EdgePort epIdx, asking for spec.expires (or the registrar's Min-Expires). It fills
 // rec's AOR, target, transport, EdgePort and expires asked; Explain shows the same.
-func (r *Reconciler) nextRegister(t trunk.Trunk, rec registration.Record, uriIdx, epIdx int) (exchange, registration.Record, error) {
+func (r *Reconciler) nextRegister(t trunk.Trunk, rec registration.Record, uriIdx, epIdx int) (exchange.Exchange, registration.Record, error) {
 	u := t.URIs[uriIdx%len(t.URIs)]
 	ep := r.spec.EdgePorts[epIdx%len(r.spec.EdgePorts)]
 	user := t.User(u)
@@ -287,7 +121,7 @@ func (r *Reconciler) nextRegister(t trunk.Trunk, rec registration.Record, uriIdx
 	rec.EdgePort = ep.Address
 	rec.RequestedExpires = max(r.spec.Expires, rec.MinExpires)
 	x, err := r.newExchange(t, rec, u.Host, u.Port, u.Transport, user, ep)
-	x.reg.Expires = rec.RequestedExpires
+	x.Reg.Expires = rec.RequestedExpires
 	return x, rec, err
 }
 
@@ -343,11 +177,10 @@ func (r *Reconciler) unregister(ctx context.Context, t trunk.Trunk, rec, base re
 	if err != nil {
 		return false
 	}
-	x.reg.Expires = 0
-	x.base = base
-	res := r.run(ctx, x, &rec)
-	if res.state != registration.StateRegistered {
-		r.log.Warn("unregister failed; the binding will expire at the provider", "trunk", rec.TrunkRef, "reason", res.reason)
+	x.Reg.Expires = 0
+	res := r.xr.Run(ctx, x, &rec, r.sender(&rec, base))
+	if res.State != registration.StateRegistered {
+		r.log.Warn("unregister failed; the binding will expire at the provider", "trunk", rec.TrunkRef, "reason", res.Reason)
 		return false
 	}
 	r.log.Info("unregistered", "trunk", rec.TrunkRef, "aor", rec.AOR, "target", rec.Target)

@@ -7,6 +7,7 @@ import (
 	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
 	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
 
+	"sipreg.dev/services/registry/internal/exchange"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/trunk"
 )
@@ -16,18 +17,19 @@ import (
 // in-process Requester.
 func BenchmarkExchange(b *testing.B) {
 	r, x, rec := benchExchange(b)
+	send := r.sender(&rec, rec)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if res := r.run(ctx, x, &rec); res.state != registration.StateRegistered {
-			b.Fatalf("state %s: %s", res.state, res.reason)
+		if res := r.xr.Run(ctx, x, &rec, send); res.State != registration.StateRegistered {
+			b.Fatalf("state %s: %s", res.State, res.Reason)
 		}
 	}
 }
 
 // benchExchange is an engine answering every REGISTER with 200, the exchange of one
 // trunk's binding, and its record.
-func benchExchange(b *testing.B) (*Reconciler, exchange, registration.Record) {
+func benchExchange(b *testing.B) (*Reconciler, exchange.Exchange, registration.Record) {
 	b.Helper()
 	req := &fakeRequester{noRecord: true, answer: func(*requesterv2beta1.SendMessageRequest, int) (*sipmessagev2beta1.SIPMessage, error) {
 		return ok(600), nil
@@ -46,6 +48,6 @@ func benchExchange(b *testing.B) (*Reconciler, exchange, registration.Record) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	x.reg.Expires = 600
+	x.Reg.Expires = 600
 	return r, x, rec
 }

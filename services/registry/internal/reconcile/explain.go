@@ -57,15 +57,15 @@ func (r *Reconciler) Explain(ref string) (Explanation, error) {
 		x.Reason += "; it cannot be sent: " + err.Error()
 		return x, nil
 	}
-	xc.reg.CSeq = rec.CSeq + 1
-	xc.reg.Gin = r.spec.Gin && !rec.NoGin
+	xc.Reg.CSeq = rec.CSeq + 1
+	xc.Reg.Gin = r.spec.Gin && !rec.NoGin
 	if !wanted {
-		xc.reg.Expires = 0
+		xc.Reg.Expires = 0
 	}
-	if err := xc.reg.Validate(); err != nil {
+	if err := xc.Reg.Validate(); err != nil {
 		x.Reason += "; it cannot be sent: " + err.Error()
 	}
-	req := sipmsg.Build(xc.reg)
+	req := sipmsg.Build(xc.Reg)
 	req.Message = sipauth.Redact(req.GetMessage())
 	x.Request = req
 	return x, nil

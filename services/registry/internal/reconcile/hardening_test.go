@@ -54,7 +54,7 @@ func TestLeaseCheckedAtTheSend(t *testing.T) {
 		rec := registration.Record{TrunkRef: "t1", CallID: "c1", CSeq: 2, CSeqCeiling: 10, Owner: "self", Fence: 1}
 		done := make(chan error, 1)
 		go func() {
-			_, _, err := r.send(t.Context(), &rec, rec, &requesterv2beta1.SendMessageRequest{}, true)
+			_, _, err := r.sender(&rec, rec)(t.Context(), &requesterv2beta1.SendMessageRequest{}, true)
 			done <- err
 		}()
 		synctest.Wait() // the send waits for a token

@@ -6,9 +6,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-
-	"sipreg.dev/services/registry/internal/registration"
-	"sipreg.dev/services/registry/internal/sipmsg"
 )
 
 // Tracing. The engine makes OpenTelemetry spans only when Options.TracerProvider is
@@ -19,11 +16,9 @@ import (
 //     published), with the trunks seen and, when applied, those added, changed and
 //     removed. The FindBy call is its child (the API client's span).
 //   - registry.register: one REGISTER exchange of a trunk's binding (an unregister
-//     too, with expires 0): trunk ref, AOR, target, transport, EdgePort, expires asked;
-//     one event per answer (attempt, CSeq, whether it carried credentials, response
-//     code and class); at the end the state reached, the last response code and the
-//     number of REGISTERs sent. Each SendMessage is its child (the Requester client's
-//     span), and carries the trace context to the Requester.
+//     too), made by package exchange with the engine's tracer (see its trace.go). Each
+//     SendMessage is its child (the Requester client's span), and carries the trace
+//     context to the Requester.
 //   - registry.store.write: one group-commit flush to Redis, with its batch size and
 //     the writes refused (another replica's lease).
 //   - registry.lease.round: one lease round with several replicas (renewal, leases
@@ -39,19 +34,6 @@ const tracerName = "sipreg.dev/services/registry/internal/reconcile"
 
 // Attribute keys of the engine's spans.
 const (
-	attrTrunk        = attribute.Key("registry.trunk.ref")
-	attrAOR          = attribute.Key("registry.aor")
-	attrTarget       = attribute.Key("registry.target")
-	attrTransport    = attribute.Key("registry.transport")
-	attrEdgePort     = attribute.Key("registry.edge_port")
-	attrExpires      = attribute.Key("registry.expires")
-	attrState        = attribute.Key("registry.state")
-	attrCode         = attribute.Key("sip.response.code")
-	attrClass        = attribute.Key("registry.response.class")
-	attrAttempt      = attribute.Key("registry.attempt")
-	attrAttempts     = attribute.Key("registry.attempts")
-	attrCSeq         = attribute.Key("sip.cseq")
-	attrWithAuth     = attribute.Key("registry.authorization")
 	attrSeen         = attribute.Key("registry.trunks.seen")
 	attrUnchanged    = attribute.Key("registry.discovery.unchanged")
 	attrAdded        = attribute.Key("registry.trunks.added")
@@ -84,43 +66,6 @@ func startSpan(ctx context.Context, tr trace.Tracer, name string) (context.Conte
 		return ctx, noSpan
 	}
 	return tr.Start(ctx, name)
-}
-
-// startExchange starts the span of one REGISTER exchange of rec's binding, asking for
-// expires seconds.
-func (r *Reconciler) startExchange(ctx context.Context, rec *registration.Record, expires int) (context.Context, trace.Span) {
-	ctx, span := startSpan(ctx, r.tracer, "registry.register")
-	if span.IsRecording() {
-		span.SetAttributes(attrTrunk.String(rec.TrunkRef), attrAOR.String(rec.AOR), attrTarget.String(rec.Target),
-			attrTransport.String(rec.Transport), attrEdgePort.String(rec.EdgePort), attrExpires.Int(expires))
-	}
-	return ctx, span
-}
-
-// traceAnswer adds the answer to one REGISTER to the exchange's span.
-func traceAnswer(span trace.Span, attempt int, cseq uint32, withAuth bool, out sipmsg.Outcome) {
-	if !span.IsRecording() {
-		return
-	}
-	span.AddEvent("register.answer", trace.WithAttributes(attrAttempt.Int(attempt), attrCSeq.Int64(int64(cseq)),
-		attrWithAuth.Bool(withAuth), attrCode.Int(out.Code), attrClass.String(out.Class.String())))
-}
-
-// endExchange ends the span of an exchange with its result; cseq0 is the binding's
-// CSeq before it, so the REGISTERs sent are rec.CSeq-cseq0.
-func endExchange(span trace.Span, res *result, rec *registration.Record, cseq0 uint32) {
-	if !span.IsRecording() {
-		span.End()
-		return
-	}
-	span.SetAttributes(attrState.String(string(res.state)), attrAttempts.Int(int(rec.CSeq-cseq0)))
-	if res.err == nil && res.out.Code != 0 {
-		span.SetAttributes(attrCode.Int(res.out.Code))
-	}
-	if res.state != registration.StateRegistered {
-		span.SetStatus(codes.Error, res.reason)
-	}
-	span.End()
 }
 
 // traceDiscovery adds what FindBy answered to the discovery tick's span in ctx.

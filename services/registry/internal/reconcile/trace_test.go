@@ -18,6 +18,7 @@ import (
 
 	"sipreg.dev/services/registry/internal/cluster/ownership"
 	"sipreg.dev/services/registry/internal/config"
+	"sipreg.dev/services/registry/internal/exchange"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/sipmsg"
 	"sipreg.dev/services/registry/internal/watch"
@@ -31,6 +32,7 @@ func withRecorder(t *testing.T) (*tracetest.SpanRecorder, func(*Reconciler)) {
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
 	return sr, func(r *Reconciler) {
 		r.tracer = newTracer(tp)
+		r.xr.Tracer = r.tracer
 		r.commit.tracer = r.tracer
 	}
 }
@@ -106,8 +108,8 @@ func TestTraceOfOneRegistration(t *testing.T) {
 		t.Fatalf("%d exchange spans, want 1", len(x))
 	}
 	wantAttrs(t, "exchange", x[0].Attributes(), map[attribute.Key]string{
-		attrTrunk: "t1", attrAOR: "sip:alice@sip.one.net", attrTarget: "sip.one.net:5060", attrTransport: "udp",
-		attrEdgePort: "edge.local:5060", attrExpires: "600", attrState: "registered", attrCode: "200", attrAttempts: "2",
+		exchange.AttrTrunk: "t1", exchange.AttrAOR: "sip:alice@sip.one.net", exchange.AttrTarget: "sip.one.net:5060", exchange.AttrTransport: "udp",
+		exchange.AttrEdgePort: "edge.local:5060", exchange.AttrExpires: "600", exchange.AttrState: "registered", exchange.AttrCode: "200", exchange.AttrAttempts: "2",
 	})
 	if x[0].Status().Code == codes.Error {
 		t.Errorf("exchange status %v, want not an error", x[0].Status())
@@ -117,9 +119,9 @@ func TestTraceOfOneRegistration(t *testing.T) {
 		t.Fatalf("%d events, want one per answer (2)", len(ev))
 	}
 	wantAttrs(t, "first answer", ev[0].Attributes, map[attribute.Key]string{
-		attrAttempt: "1", attrCode: "401", attrClass: sipmsg.ClassChallenge.String(), attrWithAuth: "false"})
+		exchange.AttrAttempt: "1", exchange.AttrCode: "401", exchange.AttrClass: sipmsg.ClassChallenge.String(), exchange.AttrWithAuth: "false"})
 	wantAttrs(t, "second answer", ev[1].Attributes, map[attribute.Key]string{
-		attrAttempt: "2", attrCode: "200", attrClass: sipmsg.ClassOK.String(), attrWithAuth: "true"})
+		exchange.AttrAttempt: "2", exchange.AttrCode: "200", exchange.AttrClass: sipmsg.ClassOK.String(), exchange.AttrWithAuth: "true"})
 	if w := named(spans, "registry.store.write"); attrMap(w[0].Attributes())[attrBatch] == "0" {
 		t.Errorf("a flush of no record was traced")
 	}
@@ -137,7 +139,7 @@ func TestTraceFailureStatus(t *testing.T) {
 	if st := x.Status(); st.Code != codes.Error || st.Description != rec.LastError {
 		t.Errorf("status %v, want an error with %q", st, rec.LastError)
 	}
-	wantAttrs(t, "exchange", x.Attributes(), map[attribute.Key]string{attrState: "auth-failed", attrCode: "401", attrAttempts: "2"})
+	wantAttrs(t, "exchange", x.Attributes(), map[attribute.Key]string{exchange.AttrState: "auth-failed", exchange.AttrCode: "401", exchange.AttrAttempts: "2"})
 }
 
 // TestTraceHoldsNoSecret walks every span, attribute, event and status recorded while
@@ -225,13 +227,8 @@ func assertNoSecret(t *testing.T, spans []sdktrace.ReadOnlySpan, secrets ...stri
 // cost no allocation.
 func TestTracingOffAllocatesNothing(t *testing.T) {
 	r := &Reconciler{}
-	rec := &registration.Record{TrunkRef: "t1", AOR: "sip:alice@sip.one.net", CSeq: 1}
-	res := result{state: registration.StateRegistered}
-	ctx := context.Background()
+	xctx := context.Background()
 	allocs := testing.AllocsPerRun(100, func() {
-		xctx, span := r.startExchange(ctx, rec, 600)
-		traceAnswer(span, 1, 2, true, sipmsg.Outcome{Code: 200, Class: sipmsg.ClassOK})
-		endExchange(span, &res, rec, 0)
 		counts := newDesiredCounts(xctx)
 		counts.record(xctx)
 		traceDiscovery(xctx, 1, false, nil)
@@ -239,7 +236,7 @@ func TestTracingOffAllocatesNothing(t *testing.T) {
 		endFlush(flush, 0, nil)
 	})
 	if allocs != 0 {
-		t.Errorf("%v allocations per exchange with tracing off, want 0", allocs)
+		t.Errorf("%v allocations per discovery and flush with tracing off, want 0", allocs)
 	}
 }
 
@@ -283,12 +280,13 @@ func BenchmarkExchangeTraced(b *testing.B) {
 	r, x, rec := benchExchange(b)
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
 	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	r.tracer = newTracer(tp)
+	r.xr.Tracer = newTracer(tp)
+	send := r.sender(&rec, rec)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if res := r.run(ctx, x, &rec); res.state != registration.StateRegistered {
-			b.Fatalf("state %s: %s", res.state, res.reason)
+		if res := r.xr.Run(ctx, x, &rec, send); res.State != registration.StateRegistered {
+			b.Fatalf("state %s: %s", res.State, res.Reason)
 		}
 	}
 }
