@@ -102,16 +102,14 @@ type Reconciler struct {
 	// loop never apply a desired set (and claim) at the same time.
 	desiredMu sync.Mutex
 
-	mu         sync.Mutex
-	entries    map[string]*entry
-	targets    map[string]int      // REGISTERs in flight per target
-	parked     map[string][]string // keys waiting for a target slot
-	subs       map[int]*watch.Subscription
-	subsClosed bool
-	nextSub    int
-	apiDown    bool
-	started    time.Time
-	stopping   atomic.Bool
+	mu       sync.Mutex
+	entries  map[string]*entry
+	targets  map[string]int      // REGISTERs in flight per target
+	parked   map[string][]string // keys waiting for a target slot
+	hub      *watch.Hub
+	apiDown  bool
+	started  time.Time
+	stopping atomic.Bool
 
 	discoveries atomic.Int64
 	storeErr    atomic.Pointer[storeFault]
@@ -128,8 +126,6 @@ type Reconciler struct {
 	desiredSet  []desiredTrunk // the last desired set, parsed
 	desiredVer  string
 	haveDesired bool
-
-	watchBacklog int
 
 	// mirror is every replica's records, for the control API (several replicas; nil
 	// with one).
@@ -200,17 +196,16 @@ func New(o Options) *Reconciler {
 	}
 	r := &Reconciler{
 		spec: o.Spec, st: o.Store, api: o.Trunks, req: o.Requester, log: o.Logger, obs: o.Observer, clock: o.Clock,
-		queue:        workqueue.New(),
-		sched:        workqueue.NewSchedule(),
-		limiter:      newLimiter(o.Spec.RegistersPerSecond),
-		durable:      durable,
-		cseqBlock:    cseqBlock,
-		entries:      map[string]*entry{},
-		targets:      map[string]int{},
-		parked:       map[string][]string{},
-		subs:         map[int]*watch.Subscription{},
-		watchBacklog: o.WatchBacklog,
-		coord:        o.Coord, own: o.Ownership,
+		queue:     workqueue.New(),
+		sched:     workqueue.NewSchedule(),
+		limiter:   newLimiter(o.Spec.RegistersPerSecond),
+		durable:   durable,
+		cseqBlock: cseqBlock,
+		entries:   map[string]*entry{},
+		targets:   map[string]int{},
+		parked:    map[string][]string{},
+		hub:       watch.NewHub(o.WatchBacklog),
+		coord:     o.Coord, own: o.Ownership,
 		tracer: newTracer(o.TracerProvider),
 	}
 	if r.own == nil {
@@ -295,7 +290,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	if r.mirror != nil {
 		r.mirror.Close()
 	}
-	r.closeSubs()
+	r.hub.End(ErrStopping)
 	return nil
 }
 

@@ -442,24 +442,21 @@ func TestRepairedTrunkIsRegistered(t *testing.T) {
 	})
 }
 
+// TestSubscribeAfterStopEnds: the registry's stop ends open subscriptions and later
+// ones with ErrStopping.
 func TestSubscribeAfterStopEnds(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		r := New(Options{Spec: testSpec()})
-		live := r.Subscribe()
-		r.closeSubs()
+		h := start(t, testSpec(), &fakeAPI{}, &fakeRequester{}, nil)
+		live := h.r.Subscribe()
+		defer live.Close()
+		h.stop()
 		if _, err := live.Next(context.Background()); !errors.Is(err, ErrStopping) {
 			t.Fatalf("open subscription at stop: %v, want ErrStopping", err)
 		}
-		late := r.Subscribe()
+		late := h.r.Subscribe()
+		defer late.Close()
 		if _, err := late.Next(context.Background()); !errors.Is(err, ErrStopping) {
 			t.Fatalf("subscription after stop: %v, want ErrStopping", err)
-		}
-		live.Close()
-		late.Close()
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if len(r.subs) != 0 {
-			t.Fatalf("%d subscriptions left after Close", len(r.subs))
 		}
 	})
 }

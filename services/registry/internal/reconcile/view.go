@@ -168,22 +168,12 @@ func (r *Reconciler) Refs() []string {
 // replica's changes: Subscribe starts the mirror and waits (bounded) until it is live,
 // so that Records and Record read after it are a snapshot the stream continues.
 func (r *Reconciler) Subscribe() *watch.Subscription {
-	r.mu.Lock()
-	id := r.nextSub
-	r.nextSub++
-	sub := watch.NewSubscription(r.watchBacklog, func() {
-		r.mu.Lock()
-		delete(r.subs, id)
-		r.mu.Unlock()
-		if r.coord != nil {
-			r.mirror.Release()
-		}
-	})
-	r.subs[id] = sub
-	stopped := r.subsClosed
-	r.mu.Unlock()
-	if stopped {
-		sub.End(ErrStopping)
+	var release func()
+	if r.coord != nil {
+		release = r.mirror.Release
+	}
+	sub, ended := r.hub.Subscribe(release)
+	if ended {
 		return sub
 	}
 	if r.coord != nil {
@@ -208,19 +198,10 @@ func (r *Reconciler) publishRemote(events []watch.Event) {
 	}
 }
 
+// publishLocked tells watchers of a change (r.mu held, so that events keep the order
+// of the changes).
 func (r *Reconciler) publishLocked(rec registration.Record, removed bool) {
-	for _, sub := range r.subs {
-		sub.Push(watch.Event{Record: rec, Removed: removed})
-	}
-}
-
-func (r *Reconciler) closeSubs() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.subsClosed = true
-	for _, sub := range r.subs {
-		sub.End(ErrStopping)
-	}
+	r.hub.Publish(watch.Event{Record: rec, Removed: removed})
 }
 
 // Discoveries counts FindBy calls made (tests, health).
