@@ -11,10 +11,17 @@ import (
 )
 
 // redisProxy sits between the registry and Redis and counts what the registry sends:
-// commands (parsed from the RESP stream, by name) and round trips (per connection, a
-// burst of requests that follows an answer, or opens the connection). Redis's own
-// counters are server-wide, so they also count every other client of a shared server;
-// the proxy sees the registry's traffic only.
+// commands (parsed from the RESP stream, by name) and round trips. A round trip is a
+// burst of requests from the client followed by the server's answer to all of it: per
+// connection, client bytes start a new one only when every command sent before has
+// been answered (replies are parsed too, RESP2 and RESP3) and no command is half
+// written. So a pipeline that the client writes in several TCP chunks is one round
+// trip, even when Redis answers the first chunk's commands before the rest arrives.
+// (What it cannot tell apart: a pipeline cut exactly between two commands, whose first
+// part Redis has answered in full before the second part arrives; with pipelines of
+// whole records in large chunks that is rare.) Redis's own counters are server-wide, so
+// they also count every other client of a shared server; the proxy sees the registry's
+// traffic only.
 type redisProxy struct {
 	lis      net.Listener
 	upstream string
@@ -125,12 +132,14 @@ func (p *redisProxy) serve(client net.Conn) {
 	}
 	defer p.untrack(server)
 
-	// answered is true once Redis has sent something since the client last did: the
-	// client's next bytes start a new round trip. Redis's bytes are counted before
-	// they are passed on, so the client cannot answer them first.
+	// sent counts the commands the client has begun, replied the server's whole
+	// replies (at most sent: a RESP3 push or a RESP2 pub/sub message answers nothing).
+	// Replies are counted before they are passed on, so the client cannot act on one
+	// before it is counted.
 	var turnMu sync.Mutex
-	answered := true
+	var sent, replied int64
 	var parser respCounter
+	var replies respReplies
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -138,8 +147,9 @@ func (p *redisProxy) serve(client net.Conn) {
 		for {
 			n, err := server.Read(buf)
 			if n > 0 {
+				k := replies.feed(buf[:n])
 				turnMu.Lock()
-				answered = true
+				replied = min(replied+k, sent)
 				turnMu.Unlock()
 				if _, werr := client.Write(buf[:n]); werr != nil {
 					break
@@ -156,10 +166,12 @@ func (p *redisProxy) serve(client net.Conn) {
 		n, err := client.Read(buf)
 		if n > 0 {
 			turnMu.Lock()
-			trip := answered
-			answered = false
+			trip := replied >= sent && !parser.midCommand()
 			turnMu.Unlock()
 			names := parser.feed(buf[:n])
+			turnMu.Lock()
+			sent = parser.begun
+			turnMu.Unlock()
 			p.mu.Lock()
 			if trip {
 				p.trips++
@@ -191,6 +203,14 @@ type respCounter struct {
 	naming  bool   // the bulk being passed over is the command's name
 	name    []byte
 	pending bool // a command has started and its name is not complete yet
+	// begun counts the commands started (at their first line), whole those read to
+	// their end.
+	begun, whole int64
+}
+
+// midCommand reports whether the stream stopped inside a command.
+func (c *respCounter) midCommand() bool {
+	return len(c.line) > 0 || c.elems > 0 || c.skip > 0
 }
 
 // maxName bounds how much of a command name is kept.
@@ -216,6 +236,9 @@ func (c *respCounter) feed(p []byte) []string {
 				c.naming = false
 				names = append(names, strings.ToLower(string(c.name)))
 				c.name, c.pending = c.name[:0], false
+			}
+			if c.skip == 0 && c.elems == 0 {
+				c.whole++
 			}
 			continue
 		}
@@ -246,10 +269,14 @@ func (c *respCounter) header(line []byte) (string, bool) {
 			if len(f) == 0 {
 				return "", false
 			}
+			c.begun++
+			c.whole++
 			return strings.ToLower(f[0]), true
 		}
+		c.begun++
 		n, err := strconv.Atoi(string(line[1:]))
 		if err != nil || n <= 0 {
+			c.whole++
 			return "?", true
 		}
 		c.elems, c.pending = n, true
@@ -257,13 +284,114 @@ func (c *respCounter) header(line []byte) (string, bool) {
 	}
 	c.elems--
 	if line[0] != '$' {
+		if c.elems == 0 {
+			c.whole++
+		}
 		return "", false
 	}
 	n, err := strconv.Atoi(string(line[1:]))
 	if err != nil || n < 0 {
+		if c.elems == 0 {
+			c.whole++
+		}
 		return "", false
 	}
 	c.skip = n + 2
 	c.naming = c.pending
 	return "", false
+}
+
+// respReplies counts the whole replies in what a RESP2 or RESP3 server sends, across
+// reads: simple values, bulk strings (null ones included) and aggregates, nested to any
+// depth, each counted once complete. A RESP3 push (>) is not a reply to a command and
+// is not counted; an attribute (|) describes the reply that follows it.
+type respReplies struct {
+	line []byte // a header line read in part
+	skip int    // bytes of bulk data (and its CRLF) left to pass over
+	open []aggregate
+}
+
+// aggregate is an array, set, map, push or attribute still being read.
+type aggregate struct {
+	left       int // elements still to come
+	push, attr bool
+}
+
+func (r *respReplies) feed(p []byte) int64 {
+	var n int64
+	for len(p) > 0 {
+		if r.skip > 0 {
+			k := min(r.skip, len(p))
+			r.skip -= k
+			p = p[k:]
+			if r.skip == 0 {
+				n += r.element()
+			}
+			continue
+		}
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			r.line = append(r.line, p...)
+			return n
+		}
+		r.line = append(r.line, p[:i+1]...)
+		p = p[i+1:]
+		n += r.header(bytes.TrimRight(r.line, "\r\n"))
+		r.line = r.line[:0]
+	}
+	return n
+}
+
+// header reads one header line and returns the replies it completes.
+func (r *respReplies) header(line []byte) int64 {
+	if len(line) == 0 {
+		return 0
+	}
+	size := func() int {
+		n, err := strconv.Atoi(string(line[1:]))
+		if err != nil {
+			return -1
+		}
+		return n
+	}
+	switch line[0] {
+	case '$', '=', '!': // bulk string, verbatim string, bulk error
+		if n := size(); n >= 0 {
+			r.skip = n + 2
+			return 0
+		}
+		return r.element() // null
+	case '*', '~', '>', '%', '|':
+		n := size()
+		if line[0] == '%' || line[0] == '|' {
+			n *= 2 // key-value pairs
+		}
+		if n <= 0 {
+			if line[0] == '>' || line[0] == '|' {
+				return 0
+			}
+			return r.element() // empty or null
+		}
+		r.open = append(r.open, aggregate{left: n, push: line[0] == '>', attr: line[0] == '|'})
+		return 0
+	}
+	return r.element() // + - : _ # , ( and anything else on one line
+}
+
+// element notes that one element ended; it returns 1 when that ends a reply.
+func (r *respReplies) element() int64 {
+	for len(r.open) > 0 {
+		top := &r.open[len(r.open)-1]
+		top.left--
+		if top.left > 0 {
+			return 0
+		}
+		a := *top
+		r.open = r.open[:len(r.open)-1]
+		if a.attr || a.push && len(r.open) == 0 {
+			// An attribute is no element of its own; a push is no reply.
+			return 0
+		}
+	}
+	return 1
 }

@@ -36,6 +36,54 @@ func TestRespCounterAnySplit(t *testing.T) {
 	}
 }
 
+// TestRespCounterWholeCommands: a command is begun at its first line and whole at its
+// end, however the stream is cut.
+func TestRespCounterWholeCommands(t *testing.T) {
+	for cut := range len(stream) + 1 {
+		var c respCounter
+		c.feed([]byte(stream[:cut]))
+		if c.whole > c.begun || c.begun > c.whole && !c.midCommand() {
+			t.Fatalf("cut at %d: begun %d, whole %d, mid-command %v", cut, c.begun, c.whole, c.midCommand())
+		}
+		c.feed([]byte(stream[cut:]))
+		if c.begun != 4 || c.whole != 4 || c.midCommand() {
+			t.Fatalf("cut at %d: begun %d, whole %d, mid-command %v; want 4, 4, false", cut, c.begun, c.whole, c.midCommand())
+		}
+	}
+}
+
+// replies holds ten replies in RESP2 and RESP3 forms, with a push between them (no
+// reply) and an attribute before one (part of it).
+const replies = "+OK\r\n" +
+	"$5\r\na\r\nbc\r\n" + // CRLF inside a bulk string
+	"$-1\r\n" +
+	"*2\r\n:1\r\n*1\r\n$1\r\nx\r\n" +
+	">2\r\n+message\r\n+x\r\n" +
+	"%1\r\n+k\r\n*0\r\n" +
+	"|1\r\n+ttl\r\n:3\r\n+val\r\n" +
+	"_\r\n" +
+	"=10\r\ntxt:hello!\r\n" +
+	"-ERR no\r\n" +
+	"*-1\r\n"
+
+func TestRespRepliesAnySplit(t *testing.T) {
+	const want = 10
+	for cut := range len(replies) + 1 {
+		var r respReplies
+		if got := r.feed([]byte(replies[:cut])) + r.feed([]byte(replies[cut:])); got != want {
+			t.Fatalf("split at %d: %d replies, want %d", cut, got, want)
+		}
+	}
+	var r respReplies
+	var got int64
+	for i := range len(replies) {
+		got += r.feed([]byte{replies[i]})
+	}
+	if got != want {
+		t.Fatalf("byte by byte: %d replies, want %d", got, want)
+	}
+}
+
 // fakeRedis answers +OK to every command it reads.
 func fakeRedis(t *testing.T) string {
 	t.Helper()
@@ -57,7 +105,10 @@ func fakeRedis(t *testing.T) string {
 				for {
 					n, err := conn.Read(buf)
 					if n > 0 {
-						if _, err := io.WriteString(conn, strings.Repeat("+OK\r\n", len(c.feed(buf[:n])))); err != nil {
+						// Each command is answered as soon as it is whole, as Redis does.
+						before := c.whole
+						c.feed(buf[:n])
+						if _, err := io.WriteString(conn, strings.Repeat("+OK\r\n", int(c.whole-before))); err != nil {
 							return
 						}
 					}
@@ -106,5 +157,55 @@ func TestRedisProxyCountsRoundTrips(t *testing.T) {
 	}
 	if d := got.since(proxyCounts{commands: 1, trips: 1, byName: map[string]int64{"get": 2}}); d.commands != 4 || d.trips != 1 || len(d.byName) != 3 {
 		t.Fatalf("since = %+v", d)
+	}
+}
+
+// TestRedisProxyPipelineInChunks: a pipeline the client writes in several TCP chunks is
+// one round trip, even when the server answers the first chunk's commands before the
+// next chunk arrives; a write after every answer is read starts the next one.
+func TestRedisProxyPipelineInChunks(t *testing.T) {
+	p, err := startRedisProxy(fakeRedis(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.close()
+	conn, err := net.Dial("tcp", p.addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rd := bufio.NewReader(conn)
+	write := func(s string) {
+		t.Helper()
+		if _, err := io.WriteString(conn, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(replies int) {
+		t.Helper()
+		for range replies {
+			if line, err := rd.ReadString('\n'); err != nil || line != "+OK\r\n" {
+				t.Fatalf("reply %q, %v", line, err)
+			}
+		}
+	}
+	set := "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
+	// Cut inside a command's data, then inside a command's first line: before each next
+	// chunk, the answers to the whole commands so far have come back.
+	pipeline := strings.Repeat(set, 3)
+	cut1 := 2*len(set) + len(set) - 5 // in the third SET's value
+	write(pipeline[:cut1])
+	read(2)
+	write(pipeline[cut1:] + set[:2]) // the rest, and "*3" of a fourth SET
+	read(1)
+	write(set[2:])
+	read(1)
+	if got := p.counts(); got.commands != 4 || got.trips != 1 {
+		t.Fatalf("commands %d, round trips %d; want 4 in one round trip", got.commands, got.trips)
+	}
+	write(set)
+	read(1)
+	if got := p.counts(); got.commands != 5 || got.trips != 2 {
+		t.Fatalf("commands %d, round trips %d; want 5 in two round trips", got.commands, got.trips)
 	}
 }

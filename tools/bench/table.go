@@ -65,7 +65,7 @@ func Write(w io.Writer, rows []Row, interval time.Duration) {
 		"*CPU*: the registry's user+system CPU from the first FindBy until it was quiet after the last answer (last records written). "+
 		"*peak RSS*: VmHWM at the end of the run; *RSS / trunk*: (peak − RSS at the first FindBy) / trunks. "+
 		"*Redis cmds/registration* and *round trips/registration*: what the registry sent to Redis over the same span, per registration, "+
-		"counted by a proxy on the registry's Redis connection (a round trip is a burst of requests after an answer; "+
+		"counted by a proxy on the registry's Redis connection (a round trip is a burst of requests and the answer to all of it, however many TCP chunks it takes; "+
 		"a pipeline is one round trip carrying many commands). Redis's own total_commands_processed over the span is in the notes: "+
 		"it is server-wide, so other clients of a shared server inflate it. "+
 		"*Redis memory / trunk*: Redis's INFO used_memory once the registry was quiet after the last answer minus used_memory at the first FindBy "+

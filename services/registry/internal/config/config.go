@@ -73,11 +73,17 @@ type Spec struct {
 	APITimeout time.Duration
 	// RequestTimeout bounds one Requester/SendMessage call (Routr's Timer F is 32 s).
 	RequestTimeout time.Duration
-	// MaxInFlight caps concurrent SendMessage calls; RegistersPerSecond caps their rate.
+	// MaxInFlight caps concurrent SendMessage calls; RegistersPerSecond caps their rate
+	// (0, the default: no global cap; each registrar's share of MaxInFlight protects it).
 	MaxInFlight        int
 	RegistersPerSecond float64
-	// StartupSpread spreads the first REGISTER of each trunk after a start.
+	// StartupSpread spreads the first REGISTER of each trunk after a start (or a claim)
+	// over a window this long (0: all at once).
 	StartupSpread time.Duration
+	// StartupSpreadAuto is set when the file leaves startupSpread out: the window then
+	// scales with the number of trunks scheduled at once (a 20,000th of a second per
+	// trunk, at most 5 s) and StartupSpread is not used.
+	StartupSpreadAuto bool
 	// StartupCacheWait is how long, at a start with the cache unreachable, the registry
 	// waits for it before it sends a REGISTER for a trunk whose record it could not read
 	// (0: it does not wait).

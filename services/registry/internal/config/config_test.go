@@ -147,7 +147,9 @@ func TestParseDefaults(t *testing.T) {
 		{"Gin", s.Gin, true},
 		{"RequestTimeout > 32s", s.RequestTimeout > 32*time.Second, true},
 		{"BackoffBase <= BackoffMax", s.BackoffBase <= s.BackoffMax, true},
-		{"RegistersPerSecond > 0", s.RegistersPerSecond > 0, true},
+		{"RegistersPerSecond", s.RegistersPerSecond, 0.0},
+		{"StartupSpread", s.StartupSpread, time.Duration(0)},
+		{"StartupSpreadAuto", s.StartupSpreadAuto, true},
 		{"MaxInFlight > 0", s.MaxInFlight > 0, true},
 		{"ControlAddr", s.ControlAddr, ":51910"},
 		{"StartupCacheWait", s.StartupCacheWait, 30 * time.Second},
@@ -241,7 +243,7 @@ func TestParseValid(t *testing.T) {
 			check: func(t *testing.T, c *config.Config) {
 				s := c.Spec
 				if s.Expires != 3600 || s.UserAgent != "Acme/1.0" || s.AuthMode != config.AuthRegistry || s.Gin ||
-					s.RequestTimeout != 45*time.Second || s.StartupSpread != 0 || !s.UnregisterOnStop || s.LogFormat != "json" {
+					s.RequestTimeout != 45*time.Second || s.StartupSpread != 0 || s.StartupSpreadAuto || !s.UnregisterOnStop || s.LogFormat != "json" {
 					t.Errorf("spec = %+v", s)
 				}
 			}},
@@ -437,7 +439,8 @@ func TestParseInvalid(t *testing.T) {
 		{"authMode-unknown", minimal("authMode: direct"), "spec.authMode", []string{`"direct"`}},
 		{"gin-not-bool", minimal("gin: sometimes"), "spec.gin", []string{"line 7"}},
 		{"maxInFlight-0", minimal("maxInFlight: 0"), "spec.maxInFlight", []string{"line 7"}},
-		{"registersPerSecond-0", minimal("registersPerSecond: 0"), "spec.registersPerSecond", nil},
+		{"registersPerSecond-negative", minimal("registersPerSecond: -1"), "spec.registersPerSecond", []string{"line 7", "must not be negative"}},
+		{"registersPerSecond-negative-fraction", minimal("registersPerSecond: -0.5"), "spec.registersPerSecond", []string{"line 7"}},
 		{"registersPerSecond-inf", minimal("registersPerSecond: .inf"), "spec.registersPerSecond", []string{"line 7"}},
 		{"startupSpread-negative", minimal("startupSpread: -1s"), "spec.startupSpread", []string{"line 7"}},
 		{"backoffMax-below-base", minimal("backoffBase: 1m", "backoffMax: 30s"), "spec.backoffMax", nil},
@@ -681,5 +684,37 @@ func TestPath(t *testing.T) {
 	}
 	if got := config.Path("/flag.yaml"); got != "/flag.yaml" {
 		t.Errorf("Path(flag) = %q, the flag must win", got)
+	}
+}
+
+// TestParseScaleDefaults: no global rate cap unless one is given (0 is accepted and
+// means none); startupSpread left out scales with the trunks, given (even 0) it is
+// used exactly.
+func TestParseScaleDefaults(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		input  string
+		rps    float64
+		spread time.Duration
+		auto   bool
+	}{
+		{"defaults", minimal(), 0, 0, true},
+		{"registersPerSecond-0", minimal("registersPerSecond: 0"), 0, 0, true},
+		{"registersPerSecond-250", minimal("registersPerSecond: 250"), 250, 0, true},
+		{"startupSpread-0", minimal("startupSpread: 0"), 0, 0, false},
+		{"startupSpread-0s", minimal("startupSpread: 0s"), 0, 0, false},
+		{"startupSpread-5s", minimal("startupSpread: 5s"), 0, 5 * time.Second, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := config.Parse(name, []byte(c.input))
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := cfg.Spec
+			if s.RegistersPerSecond != c.rps || s.StartupSpread != c.spread || s.StartupSpreadAuto != c.auto {
+				t.Errorf("registersPerSecond %g, startupSpread %v (auto %v); want %g, %v (auto %v)",
+					s.RegistersPerSecond, s.StartupSpread, s.StartupSpreadAuto, c.rps, c.spread, c.auto)
+			}
+		})
 	}
 }

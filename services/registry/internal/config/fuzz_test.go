@@ -50,7 +50,7 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("edgePorts[%d] = %+v", i, ep)
 			}
 		}
-		if s.RegisterInterval <= 0 || s.Expires < 1 || s.RegistersPerSecond <= 0 || s.BackoffMax < s.BackoffBase {
+		if s.RegisterInterval <= 0 || s.Expires < 1 || s.RegistersPerSecond < 0 || s.BackoffMax < s.BackoffBase {
 			t.Fatalf("accepted out-of-range values: %+v", s)
 		}
 		if s.Cache.Provider != config.CacheMemory && s.Cache.Provider != config.CacheRedis {

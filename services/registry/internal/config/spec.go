@@ -85,30 +85,28 @@ func (c *cacheFile) UnmarshalYAML(n *yaml.Node) error {
 // is the one place that knows the defaults and the rules. The notes are warnings.
 func (f *specFile) resolve() (Spec, []problem, error) {
 	s := Spec{
-		RegisterInterval:   60 * time.Second,
-		Cache:              Cache{Provider: CacheMemory, Redis: RedisParams{Host: "localhost", Port: 6379}},
-		Expires:            600,
-		UserAgent:          "Routr Registry (sipreg)",
-		AuthMode:           AuthEdgePort,
-		Gin:                true,
-		APITimeout:         30 * time.Second,
-		RequestTimeout:     40 * time.Second,
-		MaxInFlight:        64,
-		RegistersPerSecond: 10000,
-		StartupSpread:      5 * time.Second,
-		StartupCacheWait:   30 * time.Second,
-		BackoffBase:        30 * time.Second,
-		BackoffMax:         30 * time.Minute,
-		RejectedRetry:      30 * time.Minute,
-		AuthFailedRetry:    30 * time.Minute,
-		ShutdownTimeout:    10 * time.Second,
-		ControlAddr:        ":51910",
-		MaxWatchStreams:    256,
-		ForceInterval:      time.Second,
-		HTTPAddr:           ":8080",
-		LogFormat:          "text",
-		KeyPrefix:          "sipreg:registration:",
-		LeaseTTL:           10 * time.Second,
+		RegisterInterval: 60 * time.Second,
+		Cache:            Cache{Provider: CacheMemory, Redis: RedisParams{Host: "localhost", Port: 6379}},
+		Expires:          600,
+		UserAgent:        "Routr Registry (sipreg)",
+		AuthMode:         AuthEdgePort,
+		Gin:              true,
+		APITimeout:       30 * time.Second,
+		RequestTimeout:   40 * time.Second,
+		MaxInFlight:      64,
+		StartupCacheWait: 30 * time.Second,
+		BackoffBase:      30 * time.Second,
+		BackoffMax:       30 * time.Minute,
+		RejectedRetry:    30 * time.Minute,
+		AuthFailedRetry:  30 * time.Minute,
+		ShutdownTimeout:  10 * time.Second,
+		ControlAddr:      ":51910",
+		MaxWatchStreams:  256,
+		ForceInterval:    time.Second,
+		HTTPAddr:         ":8080",
+		LogFormat:        "text",
+		KeyPrefix:        "sipreg:registration:",
+		LeaseTTL:         10 * time.Second,
 	}
 	f.RequesterAddr.to(&s.RequesterAddr)
 	f.APIAddr.to(&s.APIAddr)
@@ -128,6 +126,7 @@ func (f *specFile) resolve() (Spec, []problem, error) {
 	f.MaxInFlight.to(&s.MaxInFlight)
 	f.RegistersPerSecond.to(&s.RegistersPerSecond)
 	f.StartupSpread.to(&s.StartupSpread)
+	s.StartupSpreadAuto = !f.StartupSpread.set()
 	f.StartupCacheWait.to(&s.StartupCacheWait)
 	f.BackoffBase.to(&s.BackoffBase)
 	f.BackoffMax.to(&s.BackoffMax)
@@ -158,6 +157,7 @@ func (f *specFile) resolve() (Spec, []problem, error) {
 		positive("spec.apiTimeout", f.APITimeout),
 		positive("spec.requestTimeout", f.RequestTimeout),
 		inRange("spec.maxInFlight", f.MaxInFlight, 1, 100000),
+		nonNegativeNumber("spec.registersPerSecond", f.RegistersPerSecond),
 		nonNegative("spec.startupSpread", f.StartupSpread),
 		nonNegative("spec.startupCacheWait", f.StartupCacheWait),
 		positive("spec.backoffBase", f.BackoffBase),
@@ -183,7 +183,6 @@ func (f *specFile) resolve() (Spec, []problem, error) {
 		when(len(s.EdgePorts) == 0, "spec.edgePorts", "empty (at least one EdgePort is required)"),
 		when(s.BackoffMax < s.BackoffBase, "spec.backoffMax", "%s is less than spec.backoffBase %s", s.BackoffMax, s.BackoffBase),
 		when(s.ClusterMode && s.Cache.Provider != CacheRedis, "spec.clusterMode", "needs spec.cache.provider redis (the replicas share one Redis)"),
-		when(s.RegistersPerSecond <= 0, "spec.registersPerSecond", "must be greater than 0"),
 	} {
 		if err != nil {
 			return Spec{}, nil, err
@@ -222,6 +221,13 @@ func positive(field string, d duration) error {
 func nonNegative(field string, d duration) error {
 	if d.set() && d.val < 0 {
 		return fieldAt(field, d.line, "%q must not be negative", d.src)
+	}
+	return nil
+}
+
+func nonNegativeNumber(field string, f number) error {
+	if f.set() && f.val < 0 {
+		return fieldAt(field, f.line, "%g must not be negative (0: no cap)", f.val)
 	}
 	return nil
 }

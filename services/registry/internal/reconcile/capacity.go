@@ -43,8 +43,12 @@ func (r *Reconciler) Lapsing() (bool, string) {
 	if ago > lapseWindow {
 		return false, ""
 	}
-	return true, fmt.Sprintf("bindings lapsing: a refresh started after its binding expired %s ago (registersPerSecond %g, maxInFlight %d)",
-		ago.Round(time.Second), r.spec.RegistersPerSecond, r.spec.MaxInFlight)
+	rateCap := "no registersPerSecond cap"
+	if r.spec.RegistersPerSecond > 0 {
+		rateCap = fmt.Sprintf("registersPerSecond %g", r.spec.RegistersPerSecond)
+	}
+	return true, fmt.Sprintf("bindings lapsing: a refresh started after its binding expired %s ago (%s, maxInFlight %d)",
+		ago.Round(time.Second), rateCap, r.spec.MaxInFlight)
 }
 
 // refreshLoadLocked is the rate of REGISTERs the registered bindings need (r.mu held): each is
@@ -63,8 +67,12 @@ func (r *Reconciler) refreshLoadLocked() float64 {
 }
 
 // capacityLoop warns, once per episode, when the global rate cap cannot carry the
-// refresh load: bindings would lapse before their refresh.
+// refresh load: bindings would lapse before their refresh. Without a cap (the default)
+// there is nothing to compare with, and the load is not summed.
 func (r *Reconciler) capacityLoop(ctx context.Context) {
+	if r.spec.RegistersPerSecond <= 0 {
+		return
+	}
 	t := time.NewTicker(capacityEvery)
 	defer t.Stop()
 	over := false
@@ -83,10 +91,12 @@ func (r *Reconciler) capacityLoop(ctx context.Context) {
 
 // checkCapacity compares the refresh load with registersPerSecond; it warns when the
 // load goes over the cap, says so when it is back under 80 % of it, and returns whether
-// it is over.
+// it is over. With no cap (0) it never warns.
 func (r *Reconciler) checkCapacity(need float64, over bool) bool {
 	limit := r.spec.RegistersPerSecond
 	switch {
+	case limit <= 0:
+		return false
 	case !over && need > limit:
 		r.log.Warn("the configured caps cannot carry the refresh load: bindings will lapse",
 			"cap", "spec.registersPerSecond", "registers_per_second", limit, "needed_per_second", fmt.Sprintf("%.1f", need))

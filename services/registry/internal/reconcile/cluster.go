@@ -91,8 +91,9 @@ var errNotOwner = exchange.NotSent("lease on the trunk not held")
 // track yet: their records continue (Call-ID, From-tag, CSeq), and they are scheduled.
 // One taken over from a replica that died is refreshed within a second; one handed
 // over keeps its schedule. It returns how many it took, and how many of them were new
-// to this replica.
-func (r *Reconciler) claim(ctx context.Context, set []desiredTrunk, idx []int, now time.Time) (took, added int) {
+// to this replica. window is the startup spread of the pass (startupWindow) for the
+// first REGISTERs it schedules.
+func (r *Reconciler) claim(ctx context.Context, set []desiredTrunk, idx []int, now time.Time, window time.Duration) (took, added int) {
 	refs := make([]string, len(idx))
 	for i, j := range idx {
 		refs[i] = set[j].t.Ref
@@ -126,7 +127,7 @@ func (r *Reconciler) claim(ctx context.Context, set []desiredTrunk, idx []int, n
 			r.entries[c.Ref] = e
 		}
 		e.handover = false
-		if k := r.apply(d.t, d.err, now); k != "" {
+		if k := r.apply(d.t, d.err, now, window); k != "" {
 			due = append(due, k)
 		}
 		e.rec.Owner, e.rec.Fence = me, c.Fence

@@ -159,7 +159,8 @@ func (r *Reconciler) reconcileDesired(ctx context.Context, set []desiredTrunk) {
 	now := r.clock()
 	seen := make(map[string]bool, len(set))
 	var due, handovers []string
-	var claims []int
+	var claims, firsts []int
+	spread := 0 // trunks whose first REGISTER this pass spreads
 	counts := newDesiredCounts(ctx)
 	r.mu.Lock()
 	// Kept to re-assign trunks when members come and go, and for the control API.
@@ -181,7 +182,23 @@ func (r *Reconciler) reconcileDesired(ctx context.Context, set []desiredTrunk) {
 			}
 			continue
 		}
-		if k := r.apply(d.t, d.err, now); k != "" {
+		if e.first {
+			// Applied below, once the pass knows how many first REGISTERs it spreads.
+			firsts = append(firsts, i)
+			if !keepsTime(e.rec, now) {
+				spread++
+			}
+			continue
+		}
+		if k := r.apply(d.t, d.err, now, 0); k != "" {
+			due = append(due, k)
+			counts.changed++
+		}
+	}
+	window := r.startupWindow(spread + len(claims))
+	for _, i := range firsts {
+		d := set[i]
+		if k := r.apply(d.t, d.err, now, window); k != "" {
 			due = append(due, k)
 			counts.changed++
 		}
@@ -206,15 +223,16 @@ func (r *Reconciler) reconcileDesired(ctx context.Context, set []desiredTrunk) {
 		// Before the claim: its trunks' first REGISTERs go out as soon as it queues them.
 		r.quietFirst.Store(true)
 	}
-	took, added := r.claim(ctx, set, claims, now)
+	took, added := r.claim(ctx, set, claims, now, window)
 	counts.added += added
 	counts.toClaim = len(claims) - took
 	counts.record(ctx)
 }
 
 // apply merges one discovered trunk into its entry (r.mu held). It returns the key when
-// the trunk needs work now.
-func (r *Reconciler) apply(t trunk.Trunk, terr error, now time.Time) string {
+// the trunk needs work now. window is the startup spread of the pass (startupWindow),
+// for a trunk's first REGISTER in this run.
+func (r *Reconciler) apply(t trunk.Trunk, terr error, now time.Time, window time.Duration) string {
 	e := r.entries[t.Ref]
 	if e == nil {
 		e = &entry{first: true}
@@ -274,7 +292,7 @@ func (r *Reconciler) apply(t trunk.Trunk, terr error, now time.Time) string {
 	e.rec.Fingerprint = fp
 	if e.first {
 		e.first = false
-		r.scheduleFirst(e, now)
+		r.scheduleFirst(e, now, window)
 	} else if repaired {
 		e.rec.LastError = ""
 		return t.Ref
@@ -282,10 +300,39 @@ func (r *Reconciler) apply(t trunk.Trunk, terr error, now time.Time) string {
 	return ""
 }
 
+// Without startupSpread in the file, the first REGISTERs scheduled together are spread
+// over a 20,000th of a second per trunk, at most 5 s: 2,000 trunks over 0.1 s, 100,000
+// over 5 s.
+const (
+	spreadPerTrunk = time.Second / 20000
+	maxAutoSpread  = 5 * time.Second
+)
+
+// startupWindow is the window over which a pass (a start, a claim) spreads the first
+// REGISTERs of n trunks: startupSpread when the file gives it, else scaled with n.
+func (r *Reconciler) startupWindow(n int) time.Duration {
+	if !r.spec.StartupSpreadAuto {
+		return r.spec.StartupSpread
+	}
+	if n >= int(maxAutoSpread/spreadPerTrunk) {
+		return maxAutoSpread
+	}
+	return time.Duration(n) * spreadPerTrunk
+}
+
+// keepsTime reports whether a record loaded or claimed keeps its next action's time
+// for its first REGISTER in this run, rather than being spread over the startup window.
+func keepsTime(rec registration.Record, now time.Time) bool {
+	if rec.State == registration.StateRegistered && rec.ExpiresAt.After(now) && !rec.NextActionAt.IsZero() {
+		return true
+	}
+	return !rec.NextActionAt.IsZero() && rec.NextActionAt.After(now) && rec.State != registration.StatePending
+}
+
 // scheduleFirst places the first REGISTER of a trunk in this run (r.mu held): a live
 // binding loaded from the cache keeps its refresh time; anything else is spread over
 // the startup window.
-func (r *Reconciler) scheduleFirst(e *entry, now time.Time) {
+func (r *Reconciler) scheduleFirst(e *entry, now time.Time, window time.Duration) {
 	ref := e.rec.TrunkRef
 	if e.rec.State == registration.StateRegistered && e.rec.ExpiresAt.After(now) && !e.rec.NextActionAt.IsZero() {
 		at := e.rec.NextActionAt
@@ -295,14 +342,14 @@ func (r *Reconciler) scheduleFirst(e *entry, now time.Time) {
 		r.sched.At(ref, at)
 		return
 	}
-	if !e.rec.NextActionAt.IsZero() && e.rec.NextActionAt.After(now) && e.rec.State != registration.StatePending {
+	if keepsTime(e.rec, now) {
 		// A retry or a long wait after a refusal survives the restart.
 		r.sched.At(ref, e.rec.NextActionAt)
 		return
 	}
 	var spread time.Duration
-	if r.spec.StartupSpread > 0 {
-		spread = time.Duration(mrand.Int64N(int64(r.spec.StartupSpread)))
+	if window > 0 {
+		spread = time.Duration(mrand.Int64N(int64(window)))
 	}
 	at := now.Add(spread)
 	e.rec.NextAction, e.rec.NextActionAt = registration.ActionRegister, at

@@ -3,6 +3,8 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -149,5 +151,37 @@ func TestForceUnknown(t *testing.T) {
 	h := start(t, testSpec(), api, req, nil)
 	if _, err := h.r.Force(context.Background(), "nope"); err == nil {
 		t.Error("Force of an unknown trunk succeeded")
+	}
+}
+
+// TestNoRateCap: registersPerSecond 0 lets any number of REGISTERs through at once.
+func TestNoRateCap(t *testing.T) {
+	l := newLimiter(0)
+	for i := range 100000 {
+		if !l.Allow() {
+			t.Fatalf("REGISTER %d held back with no rate cap", i)
+		}
+	}
+}
+
+// TestCapacityNoWarningWithoutCap: with no rate cap there is no cap to name; the
+// capacity check never warns, and Lapsing says there is no rate cap.
+func TestCapacityNoWarningWithoutCap(t *testing.T) {
+	var buf strings.Builder
+	spec := testSpec()
+	spec.RegistersPerSecond = 0
+	r := New(Options{Spec: spec, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+	over := false
+	for _, need := range []float64{50, 1e6, 0, 1e9} {
+		if over = r.checkCapacity(need, over); over {
+			t.Fatalf("over the cap at %g/s with no cap", need)
+		}
+	}
+	if buf.Len() != 0 {
+		t.Fatalf("logged with no cap:\n%s", buf.String())
+	}
+	r.lastLapse.Store(time.Now().UnixNano())
+	if lapsing, why := r.Lapsing(); !lapsing || !strings.Contains(why, "no registersPerSecond cap") {
+		t.Errorf("Lapsing = %v %q, want it to say there is no rate cap", lapsing, why)
 	}
 }
