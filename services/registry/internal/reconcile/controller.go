@@ -14,6 +14,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 
 	"sipreg.dev/services/registry/internal/cluster/mirror"
@@ -94,6 +95,8 @@ type Reconciler struct {
 	queue   *workqueue.Queue
 	sched   *workqueue.Schedule
 	limiter *rate.Limiter
+	// sending bounds the SendMessage calls in flight (spec.maxInFlight).
+	sending *semaphore.Weighted
 	commit  *committer
 	// durable: records outlive the process (Redis), so CSeqs are reserved (cseq.go).
 	durable   bool
@@ -178,6 +181,9 @@ type entry struct {
 	cseqTried uint32
 }
 
+// workersPerSlot is how many workers run per SendMessage slot (spec.maxInFlight).
+const workersPerSlot = 4
+
 // New builds a Reconciler; nothing runs until Run.
 func New(o Options) *Reconciler {
 	if o.Logger == nil {
@@ -199,6 +205,7 @@ func New(o Options) *Reconciler {
 		queue:     workqueue.New(),
 		sched:     workqueue.NewSchedule(),
 		limiter:   newLimiter(o.Spec.RegistersPerSecond),
+		sending:   semaphore.NewWeighted(int64(max(1, o.Spec.MaxInFlight))),
 		durable:   durable,
 		cseqBlock: cseqBlock,
 		entries:   map[string]*entry{},
@@ -239,8 +246,11 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 
+	// More workers than REGISTERs in flight: a worker also waits for its record's
+	// group commit (up to the commit window), and holds no SendMessage slot meanwhile
+	// (r.sending), so the window does not cut the throughput.
 	var workers sync.WaitGroup
-	for range max(1, r.spec.MaxInFlight) {
+	for range max(1, r.spec.MaxInFlight) * workersPerSlot {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()

@@ -196,3 +196,38 @@ func TestCapacityNoWarningWithoutCap(t *testing.T) {
 		t.Errorf("Lapsing = %v %q, want it to say there is no rate cap", lapsing, why)
 	}
 }
+
+// TestMaxInFlightBoundsSendMessage: however many workers run, at most spec.maxInFlight
+// SendMessage calls are in flight at once, and that many are used.
+func TestMaxInFlightBoundsSendMessage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		spec := testSpec()
+		spec.MaxInFlight = 3
+		var trunks []*trunksv2beta1.Trunk
+		for i := range 40 {
+			trunks = append(trunks, mkTrunk(fmt.Sprintf("t%d", i), fmt.Sprintf("sip%d.example", i), "u", ""))
+		}
+		var mu sync.Mutex
+		cur, peak := 0, 0
+		req := &fakeRequester{answer: func(*requesterv2beta1.SendMessageRequest, int) (*sipmessagev2beta1.SIPMessage, error) {
+			mu.Lock()
+			cur++
+			peak = max(peak, cur)
+			mu.Unlock()
+			time.Sleep(100 * time.Millisecond) // the registrar's answer takes a while (fake time)
+			mu.Lock()
+			cur--
+			mu.Unlock()
+			return ok(600), nil
+		}}
+		h := start(t, spec, &fakeAPI{trunks: trunks}, req, nil)
+		for i := range 40 {
+			h.waitFor("registered", stateIs(fmt.Sprintf("t%d", i), registration.StateRegistered))
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if peak != spec.MaxInFlight {
+			t.Errorf("peak SendMessage calls in flight %d, want maxInFlight %d", peak, spec.MaxInFlight)
+		}
+	})
+}
