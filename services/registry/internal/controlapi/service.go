@@ -282,10 +282,6 @@ func (s *service) ForceRegister(ctx context.Context, req *connect.Request[regist
 	)
 	g.SetLimit(forceAllParallel)
 	for i, ref := range refs {
-		if fctx.Err() != nil {
-			results[i] = s.notForced(ref)
-			continue
-		}
 		g.Go(func() error {
 			if fctx.Err() != nil {
 				results[i] = s.notForced(ref)
