@@ -24,6 +24,7 @@ import (
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/sipauth"
 	"sipreg.dev/services/registry/internal/sipmsg"
+	"sipreg.dev/services/registry/internal/trunk"
 )
 
 // anonymousGatewayAuth is sent for trunks without outbound credentials: Routr forwards a
@@ -61,9 +62,9 @@ type Exchange struct {
 
 // New prepares the REGISTER of rec's binding (its Call-ID and From-tag) to the
 // registrar at domain:port over transport, for AOR user, routed through the EdgePort
-// at epHost:epPort. Expires is left to the caller. The error says that the credentials
-// cannot travel in X-Gateway-Auth.
-func New(s Settings, rec registration.Record, domain string, port int, transport, user, epHost string, epPort int, cred sipauth.Credentials) (Exchange, error) {
+// at epHost:epPort, with t's outbound credentials. Expires is left to the caller. The
+// error says that the credentials cannot travel in X-Gateway-Auth.
+func New(s Settings, t trunk.Trunk, rec registration.Record, domain string, port int, transport, user, epHost string, epPort int) (Exchange, error) {
 	x := Exchange{
 		Reg: sipmsg.Register{
 			Domain: domain, Port: port, Transport: transport, User: user,
@@ -71,13 +72,13 @@ func New(s Settings, rec registration.Record, domain string, port int, transport
 			EdgePortHost: epHost, EdgePortPort: epPort,
 			Methods: s.Methods, UserAgent: s.UserAgent,
 		},
-		cred:  cred,
-		creds: cred.Username != "" && cred.Password != "",
+		cred:  sipauth.Credentials{Username: t.Username, Password: t.Password},
+		creds: t.HasCredentials(),
 	}
 	if s.EdgePortAuth {
 		x.Reg.GatewayAuth = anonymousGatewayAuth
 		if x.creds {
-			v, err := sipauth.GatewayAuth(cred)
+			v, err := sipauth.GatewayAuth(x.cred)
 			if err != nil {
 				return x, err
 			}

@@ -12,8 +12,8 @@ import (
 	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
 
 	"sipreg.dev/services/registry/internal/registration"
-	"sipreg.dev/services/registry/internal/sipauth"
 	"sipreg.dev/services/registry/internal/sipmsg"
+	"sipreg.dev/services/registry/internal/trunk"
 )
 
 func answer(t sipmessagev2beta1.ResponseType, ext ...string) *sipmessagev2beta1.SIPMessage {
@@ -57,11 +57,11 @@ type sent struct {
 // TestRun: each answer leads to the resend or the result RFC 3261 asks for, each
 // resend with the next CSeq, and the binding's record learns Min-Expires and no-gin.
 func TestRun(t *testing.T) {
-	cred := sipauth.Credentials{Username: "alice", Password: "pw"}
+	cred := trunk.Trunk{Username: "alice", Password: "pw"}
 	cases := []struct {
 		name     string
 		edgePort bool
-		cred     sipauth.Credentials
+		cred     trunk.Trunk
 		answers  []*sipmessagev2beta1.SIPMessage
 		want     registration.State
 		reason   string // a part of the result's reason
@@ -106,7 +106,7 @@ func TestRun(t *testing.T) {
 			rn := &Runner{Settings: Settings{Gin: true, EdgePortAuth: tc.edgePort, UserAgent: "test"},
 				Observe: func(string, time.Duration) {}, Log: slog.New(slog.DiscardHandler)}
 			rec := registration.Record{TrunkRef: "t1", CallID: "c1@test", FromTag: "f1", CSeq: 10}
-			x, err := New(rn.Settings, rec, "sip.one.net", 5060, "udp", "alice", "edge.local", 5060, tc.cred)
+			x, err := New(rn.Settings, tc.cred, rec, "sip.one.net", 5060, "udp", "alice", "edge.local", 5060)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -162,7 +162,7 @@ func TestNotSentIsNotAnAnswer(t *testing.T) {
 	rn := &Runner{Settings: Settings{Gin: true, UserAgent: "test"},
 		Observe: func(class string, _ time.Duration) { observed = append(observed, class) }, Log: slog.New(slog.DiscardHandler)}
 	rec := registration.Record{TrunkRef: "t1", CallID: "c1@test", FromTag: "f1", CSeq: 10}
-	x, err := New(rn.Settings, rec, "sip.one.net", 5060, "udp", "alice", "edge.local", 5060, sipauth.Credentials{})
+	x, err := New(rn.Settings, trunk.Trunk{}, rec, "sip.one.net", 5060, "udp", "alice", "edge.local", 5060)
 	if err != nil {
 		t.Fatal(err)
 	}

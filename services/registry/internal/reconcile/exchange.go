@@ -18,7 +18,6 @@ import (
 	"sipreg.dev/services/registry/internal/config"
 	"sipreg.dev/services/registry/internal/exchange"
 	"sipreg.dev/services/registry/internal/registration"
-	"sipreg.dev/services/registry/internal/sipauth"
 	"sipreg.dev/services/registry/internal/sipmsg"
 	"sipreg.dev/services/registry/internal/trunk"
 )
@@ -60,8 +59,7 @@ func (r *Reconciler) sender(rec *registration.Record, base registration.Record) 
 
 // newExchange prepares the REGISTER of rec's binding to uri through edge port ep.
 func (r *Reconciler) newExchange(t trunk.Trunk, rec registration.Record, domain string, port int, transport, user string, ep config.EdgePort) (exchange.Exchange, error) {
-	return exchange.New(r.xr.Settings, rec, domain, port, transport, user, ep.Host, ep.Port,
-		sipauth.Credentials{Username: t.Username, Password: t.Password})
+	return exchange.New(r.xr.Settings, t, rec, domain, port, transport, user, ep.Host, ep.Port)
 }
 
 // register sends the REGISTER of a wanted trunk and turns the answer into its next state.
