@@ -2,10 +2,7 @@ package reconcile
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	mrand "math/rand/v2"
 	"slices"
 	"time"
 
@@ -298,86 +295,6 @@ func (r *Reconciler) apply(t trunk.Trunk, terr error, now time.Time, window time
 		return t.Ref
 	}
 	return ""
-}
-
-// Without startupSpread in the file, the first REGISTERs scheduled together are spread
-// over a 20,000th of a second per trunk, at most 5 s: 2,000 trunks over 0.1 s, 100,000
-// over 5 s.
-const (
-	spreadPerTrunk = time.Second / 20000
-	maxAutoSpread  = 5 * time.Second
-)
-
-// startupWindow is the window over which a pass (a start, a claim) spreads the first
-// REGISTERs of n trunks: startupSpread when the file gives it, else scaled with n.
-func (r *Reconciler) startupWindow(n int) time.Duration {
-	if !r.spec.StartupSpreadAuto {
-		return r.spec.StartupSpread
-	}
-	if n >= int(maxAutoSpread/spreadPerTrunk) {
-		return maxAutoSpread
-	}
-	return time.Duration(n) * spreadPerTrunk
-}
-
-// keepsTime reports whether a record loaded or claimed keeps its next action's time
-// for its first REGISTER in this run, rather than being spread over the startup window.
-func keepsTime(rec registration.Record, now time.Time) bool {
-	if rec.State == registration.StateRegistered && rec.ExpiresAt.After(now) && !rec.NextActionAt.IsZero() {
-		return true
-	}
-	return !rec.NextActionAt.IsZero() && rec.NextActionAt.After(now) && rec.State != registration.StatePending
-}
-
-// scheduleFirst places the first REGISTER of a trunk in this run (r.mu held): a live
-// binding loaded from the cache keeps its refresh time; anything else is spread over
-// the startup window.
-func (r *Reconciler) scheduleFirst(e *entry, now time.Time, window time.Duration) {
-	ref := e.rec.TrunkRef
-	if e.rec.State == registration.StateRegistered && e.rec.ExpiresAt.After(now) && !e.rec.NextActionAt.IsZero() {
-		at := e.rec.NextActionAt
-		if latest := e.rec.ExpiresAt.Add(-registration.RefreshMargin); at.After(latest) {
-			at = latest
-		}
-		r.sched.At(ref, at)
-		return
-	}
-	if keepsTime(e.rec, now) {
-		// A retry or a long wait after a refusal survives the restart.
-		r.sched.At(ref, e.rec.NextActionAt)
-		return
-	}
-	var spread time.Duration
-	if window > 0 {
-		spread = time.Duration(mrand.Int64N(int64(window)))
-	}
-	at := now.Add(spread)
-	e.rec.NextAction, e.rec.NextActionAt = registration.ActionRegister, at
-	if e.rec.State == "" {
-		e.rec.State = registration.StatePending
-	}
-	r.sched.At(ref, at)
-}
-
-func hadBinding(rec registration.Record) bool {
-	switch rec.State {
-	case registration.StateRegistered, registration.StateRegistering, registration.StateRetrying:
-		return rec.CallID != ""
-	}
-	return false
-}
-
-func (r *Reconciler) freshRecord(t trunk.Trunk) registration.Record {
-	return registration.Record{
-		TrunkRef: t.Ref, TrunkName: t.Name, State: registration.StatePending,
-		CallID: randomID(16) + "@sipreg", FromTag: randomID(8),
-	}
-}
-
-func randomID(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // keepUndecodable reports the items of an API answer that could not be decoded, one
