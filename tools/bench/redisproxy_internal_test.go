@@ -122,18 +122,25 @@ func fakeRedis(t *testing.T) string {
 	return lis.Addr().String()
 }
 
-func TestRedisProxyCountsRoundTrips(t *testing.T) {
+// dialProxy starts a proxy in front of a fake Redis and connects to it; both close
+// when the test ends.
+func dialProxy(t *testing.T) (*redisProxy, net.Conn, *bufio.Reader) {
+	t.Helper()
 	p, err := startRedisProxy(fakeRedis(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.close()
+	t.Cleanup(p.close)
 	conn, err := net.Dial("tcp", p.addr())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	rd := bufio.NewReader(conn)
+	t.Cleanup(func() { conn.Close() })
+	return p, conn, bufio.NewReader(conn)
+}
+
+func TestRedisProxyCountsRoundTrips(t *testing.T) {
+	p, conn, rd := dialProxy(t)
 	exchange := func(req string, replies int) {
 		t.Helper()
 		if _, err := io.WriteString(conn, req); err != nil {
@@ -164,17 +171,7 @@ func TestRedisProxyCountsRoundTrips(t *testing.T) {
 // one round trip, even when the server answers the first chunk's commands before the
 // next chunk arrives; a write after every answer is read starts the next one.
 func TestRedisProxyPipelineInChunks(t *testing.T) {
-	p, err := startRedisProxy(fakeRedis(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.close()
-	conn, err := net.Dial("tcp", p.addr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	rd := bufio.NewReader(conn)
+	p, conn, rd := dialProxy(t)
 	write := func(s string) {
 		t.Helper()
 		if _, err := io.WriteString(conn, s); err != nil {

@@ -49,13 +49,26 @@ func runCommitter(l *flushLog) (c *committer, stop func()) {
 	return c, func() { cancel(); <-c.stopped }
 }
 
-// putAfter puts a record for ref after a fake-time delay, reporting its error on errs.
-func putAfter(c *committer, wg *sync.WaitGroup, errs chan<- error, ref string, after time.Duration) {
-	wg.Go(func() {
-		time.Sleep(after)
-		_, err := c.put(registration.Record{TrunkRef: ref})
-		errs <- err
-	})
+// putEvery puts records t0..t{n-1}, the i-th after i*step of fake time, each from its
+// own goroutine, and waits until every put returned; any put's error fails the test.
+func putEvery(t *testing.T, c *committer, n int, step time.Duration) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Go(func() {
+			time.Sleep(time.Duration(i) * step)
+			_, err := c.put(registration.Record{TrunkRef: fmt.Sprintf("t%d", i)})
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestCommitterGroupsPutsWithinTheWindow: puts that arrive within commitQuiet of each
@@ -67,19 +80,8 @@ func TestCommitterGroupsPutsWithinTheWindow(t *testing.T) {
 		defer stop()
 		t0 := time.Now()
 		const n = 40
-		var wg sync.WaitGroup
-		errs := make(chan error, n)
-		for i := range n {
-			// One every 150 µs: the last at 5.85 ms, each within 3 ms of the one before.
-			putAfter(c, &wg, errs, fmt.Sprintf("t%d", i), time.Duration(i)*150*time.Microsecond)
-		}
-		wg.Wait()
-		close(errs)
-		for err := range errs {
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
+		// One every 150 µs: the last at 5.85 ms, each within 3 ms of the one before.
+		putEvery(t, c, n, 150*time.Microsecond)
 		sizes, at := l.writes()
 		if len(sizes) != 1 || sizes[0] != n {
 			t.Fatalf("writes of %v records, want one of %d", sizes, n)
@@ -99,14 +101,8 @@ func TestCommitterWaitsAtMostTheWindow(t *testing.T) {
 		c, stop := runCommitter(&l)
 		defer stop()
 		t0 := time.Now()
-		const n = 10
-		var wg sync.WaitGroup
-		errs := make(chan error, n)
-		for i := range n {
-			// At 0, 1.5, ..., 13.5 ms: 0-9 ms in the first batch, 10.5-13.5 ms in the next.
-			putAfter(c, &wg, errs, fmt.Sprintf("t%d", i), time.Duration(i)*1500*time.Microsecond)
-		}
-		wg.Wait()
+		// At 0, 1.5, ..., 13.5 ms: 0-9 ms in the first batch, 10.5-13.5 ms in the next.
+		putEvery(t, c, 10, 1500*time.Microsecond)
 		sizes, at := l.writes()
 		if len(sizes) != 2 || sizes[0] != 7 || sizes[1] != 3 {
 			t.Fatalf("writes of %v records, want 7 then 3", sizes)
@@ -151,12 +147,7 @@ func TestCommitterFullBatchGoesAtOnce(t *testing.T) {
 		c, stop := runCommitter(&l)
 		defer stop()
 		t0 := time.Now()
-		var wg sync.WaitGroup
-		errs := make(chan error, commitBatch)
-		for i := range commitBatch {
-			putAfter(c, &wg, errs, fmt.Sprintf("t%d", i), 0)
-		}
-		wg.Wait()
+		putEvery(t, c, commitBatch, 0)
 		sizes, at := l.writes()
 		if len(sizes) != 1 || sizes[0] != commitBatch {
 			t.Fatalf("writes of %v records, want one of %d", sizes, commitBatch)
