@@ -21,6 +21,7 @@ import (
 	"sipreg.dev/services/registry/internal/cluster/ownership"
 	"sipreg.dev/services/registry/internal/config"
 	"sipreg.dev/services/registry/internal/exchange"
+	"sipreg.dev/services/registry/internal/groupcommit"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
 	"sipreg.dev/services/registry/internal/trunk"
@@ -97,7 +98,7 @@ type Reconciler struct {
 	limiter *rate.Limiter
 	// sending bounds the SendMessage calls in flight (spec.maxInFlight).
 	sending *semaphore.Weighted
-	commit  *committer
+	commit  *groupcommit.Committer
 	// durable: records outlive the process (Redis), so CSeqs are reserved (cseq.go).
 	durable   bool
 	cseqBlock uint32
@@ -226,11 +227,8 @@ func New(o Options) *Reconciler {
 			Methods: o.Spec.Methods, UserAgent: o.Spec.UserAgent},
 		Observe: r.obs.Sent, Log: r.log, Tracer: r.tracer,
 	}
-	r.commit = newCommitter(r.writeRecords)
-	if durable {
-		// (The memory provider writes nowhere: no flush to trace.)
-		r.commit.tracer = r.tracer
-	}
+	// (The memory provider writes nowhere, and persist does not use the committer.)
+	r.commit = groupcommit.New(r.writeRecords, r.tracer)
 	return r
 }
 
@@ -260,7 +258,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	commitDone := make(chan struct{})
 	go func() {
 		defer close(commitDone)
-		r.commit.run(workCtx)
+		r.commit.Run(workCtx)
 	}()
 
 	g, gctx := errgroup.WithContext(ctx)

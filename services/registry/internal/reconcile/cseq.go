@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"sipreg.dev/services/registry/internal/exchange"
+	"sipreg.dev/services/registry/internal/groupcommit"
 	"sipreg.dev/services/registry/internal/registration"
 )
 
@@ -121,12 +122,12 @@ func (r *Reconciler) reserveCSeq(rec *registration.Record, base registration.Rec
 	}
 	w := *rec
 	w.State, w.NextAction, w.NextActionAt, w.UpdatedAt = base.State, base.NextAction, base.NextActionAt, base.UpdatedAt
-	written, err := r.commit.put(w)
+	written, err := r.commit.Put(w)
 	switch {
-	case errors.Is(err, errRefused):
+	case errors.Is(err, groupcommit.ErrRefused):
 		return errNotOwner
 	case err != nil:
-		if !errors.Is(err, errCommitterStopped) {
+		if !errors.Is(err, groupcommit.ErrStopped) {
 			r.storeFailed(err)
 		}
 		return fmt.Errorf("%w: reserving CSeq %d: %w", errNotDurable, rec.CSeq, err)

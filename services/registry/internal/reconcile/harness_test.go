@@ -10,8 +10,8 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
-	credentialsv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/credentials/v2beta1"
 
+	credentialsv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/credentials/v2beta1"
 	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
 	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
 	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"

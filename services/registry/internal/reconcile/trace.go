@@ -20,7 +20,8 @@ import (
 //     SendMessage is its child (the Requester client's span), and carries the trace
 //     context to the Requester.
 //   - registry.store.write: one group-commit flush to Redis, with its batch size and
-//     the writes refused (another replica's lease).
+//     the writes refused (another replica's lease), made by package groupcommit with
+//     the engine's tracer.
 //   - registry.lease.round: one lease round with several replicas (renewal, leases
 //     lost, whether trunks are reassigned), and registry.reassign for the claims that
 //     follow a change of members.
@@ -40,8 +41,6 @@ const (
 	attrChanged      = attribute.Key("registry.trunks.changed")
 	attrRemoved      = attribute.Key("registry.trunks.removed")
 	attrClaims       = attribute.Key("registry.trunks.to_claim")
-	attrBatch        = attribute.Key("registry.batch.size")
-	attrRefused      = attribute.Key("registry.batch.refused")
 	attrRenew        = attribute.Key("registry.lease.renew")
 	attrLost         = attribute.Key("registry.leases.lost")
 	attrMembersMoved = attribute.Key("registry.members.changed")
@@ -97,26 +96,6 @@ func (c desiredCounts) record(ctx context.Context) {
 	}
 	trace.SpanFromContext(ctx).SetAttributes(attrAdded.Int(c.added), attrChanged.Int(c.changed),
 		attrRemoved.Int(c.removed), attrClaims.Int(c.toClaim))
-}
-
-// startFlush starts the span of one group-commit flush of n records.
-func startFlush(ctx context.Context, tr trace.Tracer, n int) (context.Context, trace.Span) {
-	ctx, span := startSpan(ctx, tr, "registry.store.write")
-	if span.IsRecording() {
-		span.SetAttributes(attrBatch.Int(n))
-	}
-	return ctx, span
-}
-
-// endFlush ends a flush's span with the writes refused and the batch's error.
-func endFlush(span trace.Span, refused int, err error) {
-	if span.IsRecording() {
-		span.SetAttributes(attrRefused.Int(refused))
-		if err != nil {
-			span.SetStatus(codes.Error, err.Error())
-		}
-	}
-	span.End()
 }
 
 // endLeaseRound ends a lease round's span.

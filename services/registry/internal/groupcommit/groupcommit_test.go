@@ -1,4 +1,4 @@
-package reconcile
+package groupcommit
 
 import (
 	"context"
@@ -42,23 +42,23 @@ func (l *flushLog) writes() ([]int, []time.Time) {
 }
 
 // runCommitter starts a committer over l; stop ends it and waits.
-func runCommitter(l *flushLog) (c *committer, stop func()) {
-	c = newCommitter(l.write)
+func runCommitter(l *flushLog) (c *Committer, stop func()) {
+	c = New(l.write, nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	go c.run(ctx)
+	go c.Run(ctx)
 	return c, func() { cancel(); <-c.stopped }
 }
 
 // putEvery puts records t0..t{n-1}, the i-th after i*step of fake time, each from its
 // own goroutine, and waits until every put returned; any put's error fails the test.
-func putEvery(t *testing.T, c *committer, n int, step time.Duration) {
+func putEvery(t *testing.T, c *Committer, n int, step time.Duration) {
 	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for i := range n {
 		wg.Go(func() {
 			time.Sleep(time.Duration(i) * step)
-			_, err := c.put(registration.Record{TrunkRef: fmt.Sprintf("t%d", i)})
+			_, err := c.Put(registration.Record{TrunkRef: fmt.Sprintf("t%d", i)})
 			errs <- err
 		})
 	}
@@ -71,9 +71,9 @@ func putEvery(t *testing.T, c *committer, n int, step time.Duration) {
 	}
 }
 
-// TestCommitterGroupsPutsWithinTheWindow: puts that arrive within commitQuiet of each
-// other share one write, which goes out commitQuiet after the last of them.
-func TestCommitterGroupsPutsWithinTheWindow(t *testing.T) {
+// TestGroupsPutsWithinTheWindow: puts that arrive within Quiet of each
+// other share one write, which goes out Quiet after the last of them.
+func TestGroupsPutsWithinTheWindow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var l flushLog
 		c, stop := runCommitter(&l)
@@ -87,15 +87,15 @@ func TestCommitterGroupsPutsWithinTheWindow(t *testing.T) {
 			t.Fatalf("writes of %v records, want one of %d", sizes, n)
 		}
 		last := time.Duration(n-1) * 150 * time.Microsecond
-		if got := at[0].Sub(t0); got != last+commitQuiet {
-			t.Errorf("written %v after the first put, want %v (the last put + commitQuiet)", got, last+commitQuiet)
+		if got := at[0].Sub(t0); got != last+Quiet {
+			t.Errorf("written %v after the first put, want %v (the last put + Quiet)", got, last+Quiet)
 		}
 	})
 }
 
-// TestCommitterWaitsAtMostTheWindow: a steady stream that is never quiet for
-// commitQuiet is still written commitWindow after the first put of a batch.
-func TestCommitterWaitsAtMostTheWindow(t *testing.T) {
+// TestWaitsAtMostTheWindow: a steady stream that is never quiet for
+// Quiet is still written Window after the first put of a batch.
+func TestWaitsAtMostTheWindow(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var l flushLog
 		c, stop := runCommitter(&l)
@@ -107,31 +107,31 @@ func TestCommitterWaitsAtMostTheWindow(t *testing.T) {
 		if len(sizes) != 2 || sizes[0] != 7 || sizes[1] != 3 {
 			t.Fatalf("writes of %v records, want 7 then 3", sizes)
 		}
-		if got := at[0].Sub(t0); got != commitWindow {
-			t.Errorf("first write %v after the first put, want commitWindow %v", got, commitWindow)
+		if got := at[0].Sub(t0); got != Window {
+			t.Errorf("first write %v after the first put, want Window %v", got, Window)
 		}
-		if got, want := at[1].Sub(t0), 13500*time.Microsecond+commitQuiet; got != want {
+		if got, want := at[1].Sub(t0), 13500*time.Microsecond+Quiet; got != want {
 			t.Errorf("second write at %v, want %v", got, want)
 		}
 	})
 }
 
-// TestCommitterSinglePutWaitsForQuiet: a lone put is written commitQuiet later.
-func TestCommitterSinglePutWaitsForQuiet(t *testing.T) {
+// TestSinglePutWaitsForQuiet: a lone put is written Quiet later.
+func TestSinglePutWaitsForQuiet(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var l flushLog
 		c, stop := runCommitter(&l)
 		defer stop()
 		t0 := time.Now()
-		if _, err := c.put(registration.Record{TrunkRef: "t1"}); err != nil {
+		if _, err := c.Put(registration.Record{TrunkRef: "t1"}); err != nil {
 			t.Fatal(err)
 		}
-		if got := time.Since(t0); got != commitQuiet {
-			t.Errorf("put returned after %v, want commitQuiet %v", got, commitQuiet)
+		if got := time.Since(t0); got != Quiet {
+			t.Errorf("put returned after %v, want Quiet %v", got, Quiet)
 		}
 		// A second, later put opens a batch of its own.
 		time.Sleep(time.Second)
-		if _, err := c.put(registration.Record{TrunkRef: "t2"}); err != nil {
+		if _, err := c.Put(registration.Record{TrunkRef: "t2"}); err != nil {
 			t.Fatal(err)
 		}
 		if sizes, _ := l.writes(); len(sizes) != 2 {
@@ -140,17 +140,17 @@ func TestCommitterSinglePutWaitsForQuiet(t *testing.T) {
 	})
 }
 
-// TestCommitterFullBatchGoesAtOnce: a full batch does not wait for the window.
-func TestCommitterFullBatchGoesAtOnce(t *testing.T) {
+// TestFullBatchGoesAtOnce: a full batch does not wait for the window.
+func TestFullBatchGoesAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var l flushLog
 		c, stop := runCommitter(&l)
 		defer stop()
 		t0 := time.Now()
-		putEvery(t, c, commitBatch, 0)
+		putEvery(t, c, Batch, 0)
 		sizes, at := l.writes()
-		if len(sizes) != 1 || sizes[0] != commitBatch {
-			t.Fatalf("writes of %v records, want one of %d", sizes, commitBatch)
+		if len(sizes) != 1 || sizes[0] != Batch {
+			t.Fatalf("writes of %v records, want one of %d", sizes, Batch)
 		}
 		if !at[0].Equal(t0) {
 			t.Errorf("a full batch waited %v", at[0].Sub(t0))
@@ -158,19 +158,19 @@ func TestCommitterFullBatchGoesAtOnce(t *testing.T) {
 	})
 }
 
-// TestCommitterRefusedAndStop: a record the write refuses gets errRefused, the others
+// TestRefusedAndStop: a record the write refuses gets ErrRefused, the others
 // nil; what is queued when the committer stops is still written.
-func TestCommitterRefusedAndStop(t *testing.T) {
+func TestRefusedAndStop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		l := flushLog{refuse: map[string]bool{"taken": true}}
-		c := newCommitter(l.write)
+		c := New(l.write, nil)
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		errs := map[string]error{}
 		var mu sync.Mutex
 		for _, ref := range []string{"mine", "taken"} {
 			wg.Go(func() {
-				_, err := c.put(registration.Record{TrunkRef: ref})
+				_, err := c.Put(registration.Record{TrunkRef: ref})
 				mu.Lock()
 				errs[ref] = err
 				mu.Unlock()
@@ -178,17 +178,17 @@ func TestCommitterRefusedAndStop(t *testing.T) {
 		}
 		synctest.Wait() // both queued, nothing running them yet
 		cancel()
-		go c.run(ctx)
+		go c.Run(ctx)
 		wg.Wait()
 		<-c.stopped
-		if errs["mine"] != nil || !errors.Is(errs["taken"], errRefused) {
-			t.Errorf("errors %v, want nil for mine and errRefused for taken", errs)
+		if errs["mine"] != nil || !errors.Is(errs["taken"], ErrRefused) {
+			t.Errorf("errors %v, want nil for mine and ErrRefused for taken", errs)
 		}
 		if sizes, _ := l.writes(); len(sizes) != 1 || sizes[0] != 2 {
 			t.Errorf("writes of %v records, want one of 2 (drained at the stop)", sizes)
 		}
-		if _, err := c.put(registration.Record{TrunkRef: "late"}); !errors.Is(err, errCommitterStopped) {
-			t.Errorf("put after the stop: %v, want errCommitterStopped", err)
+		if _, err := c.Put(registration.Record{TrunkRef: "late"}); !errors.Is(err, ErrStopped) {
+			t.Errorf("put after the stop: %v, want ErrStopped", err)
 		}
 	})
 }
