@@ -22,6 +22,7 @@ import (
 	"sipreg.dev/services/registry/internal/config"
 	"sipreg.dev/services/registry/internal/exchange"
 	"sipreg.dev/services/registry/internal/groupcommit"
+	"sipreg.dev/services/registry/internal/progress"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
 	"sipreg.dev/services/registry/internal/trunk"
@@ -117,9 +118,9 @@ type Reconciler struct {
 
 	discoveries atomic.Int64
 	storeErr    atomic.Pointer[storeFault]
-	// lastLapse is when a binding last expired before its refresh (unix ns; 0: never).
-	lastLapse atomic.Int64
-	// quietFirst: a big start is under way (progressMin or more trunks added at once),
+	// lapses remembers when a binding last expired before its refresh.
+	lapses progress.Lapses
+	// quietFirst: a big start is under way (progress.Min or more trunks added at once),
 	// reported by progress lines: each trunk's first "registered" goes to debug.
 	quietFirst atomic.Bool
 

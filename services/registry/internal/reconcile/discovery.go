@@ -12,6 +12,7 @@ import (
 	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
 
 	"sipreg.dev/services/registry/internal/cluster"
+	"sipreg.dev/services/registry/internal/progress"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/trunk"
 	"sipreg.dev/services/registry/internal/upstream"
@@ -216,7 +217,7 @@ func (r *Reconciler) reconcileDesired(ctx context.Context, set []desiredTrunk) {
 		r.sched.Cancel(k)
 		r.queue.Add(k)
 	}
-	if len(claims) >= progressMin {
+	if len(claims) >= progress.Min {
 		// Before the claim: its trunks' first REGISTERs go out as soon as it queues them.
 		r.quietFirst.Store(true)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"sipreg.dev/services/registry/internal/config"
 	"sipreg.dev/services/registry/internal/exchange"
+	"sipreg.dev/services/registry/internal/progress"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/sipmsg"
 	"sipreg.dev/services/registry/internal/trunk"
@@ -46,7 +47,7 @@ func (r *Reconciler) sender(rec *registration.Record, base registration.Record) 
 			// owned the trunk in between, and this REGISTER was built before that.
 			return nil, 0, errNotOwner
 		}
-		if now := r.clock(); first && lapsedBefore(base, now) && base.ExpiresAt.After(r.started) {
+		if now := r.clock(); first && progress.Lapsed(base, now) && base.ExpiresAt.After(r.started) {
 			// A binding alive when this process started expired before its refresh went
 			// out (a restart after a long downtime is not counted).
 			r.noteLapse(base, now)

@@ -1,7 +1,6 @@
 package reconcile
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -471,27 +470,6 @@ func TestFallingBehindIsVisible(t *testing.T) {
 			t.Fatalf("Lapsing = %v %q, want true naming the cap", lapsing, why)
 		}
 	})
-}
-
-func TestCapacityWarningOncePerEpisode(t *testing.T) {
-	var buf bytes.Buffer
-	spec := testSpec()
-	spec.RegistersPerSecond = 100
-	r := New(Options{Spec: spec, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
-	over := false
-	for _, need := range []float64{50, 256, 300, 90, 79, 120} {
-		over = r.checkCapacity(need, over)
-	}
-	out := buf.String()
-	if n := strings.Count(out, "cannot carry the refresh load"); n != 2 {
-		t.Fatalf("%d warnings, want 2 (one per episode):\n%s", n, out)
-	}
-	if !strings.Contains(out, "cap=spec.registersPerSecond") || !strings.Contains(out, "needed_per_second=256.0") {
-		t.Fatalf("the warning does not name the cap and the rate needed:\n%s", out)
-	}
-	if n := strings.Count(out, "under the caps again"); n != 1 {
-		t.Fatalf("%d recoveries logged, want 1:\n%s", n, out)
-	}
 }
 
 // leaseCoordinator names ownership.Coordinator apart from this package's Coordinator,

@@ -3,8 +3,6 @@ package reconcile
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -172,28 +170,6 @@ func TestNoRateCap(t *testing.T) {
 		if !l.Allow() {
 			t.Fatalf("REGISTER %d held back with no rate cap", i)
 		}
-	}
-}
-
-// TestCapacityNoWarningWithoutCap: with no rate cap there is no cap to name; the
-// capacity check never warns, and Lapsing says there is no rate cap.
-func TestCapacityNoWarningWithoutCap(t *testing.T) {
-	var buf strings.Builder
-	spec := testSpec()
-	spec.RegistersPerSecond = 0
-	r := New(Options{Spec: spec, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
-	over := false
-	for _, need := range []float64{50, 1e6, 0, 1e9} {
-		if over = r.checkCapacity(need, over); over {
-			t.Fatalf("over the cap at %g/s with no cap", need)
-		}
-	}
-	if buf.Len() != 0 {
-		t.Fatalf("logged with no cap:\n%s", buf.String())
-	}
-	r.lastLapse.Store(time.Now().UnixNano())
-	if lapsing, why := r.Lapsing(); !lapsing || !strings.Contains(why, "no registersPerSecond cap") {
-		t.Errorf("Lapsing = %v %q, want it to say there is no rate cap", lapsing, why)
 	}
 }
 

@@ -53,31 +53,21 @@ func (r *Reconciler) storeFailed(err error) {
 // storeLoop checks a faulty store every few seconds and, once it answers, writes every
 // record that changed meanwhile.
 func (r *Reconciler) storeLoop(ctx context.Context) {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, 2*time.Second, func() {
 		f := r.storeErr.Load()
 		if f == nil {
-			continue
+			return
 		}
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err := r.st.Ping(pctx)
 		cancel()
-		if err != nil {
-			continue
-		}
-		if err := r.flushDirty(ctx); err != nil {
-			continue
+		if err != nil || r.flushDirty(ctx) != nil {
+			return
 		}
 		r.storeErr.Store(nil)
 		r.log.Info("cache reachable again", "down_for", r.clock().Sub(f.since).Round(time.Second).String())
 		r.obs.Store(nil)
-	}
+	})
 }
 
 // flushDirty writes every record not yet persisted.

@@ -4,88 +4,91 @@ import (
 	"context"
 	"time"
 
+	"sipreg.dev/services/registry/internal/progress"
 	"sipreg.dev/services/registry/internal/registration"
 )
 
-// A person can watch a big start: while many trunks wait for their first REGISTER, a
-// line at info every progressEvery (registered / total, rate, failing, ETA), then one
-// summary when none waits any more.
+// Falling behind is visible (package progress says what and when): a binding whose
+// refresh starts after it expired has lapsed at the provider (counted,
+// Observer.Lapsed); while that happens /healthz says so (Lapsing); a warning names the
+// cap that cannot carry the refresh load; and a big start logs progress lines.
 
-// progressEvery is how often the progress of first registrations is logged.
-const progressEvery = 5 * time.Second
+// noteLapse records that rec's binding expired before its refresh started (called by
+// the worker that starts the refresh).
+func (r *Reconciler) noteLapse(rec registration.Record, now time.Time) {
+	r.lapses.Note(now)
+	r.obs.Lapsed()
+	r.log.Debug("binding lapsed before its refresh", "trunk", rec.TrunkRef, "late", now.Sub(rec.ExpiresAt).Round(time.Millisecond).String())
+}
 
-// progressMin is how many trunks must be waiting for a progress line: small starts
-// log their trunks one by one and need none.
-const progressMin = 100
+// Lapsing reports whether a binding lapsed within the last minute because its refresh
+// started late, and a line saying why (for /healthz).
+func (r *Reconciler) Lapsing() (bool, string) {
+	return r.lapses.Lapsing(r.clock(), r.spec.RegistersPerSecond, r.spec.MaxInFlight)
+}
 
-// progress counts the wanted trunks by where their registration is.
-type progress struct {
-	total, registered, failing, waiting int
+// capacityLoop sums the refresh load every progress.CapacityEvery for the capacity
+// warning. Without a rate cap (the default) there is nothing to compare with, and the
+// load is not summed.
+func (r *Reconciler) capacityLoop(ctx context.Context) {
+	c := progress.NewCapacity(r.log, r.spec.RegistersPerSecond)
+	if !c.Capped() {
+		return
+	}
+	every(ctx, progress.CapacityEvery, func() {
+		var need float64
+		r.mu.Lock()
+		for _, e := range r.entries {
+			need += progress.RefreshLoad(e.rec)
+		}
+		r.mu.Unlock()
+		c.Check(need)
+	})
+}
+
+// progressLoop reports the progress of first registrations every progress.Every; once
+// fewer than progress.Min trunks wait, first registrations are logged one by one again.
+func (r *Reconciler) progressLoop(ctx context.Context) {
+	p := progress.NewReporter(r.log)
+	every(ctx, progress.Every, func() {
+		if !p.Report(r.progressNow(), r.clock()) {
+			r.quietFirst.Store(false)
+		}
+	})
 }
 
 // progressNow counts the wanted, usable trunks (r.mu taken).
-func (r *Reconciler) progressNow() progress {
+func (r *Reconciler) progressNow() progress.Counts {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var p progress
+	var p progress.Counts
 	for _, e := range r.entries {
 		if !e.wanted || !e.valid {
 			continue
 		}
-		p.total++
+		p.Total++
 		switch e.rec.State {
 		case registration.StateRegistered:
-			p.registered++
+			p.Registered++
 		case registration.StatePending, registration.StateRegistering, "":
-			p.waiting++
+			p.Waiting++
 		default:
-			p.failing++
+			p.Failing++
 		}
 	}
 	return p
 }
 
-// progressLoop logs the progress of first registrations while at least progressMin
-// trunks wait, then a summary of that episode.
-func (r *Reconciler) progressLoop(ctx context.Context) {
-	t := time.NewTicker(progressEvery)
+// every calls f every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
-	var prev progress
-	var since time.Time // start of the episode being reported (zero: none)
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			f()
 		}
-		cur := r.progressNow()
-		since = r.reportProgress(prev, cur, since, r.clock())
-		prev = cur
 	}
-}
-
-// reportProgress logs one step of an episode and returns its (new) start. Once fewer
-// than progressMin trunks wait, first registrations are logged one by one again.
-func (r *Reconciler) reportProgress(prev, cur progress, since, now time.Time) time.Time {
-	if cur.waiting < progressMin {
-		r.quietFirst.Store(false)
-	}
-	switch {
-	case cur.waiting >= progressMin:
-		if since.IsZero() {
-			since, prev = now.Add(-progressEvery), progress{}
-		}
-		rate := float64(cur.registered-prev.registered) / progressEvery.Seconds()
-		eta := "unknown"
-		if rate > 0 {
-			eta = time.Duration(float64(cur.waiting) / rate * float64(time.Second)).Round(time.Second).String()
-		}
-		r.log.Info("registering", "registered", cur.registered, "total", cur.total, "rate_per_second", int(rate+0.5),
-			"failing", cur.failing, "waiting", cur.waiting, "eta", eta)
-		return since
-	case !since.IsZero():
-		r.log.Info("first registrations done", "registered", cur.registered, "total", cur.total, "failing", cur.failing,
-			"took", now.Sub(since).Round(time.Second).String())
-	}
-	return time.Time{}
 }

@@ -1,12 +1,10 @@
 package reconcile
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -15,39 +13,8 @@ import (
 	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
 	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
 	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
+	"sipreg.dev/services/registry/internal/progress"
 )
-
-func TestProgressLines(t *testing.T) {
-	var buf bytes.Buffer
-	r := New(Options{Spec: testSpec(), Logger: slog.New(slog.NewTextHandler(&buf, nil))})
-	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
-	steps := []progress{
-		{total: 50, waiting: 50},                                  // a small start: no line
-		{total: 1000, waiting: 1000},                              // a big one begins
-		{total: 1000, registered: 300, waiting: 690, failing: 10}, // 300 in 5 s
-		{total: 1000, registered: 990, failing: 10},               // done: one summary
-		{total: 1000, registered: 990, failing: 10},               // nothing more
-	}
-	var prev progress
-	var since time.Time
-	for i, cur := range steps {
-		since = r.reportProgress(prev, cur, since, now.Add(time.Duration(i)*progressEvery))
-		prev = cur
-	}
-	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != 3 {
-		t.Fatalf("%d lines, want 2 progress lines and 1 summary:\n%s", len(lines), buf.String())
-	}
-	for _, want := range []string{"registered=300", "total=1000", "rate_per_second=60", "failing=10", "eta=12s"} {
-		if !strings.Contains(lines[1], want) {
-			t.Errorf("progress line %q lacks %s", lines[1], want)
-		}
-	}
-	if !strings.Contains(lines[2], "first registrations done") || !strings.Contains(lines[2], "registered=990") ||
-		!strings.Contains(lines[2], "took=15s") {
-		t.Errorf("summary %q", lines[2])
-	}
-}
 
 // lineCounter counts log records by level and message.
 type lineCounter struct {
@@ -71,11 +38,11 @@ func (c *lineCounter) count(key string) int {
 	return c.n[key]
 }
 
-// TestBigStartLogsFirstRegistrationsAtDebug: a start of progressMin trunks or more
+// TestBigStartLogsFirstRegistrationsAtDebug: a start of progress.Min trunks or more
 // logs each trunk's first "registered" at debug (the progress lines report it); a small
 // start logs them at info, and so does a trunk added one at a time after a big start.
 func TestBigStartLogsFirstRegistrationsAtDebug(t *testing.T) {
-	for _, n := range []int{3, progressMin} {
+	for _, n := range []int{3, progress.Min} {
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				lines := &lineCounter{n: map[string]int{}}
@@ -99,7 +66,7 @@ func TestBigStartLogsFirstRegistrationsAtDebug(t *testing.T) {
 				time.Sleep(10 * time.Second)
 				synctest.Wait()
 				info, debug := lines.count("INFO registered"), lines.count("DEBUG registered")
-				if want := map[bool][2]int{false: {n, 0}, true: {0, n}}[n >= progressMin]; info != want[0] || debug != want[1] {
+				if want := map[bool][2]int{false: {n, 0}, true: {0, n}}[n >= progress.Min]; info != want[0] || debug != want[1] {
 					t.Fatalf("%d trunks: %d registered lines at info, %d at debug; want %d and %d", n, info, debug, want[0], want[1])
 				}
 				// One more trunk, once the start is over: at info.
