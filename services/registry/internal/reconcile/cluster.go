@@ -7,6 +7,7 @@ import (
 
 	"sipreg.dev/services/registry/internal/cluster"
 	"sipreg.dev/services/registry/internal/cluster/ownership"
+	"sipreg.dev/services/registry/internal/desired"
 	"sipreg.dev/services/registry/internal/exchange"
 	"sipreg.dev/services/registry/internal/registration"
 )
@@ -15,10 +16,8 @@ import (
 // discovery lease and the desired set the leader publishes, and the change feed of
 // every replica's records (for the mirror). It is implemented by *cluster.Cluster.
 type Coordinator interface {
+	desired.Coordinator
 	ID() string
-	TryDiscovery(ctx context.Context, ttl time.Duration) (bool, error)
-	PublishDesired(ctx context.Context, blob []byte) error
-	FetchDesired(ctx context.Context, have string) ([]byte, string, bool, error)
 	FollowChanges(ctx context.Context, synced func(), onChange func(cluster.Change)) error
 	PublishDeleted(ctx context.Context, refs []string) error
 }
@@ -62,16 +61,7 @@ func (r *Reconciler) Peers() []ownership.Peer { return r.own.Peers() }
 
 // notOwner explains why this replica does not hold ref.
 func (r *Reconciler) notOwner(ref string) error {
-	r.mu.Lock()
-	wanted := false
-	for _, d := range r.desiredSet {
-		if d.t.Ref == ref {
-			wanted = true
-			break
-		}
-	}
-	r.mu.Unlock()
-	if !wanted {
+	if !r.src.Wanted(ref) {
 		return fmt.Errorf("%w: %s", ErrUnknownTrunk, ref)
 	}
 	switch owner, advertise := r.own.Owner(ref); {
@@ -93,10 +83,10 @@ var errNotOwner = exchange.NotSent("lease on the trunk not held")
 // over keeps its schedule. It returns how many it took, and how many of them were new
 // to this replica. window is the startup spread of the pass (startupWindow) for the
 // first REGISTERs it schedules.
-func (r *Reconciler) claim(ctx context.Context, set []desiredTrunk, idx []int, now time.Time, window time.Duration) (took, added int) {
+func (r *Reconciler) claim(ctx context.Context, set []desired.Trunk, idx []int, now time.Time, window time.Duration) (took, added int) {
 	refs := make([]string, len(idx))
 	for i, j := range idx {
-		refs[i] = set[j].t.Ref
+		refs[i] = set[j].Trunk.Ref
 	}
 	me := r.own.ID()
 	var due []string
@@ -127,7 +117,7 @@ func (r *Reconciler) claim(ctx context.Context, set []desiredTrunk, idx []int, n
 			r.entries[c.Ref] = e
 		}
 		e.handover = false
-		if k := r.apply(d.t, d.err, now, window); k != "" {
+		if k := r.apply(d.Trunk, d.Err, now, window); k != "" {
 			due = append(due, k)
 		}
 		e.rec.Owner, e.rec.Fence = me, c.Fence
@@ -179,7 +169,7 @@ func (r *Reconciler) LeasesLost(ctx context.Context, lost []string) {
 
 // Reassign applies the last desired set again (ownership.Engine).
 func (r *Reconciler) Reassign(ctx context.Context) {
-	if set, have := r.lastDesired(); have {
+	if set, have := r.src.Last(); have {
 		r.reconcileDesired(ctx, set)
 	}
 }

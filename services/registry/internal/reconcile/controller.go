@@ -20,6 +20,7 @@ import (
 	"sipreg.dev/services/registry/internal/cluster/mirror"
 	"sipreg.dev/services/registry/internal/cluster/ownership"
 	"sipreg.dev/services/registry/internal/config"
+	"sipreg.dev/services/registry/internal/desired"
 	"sipreg.dev/services/registry/internal/exchange"
 	"sipreg.dev/services/registry/internal/groupcommit"
 	"sipreg.dev/services/registry/internal/progress"
@@ -84,7 +85,6 @@ type Options struct {
 type Reconciler struct {
 	spec  config.Spec
 	st    store.Store
-	api   upstream.Trunks
 	req   upstream.Requester
 	log   *slog.Logger
 	obs   Observer
@@ -112,12 +112,10 @@ type Reconciler struct {
 	targets  map[string]int      // REGISTERs in flight per target
 	parked   map[string][]string // keys waiting for a target slot
 	hub      *watch.Hub
-	apiDown  bool
 	started  time.Time
 	stopping atomic.Bool
 
-	discoveries atomic.Int64
-	storeErr    atomic.Pointer[storeFault]
+	storeErr atomic.Pointer[storeFault]
 	// lapses remembers when a binding last expired before its refresh.
 	lapses progress.Lapses
 	// quietFirst: a big start is under way (progress.Min or more trunks added at once),
@@ -126,25 +124,14 @@ type Reconciler struct {
 
 	// own decides which trunks are this replica's; coord is the rest of the cluster
 	// (nil with one replica).
-	own         Ownership
-	coord       Coordinator
-	desiredSet  []desiredTrunk // the last desired set, parsed
-	desiredVer  string
-	haveDesired bool
+	own   Ownership
+	coord Coordinator
+	// src fetches the desired set (FindBy, or the set the discovery leader published).
+	src *desired.Source
 
 	// mirror is every replica's records, for the control API (several replicas; nil
 	// with one).
 	mirror *mirror.Mirror
-
-	// undecodable holds, for the last API answer decoded, the refs of items that could
-	// not be decoded and why (owned by the discovery goroutine).
-	undecodable map[string]string
-
-	// answerSum and answerLen describe the last API answer applied (0: none).
-	answerSum  atomic.Uint64
-	answerLen  atomic.Int64
-	pendingSum uint64
-	pendingLen int64
 }
 
 type storeFault struct {
@@ -203,7 +190,7 @@ func New(o Options) *Reconciler {
 		o.Store = store.Nop{}
 	}
 	r := &Reconciler{
-		spec: o.Spec, st: o.Store, api: o.Trunks, req: o.Requester, log: o.Logger, obs: o.Observer, clock: o.Clock,
+		spec: o.Spec, st: o.Store, req: o.Requester, log: o.Logger, obs: o.Observer, clock: o.Clock,
 		queue:     workqueue.New(),
 		sched:     workqueue.NewSchedule(),
 		limiter:   newLimiter(o.Spec.RegistersPerSecond),
@@ -220,6 +207,7 @@ func New(o Options) *Reconciler {
 	if r.own == nil {
 		r.own = ownership.All{}
 	}
+	r.src = r.newSource(o.Trunks)
 	if o.Coord != nil {
 		r.mirror = mirror.New(mirror.Options{Feed: o.Coord, Store: o.Store, Log: o.Logger, Clock: o.Clock, Publish: r.publishRemote})
 	}

@@ -17,6 +17,7 @@ import (
 
 	"sipreg.dev/services/registry/internal/cluster"
 	"sipreg.dev/services/registry/internal/cluster/ownership"
+	"sipreg.dev/services/registry/internal/desired"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
 	"sipreg.dev/services/registry/internal/store/storetest"
@@ -382,7 +383,7 @@ func TestReconcileDesiredIsSingleFlight(t *testing.T) {
 	st := storetest.NewMemory()
 	r := New(Options{Spec: testSpec(), Store: st, Ownership: ownership.NewLeases(coord, st, nil, nil)})
 	t1, err := trunk.FromProto(mkTrunk("t1", "sip.a.example", "alice", ""))
-	set := []desiredTrunk{{t: t1, err: err}}
+	set := []desired.Trunk{{Trunk: t1, Err: err}}
 	var wg sync.WaitGroup
 	for range 2 {
 		wg.Add(1)
@@ -538,7 +539,7 @@ func TestFollowerAsksEverySecondUntilPublished(t *testing.T) {
 		coord.mu.Unlock()
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if _, known := r.lastDesired(); !known {
+		if _, known := r.src.Last(); !known {
 			t.Fatal("the published desired set was not applied")
 		}
 		after := coord.count()

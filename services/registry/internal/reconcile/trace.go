@@ -35,8 +35,6 @@ const tracerName = "sipreg.dev/services/registry/internal/reconcile"
 
 // Attribute keys of the engine's spans.
 const (
-	attrSeen         = attribute.Key("registry.trunks.seen")
-	attrUnchanged    = attribute.Key("registry.discovery.unchanged")
 	attrAdded        = attribute.Key("registry.trunks.added")
 	attrChanged      = attribute.Key("registry.trunks.changed")
 	attrRemoved      = attribute.Key("registry.trunks.removed")
@@ -65,18 +63,6 @@ func startSpan(ctx context.Context, tr trace.Tracer, name string) (context.Conte
 		return ctx, noSpan
 	}
 	return tr.Start(ctx, name)
-}
-
-// traceDiscovery adds what FindBy answered to the discovery tick's span in ctx.
-func traceDiscovery(ctx context.Context, seen int, unchanged bool, err error) {
-	span := trace.SpanFromContext(ctx)
-	if !span.IsRecording() {
-		return
-	}
-	span.SetAttributes(attrSeen.Int(seen), attrUnchanged.Bool(unchanged))
-	if err != nil {
-		span.SetStatus(codes.Error, err.Error())
-	}
 }
 
 // desiredCounts counts what applying a desired set changed, for the span in ctx.

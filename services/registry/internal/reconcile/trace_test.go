@@ -18,6 +18,7 @@ import (
 
 	"sipreg.dev/services/registry/internal/cluster/ownership"
 	"sipreg.dev/services/registry/internal/config"
+	"sipreg.dev/services/registry/internal/desired"
 	"sipreg.dev/services/registry/internal/exchange"
 	"sipreg.dev/services/registry/internal/groupcommit"
 	"sipreg.dev/services/registry/internal/registration"
@@ -102,7 +103,7 @@ func TestTraceOfOneRegistration(t *testing.T) {
 	})
 
 	wantAttrs(t, "discovery", named(spans, "registry.discover")[0].Attributes(), map[attribute.Key]string{
-		attrSeen: "1", attrUnchanged: "false", attrAdded: "1", attrChanged: "0", attrRemoved: "0",
+		desired.AttrSeen: "1", desired.AttrUnchanged: "false", attrAdded: "1", attrChanged: "0", attrRemoved: "0",
 	})
 	x := named(spans, "registry.register")
 	if len(x) != 1 {
@@ -231,7 +232,6 @@ func TestTracingOffAllocatesNothing(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() {
 		counts := newDesiredCounts(xctx)
 		counts.record(xctx)
-		traceDiscovery(xctx, 1, false, nil)
 	})
 	if allocs != 0 {
 		t.Errorf("%v allocations per discovery with tracing off, want 0", allocs)

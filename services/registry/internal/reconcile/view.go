@@ -205,7 +205,7 @@ func (r *Reconciler) publishLocked(rec registration.Record, removed bool) {
 }
 
 // Discoveries counts FindBy calls made (tests, health).
-func (r *Reconciler) Discoveries() int64 { return r.discoveries.Load() }
+func (r *Reconciler) Discoveries() int64 { return r.src.Discoveries() }
 
 // StoreFault returns the current store error and since when (nil when healthy).
 func (r *Reconciler) StoreFault() (time.Time, error) {
@@ -216,8 +216,4 @@ func (r *Reconciler) StoreFault() (time.Time, error) {
 }
 
 // APIDown reports whether the last discovery failed.
-func (r *Reconciler) APIDown() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.apiDown
-}
+func (r *Reconciler) APIDown() bool { return r.src.APIDown() }

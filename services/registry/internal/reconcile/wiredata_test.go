@@ -57,7 +57,7 @@ func TestUndecodableItemDoesNotBlockTheOthers(t *testing.T) {
 	req := &fakeRequester{answer: func(*requesterv2beta1.SendMessageRequest, int) (*sipmessagev2beta1.SIPMessage, error) {
 		return ok(600), nil
 	}}
-	h := start(t, testSpec(), nil, req, nil, func(r *Reconciler) { r.api = api })
+	h := start(t, testSpec(), nil, req, nil, func(r *Reconciler) { r.src = r.newSource(api) })
 	h.waitFor("t1 registered", stateIs("t1", registration.StateRegistered))
 	h.waitFor("t2 registered", stateIs("t2", registration.StateRegistered))
 	ev := h.waitFor("t-bad rejected", stateIs("t-bad", registration.StateRejected))

@@ -1,0 +1,329 @@
+// Package desired fetches the desired set: the trunks the Routr API says to register
+// (FindBy with sendRegister true), parsed once. With one replica it asks the API; with
+// several, the replica holding the discovery lease asks the API and publishes the
+// answer in Redis, and the others read what it published.
+//
+// A Source remembers the last answer it fetched: an answer byte for byte the same as
+// the last one applied is not parsed again (an idle discovery tick at 100,000 trunks
+// costs a hash, not a decode), and when the API is away or a follower has nothing new,
+// the engine goes on with the last set. An item of an answer that cannot be decoded is
+// reported and, when its ref can still be read, kept as a placeholder that carries the
+// reason (see Trunk.Err), so that a trunk whose data turned bad is neither unregistered
+// as gone nor sent.
+package desired
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+
+	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
+
+	"sipreg.dev/services/registry/internal/cluster"
+	"sipreg.dev/services/registry/internal/trunk"
+	"sipreg.dev/services/registry/internal/upstream"
+)
+
+// Trunk is one trunk of the desired set. Err, when set, says why it cannot be
+// registered (bad or undecodable API data): the engine shows it as rejected.
+type Trunk struct {
+	Trunk trunk.Trunk
+	Err   error
+}
+
+// Coordinator is what a Source needs of the cluster: the discovery lease and the
+// desired set the leader publishes. It is implemented by *cluster.Cluster.
+type Coordinator interface {
+	TryDiscovery(ctx context.Context, ttl time.Duration) (bool, error)
+	PublishDesired(ctx context.Context, blob []byte) error
+	FetchDesired(ctx context.Context, have string) ([]byte, string, bool, error)
+}
+
+var _ Coordinator = (*cluster.Cluster)(nil)
+
+// FollowerPoll is how often a replica that knows no desired set yet asks for the one
+// the discovery leader publishes.
+const FollowerPoll = time.Second
+
+// Options wire a Source.
+type Options struct {
+	API upstream.Trunks
+	// Coord is the cluster with several replicas; nil: one replica, which asks the API.
+	Coord Coordinator
+	// LeaseTTL is how long the discovery lease is held (it must outlast a discovery).
+	LeaseTTL time.Duration
+	Log      *slog.Logger
+	// Observe hears each FindBy's outcome: the trunks it returned, and its error.
+	Observe func(trunks int, err error)
+}
+
+// Source fetches desired sets; its methods may be called from several goroutines.
+type Source struct {
+	o           Options
+	discoveries atomic.Int64
+	// answerSum and answerLen describe the last API answer applied (0: none).
+	answerSum atomic.Uint64
+	answerLen atomic.Int64
+
+	mu         sync.Mutex
+	apiDown    bool
+	pendingSum uint64 // the answer fetched, remembered by Applied
+	pendingLen int64
+	// undecodable holds, for the last API answer decoded, the refs of items that could
+	// not be decoded and why.
+	undecodable map[string]string
+	last        []Trunk // the last desired set fetched
+	known       bool
+	version     string // of the set the leader published, as last read
+}
+
+// New returns a Source.
+func New(o Options) *Source {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Observe == nil {
+		o.Observe = func(int, error) {}
+	}
+	return &Source{o: o}
+}
+
+// Fetch returns the desired set: from the API (one replica, or the discovery leader,
+// which publishes it), or as published by the leader. ok is false when nothing is
+// known to be current: then nothing changes. With one replica, an answer the same as
+// the last one applied is not ok either: nothing to do.
+func (s *Source) Fetch(ctx context.Context) (set []Trunk, ok bool) {
+	if s.o.Coord == nil {
+		items, unchanged, ok := s.findBy(ctx)
+		if !ok || unchanged {
+			return nil, false
+		}
+		return s.keep(s.parse(items), ""), true
+	}
+	leader, err := s.o.Coord.TryDiscovery(ctx, s.o.LeaseTTL)
+	if err != nil {
+		s.o.Log.Debug("discovery lease unavailable; keeping the last desired set", "err", err)
+		return s.Last()
+	}
+	if leader {
+		items, unchanged, ok := s.findBy(ctx)
+		if !ok {
+			return nil, false
+		}
+		if unchanged {
+			return s.Last()
+		}
+		blob, err := proto.Marshal(&trunksv2beta1.FindByResponse{Items: items})
+		if err == nil {
+			err = s.o.Coord.PublishDesired(ctx, blob)
+		}
+		if err != nil {
+			s.o.Log.Warn("cannot publish the desired set to the other replicas", "err", err)
+		}
+		return s.keep(s.parse(items), cluster.DesiredVersion(blob)), true
+	}
+	s.mu.Lock()
+	have := s.version
+	s.mu.Unlock()
+	blob, ver, changed, err := s.o.Coord.FetchDesired(ctx, have)
+	if err != nil || ver == "" || !changed {
+		// Redis away, no leader has published yet (or Redis lost it), or nothing new:
+		// keep going.
+		return s.Last()
+	}
+	var resp trunksv2beta1.FindByResponse
+	if err := proto.Unmarshal(blob, &resp); err != nil {
+		s.o.Log.Warn("unreadable desired set in the cache; keeping the last one", "err", err)
+		return s.Last()
+	}
+	// What this replica applied as a leader no longer tells what is current.
+	s.answerSum.Store(0)
+	return s.keep(s.parse(resp.GetItems()), ver), true
+}
+
+// keep remembers set as the last desired set (and the published version it came from,
+// if any).
+func (s *Source) keep(set []Trunk, version string) []Trunk {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.last, s.known = set, true
+	if version != "" {
+		s.version = version
+	}
+	return set
+}
+
+// Applied says that the set Fetch returned last was applied: the API answer it came
+// from is remembered, so that the same answer next time is not parsed again. (An answer
+// fetched but not applied, the engine stopping say, is parsed again.)
+func (s *Source) Applied() {
+	s.mu.Lock()
+	sum, n := s.pendingSum, s.pendingLen
+	s.pendingSum = 0
+	s.mu.Unlock()
+	if sum != 0 {
+		s.answerSum.Store(sum)
+		s.answerLen.Store(n)
+	}
+}
+
+// Last returns the last desired set fetched; known is false before the first.
+func (s *Source) Last() (set []Trunk, known bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last, s.known
+}
+
+// Wanted reports whether ref is in the last desired set.
+func (s *Source) Wanted(ref string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.last {
+		if d.Trunk.Ref == ref {
+			return true
+		}
+	}
+	return false
+}
+
+// Polling reports whether the engine should ask again after FollowerPoll rather than a
+// whole registerInterval: a follower that knows no desired set yet (it started before
+// the leader published).
+func (s *Source) Polling() bool {
+	_, known := s.Last()
+	return s.o.Coord != nil && !known
+}
+
+// APIDown reports whether the last FindBy failed.
+func (s *Source) APIDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.apiDown
+}
+
+// Discoveries counts the FindBy calls made.
+func (s *Source) Discoveries() int64 { return s.discoveries.Load() }
+
+// findBy calls the API and reports the outcome (logged once per outage). unchanged is
+// true when the answer is byte for byte the last one applied: nothing to do.
+func (s *Source) findBy(ctx context.Context) (items []*trunksv2beta1.Trunk, unchanged, ok bool) {
+	var sum uint64
+	raw, err := s.o.API.FindRegisteringRaw(ctx)
+	if err == nil {
+		sum = xxhash.Sum64(raw)
+		if s.answerSum.Load() == sum && sum != 0 {
+			unchanged = true
+		} else {
+			var skipped []upstream.SkippedItem
+			var uerr error
+			items, skipped, uerr = upstream.DecodeFindBy(raw)
+			if uerr != nil {
+				err = fmt.Errorf("trunks findBy: unreadable answer: %w", uerr)
+			}
+			items = s.keepUndecodable(items, skipped)
+		}
+	}
+	if ctx.Err() != nil {
+		return nil, false, false
+	}
+	n := len(items)
+	if unchanged {
+		n = int(s.answerLen.Load())
+	}
+	s.o.Observe(n, err)
+	traceFindBy(ctx, n, unchanged, err)
+	s.discoveries.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		if !s.apiDown {
+			s.o.Log.Warn("trunk discovery failed; keeping every known registration", "err", err)
+		}
+		s.apiDown = true
+		return nil, false, false
+	}
+	if s.apiDown {
+		s.apiDown = false
+		s.o.Log.Info("trunk discovery recovered", "trunks", n)
+	}
+	if !unchanged {
+		// Remembered only once applied (Applied).
+		s.pendingSum, s.pendingLen = sum, int64(n)
+	}
+	return items, unchanged, true
+}
+
+// keepUndecodable reports the items of an API answer that could not be decoded, one
+// line each; the answer's other trunks go on. An item whose ref could still be read
+// stays in the desired set as a placeholder (rejected with the reason, see parse).
+func (s *Source) keepUndecodable(items []*trunksv2beta1.Trunk, skipped []upstream.SkippedItem) []*trunksv2beta1.Trunk {
+	undecodable := map[string]string(nil)
+	for _, sk := range skipped {
+		s.o.Log.Warn("trunk discovery: an item of the answer cannot be decoded; skipped", "item", sk.String())
+		if sk.Ref == "" {
+			continue
+		}
+		if undecodable == nil {
+			undecodable = map[string]string{}
+		}
+		undecodable[sk.Ref] = sk.Err.Error()
+		items = append(items, &trunksv2beta1.Trunk{Ref: sk.Ref, SendRegister: true})
+	}
+	s.mu.Lock()
+	s.undecodable = undecodable
+	s.mu.Unlock()
+	return items
+}
+
+// parse turns an API answer into the desired set (duplicates and refless trunks
+// dropped).
+func (s *Source) parse(items []*trunksv2beta1.Trunk) []Trunk {
+	s.mu.Lock()
+	undecodable := s.undecodable
+	s.mu.Unlock()
+	seen := make(map[string]bool, len(items))
+	out := make([]Trunk, 0, len(items))
+	for _, p := range items {
+		t, err := trunk.FromProto(p)
+		if t.Ref == "" {
+			s.o.Log.Warn("trunk without a usable ref ignored", "err", err)
+			continue
+		}
+		if why, bad := undecodable[t.Ref]; bad {
+			err = fmt.Errorf("%w: %s: undecodable API data: %s", trunk.ErrInvalid, t.Ref, why)
+		}
+		if seen[t.Ref] {
+			continue
+		}
+		seen[t.Ref] = true
+		out = append(out, Trunk{Trunk: t, Err: err})
+	}
+	return out
+}
+
+// Attribute keys this package sets on the registry.discover span (the engine starts it).
+const (
+	AttrSeen      = attribute.Key("registry.trunks.seen")
+	AttrUnchanged = attribute.Key("registry.discovery.unchanged")
+)
+
+// traceFindBy adds what FindBy answered to the discovery tick's span in ctx.
+func traceFindBy(ctx context.Context, seen int, unchanged bool, err error) {
+	span := trace.SpanFromContext(ctx)
+	if !span.IsRecording() {
+		return
+	}
+	span.SetAttributes(AttrSeen.Int(seen), AttrUnchanged.Bool(unchanged))
+	if err != nil {
+		span.SetStatus(codes.Error, err.Error())
+	}
+}
