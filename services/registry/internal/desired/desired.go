@@ -24,7 +24,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/protobuf/proto"
 
 	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
 
@@ -78,12 +77,9 @@ type Source struct {
 	apiDown    bool
 	pendingSum uint64 // the answer fetched, remembered by Applied
 	pendingLen int64
-	// undecodable holds, for the last API answer decoded, the refs of items that could
-	// not be decoded and why.
-	undecodable map[string]string
-	last        []Trunk // the last desired set fetched
-	known       bool
-	version     string // of the set the leader published, as last read
+	last       []Trunk // the last desired set fetched
+	known      bool
+	version    string // of the set the leader published, as last read
 }
 
 // New returns a Source.
@@ -103,11 +99,11 @@ func New(o Options) *Source {
 // the last one applied is not ok either: nothing to do.
 func (s *Source) Fetch(ctx context.Context) (set []Trunk, ok bool) {
 	if s.o.Coord == nil {
-		items, unchanged, ok := s.findBy(ctx)
+		_, set, unchanged, ok := s.findBy(ctx)
 		if !ok || unchanged {
 			return nil, false
 		}
-		return s.keep(s.parse(items), ""), true
+		return s.keep(set, ""), true
 	}
 	leader, err := s.o.Coord.TryDiscovery(ctx, s.o.LeaseTTL)
 	if err != nil {
@@ -115,21 +111,19 @@ func (s *Source) Fetch(ctx context.Context) (set []Trunk, ok bool) {
 		return s.Last()
 	}
 	if leader {
-		items, unchanged, ok := s.findBy(ctx)
+		raw, set, unchanged, ok := s.findBy(ctx)
 		if !ok {
 			return nil, false
 		}
 		if unchanged {
 			return s.Last()
 		}
-		blob, err := proto.Marshal(&trunksv2beta1.FindByResponse{Items: items})
-		if err == nil {
-			err = s.o.Coord.PublishDesired(ctx, blob)
-		}
-		if err != nil {
+		// The answer is published as the API gave it: every replica reads it the same
+		// way (decode), undecodable items included.
+		if err := s.o.Coord.PublishDesired(ctx, raw); err != nil {
 			s.o.Log.Warn("cannot publish the desired set to the other replicas", "err", err)
 		}
-		return s.keep(s.parse(items), cluster.DesiredVersion(blob)), true
+		return s.keep(set, cluster.DesiredVersion(raw)), true
 	}
 	s.mu.Lock()
 	have := s.version
@@ -140,14 +134,14 @@ func (s *Source) Fetch(ctx context.Context) (set []Trunk, ok bool) {
 		// keep going.
 		return s.Last()
 	}
-	var resp trunksv2beta1.FindByResponse
-	if err := proto.Unmarshal(blob, &resp); err != nil {
+	set, _, err = s.decode(blob)
+	if err != nil {
 		s.o.Log.Warn("unreadable desired set in the cache; keeping the last one", "err", err)
 		return s.Last()
 	}
 	// What this replica applied as a leader no longer tells what is current.
 	s.answerSum.Store(0)
-	return s.keep(s.parse(resp.GetItems()), ver), true
+	return s.keep(set, ver), true
 }
 
 // keep remembers set as the last desired set (and the published version it came from,
@@ -213,31 +207,27 @@ func (s *Source) APIDown() bool {
 // Discoveries counts the FindBy calls made.
 func (s *Source) Discoveries() int64 { return s.discoveries.Load() }
 
-// findBy calls the API and reports the outcome (logged once per outage). unchanged is
-// true when the answer is byte for byte the last one applied: nothing to do.
-func (s *Source) findBy(ctx context.Context) (items []*trunksv2beta1.Trunk, unchanged, ok bool) {
+// findBy calls the API and reports the outcome (logged once per outage), with the
+// answer and the desired set decoded from it. unchanged is true when the answer is
+// byte for byte the last one applied: nothing to do, nothing decoded.
+func (s *Source) findBy(ctx context.Context) (raw []byte, set []Trunk, unchanged, ok bool) {
 	var sum uint64
+	var n int
 	raw, err := s.o.API.FindRegisteringRaw(ctx)
 	if err == nil {
 		sum = xxhash.Sum64(raw)
 		if s.answerSum.Load() == sum && sum != 0 {
 			unchanged = true
+			n = int(s.answerLen.Load())
 		} else {
-			var skipped []upstream.SkippedItem
 			var uerr error
-			items, skipped, uerr = upstream.DecodeFindBy(raw)
-			if uerr != nil {
+			if set, n, uerr = s.decode(raw); uerr != nil {
 				err = fmt.Errorf("trunks findBy: unreadable answer: %w", uerr)
 			}
-			items = s.keepUndecodable(items, skipped)
 		}
 	}
 	if ctx.Err() != nil {
-		return nil, false, false
-	}
-	n := len(items)
-	if unchanged {
-		n = int(s.answerLen.Load())
+		return nil, nil, false, false
 	}
 	s.o.Observe(n, err)
 	traceFindBy(ctx, n, unchanged, err)
@@ -249,7 +239,7 @@ func (s *Source) findBy(ctx context.Context) (items []*trunksv2beta1.Trunk, unch
 			s.o.Log.Warn("trunk discovery failed; keeping every known registration", "err", err)
 		}
 		s.apiDown = true
-		return nil, false, false
+		return nil, nil, false, false
 	}
 	if s.apiDown {
 		s.apiDown = false
@@ -259,55 +249,60 @@ func (s *Source) findBy(ctx context.Context) (items []*trunksv2beta1.Trunk, unch
 		// Remembered only once applied (Applied).
 		s.pendingSum, s.pendingLen = sum, int64(n)
 	}
-	return items, unchanged, true
+	return raw, set, unchanged, true
 }
 
-// keepUndecodable reports the items of an API answer that could not be decoded, one
-// line each; the answer's other trunks go on. An item whose ref could still be read
-// stays in the desired set as a placeholder (rejected with the reason, see parse).
-func (s *Source) keepUndecodable(items []*trunksv2beta1.Trunk, skipped []upstream.SkippedItem) []*trunksv2beta1.Trunk {
-	undecodable := map[string]string(nil)
-	for _, sk := range skipped {
-		s.o.Log.Warn("trunk discovery: an item of the answer cannot be decoded; skipped", "item", sk.String())
-		if sk.Ref == "" {
-			continue
-		}
-		if undecodable == nil {
-			undecodable = map[string]string{}
-		}
-		undecodable[sk.Ref] = sk.Err.Error()
-		items = append(items, &trunksv2beta1.Trunk{Ref: sk.Ref, SendRegister: true})
+// decode turns an answer (the API's, or as the discovery leader published it) into the
+// desired set, one item at a time: each item is decoded, checked (trunk.FromProto) and
+// dropped, so that a large answer is never held decoded all at once. Duplicates and
+// refless trunks are dropped; n counts the items (each undecodable one with a readable
+// ref included).
+//
+// An item that cannot be decoded is reported, one line each; the answer's other trunks
+// go on. When its ref can still be read, the trunk stays in the set as a placeholder,
+// rejected with the reason (and so does any other item of the same ref): it is neither
+// sent nor unregistered as gone.
+func (s *Source) decode(raw []byte) (set []Trunk, n int, err error) {
+	size, err := upstream.CountFindBy(raw)
+	if err != nil {
+		return nil, 0, err
 	}
-	s.mu.Lock()
-	s.undecodable = undecodable
-	s.mu.Unlock()
-	return items
-}
-
-// parse turns an API answer into the desired set (duplicates and refless trunks
-// dropped).
-func (s *Source) parse(items []*trunksv2beta1.Trunk) []Trunk {
-	s.mu.Lock()
-	undecodable := s.undecodable
-	s.mu.Unlock()
-	seen := make(map[string]bool, len(items))
-	out := make([]Trunk, 0, len(items))
-	for _, p := range items {
+	seen := make(map[string]bool, size)
+	set = make([]Trunk, 0, size)
+	add := func(p *trunksv2beta1.Trunk) {
+		n++
 		t, err := trunk.FromProto(p)
 		if t.Ref == "" {
 			s.o.Log.Warn("trunk without a usable ref ignored", "err", err)
-			continue
-		}
-		if why, bad := undecodable[t.Ref]; bad {
-			err = fmt.Errorf("%w: %s: undecodable API data: %s", trunk.ErrInvalid, t.Ref, why)
+			return
 		}
 		if seen[t.Ref] {
-			continue
+			return
 		}
 		seen[t.Ref] = true
-		out = append(out, Trunk{Trunk: t, Err: err})
+		set = append(set, Trunk{Trunk: t, Err: err})
 	}
-	return out
+	skipped, err := upstream.EachFindBy(raw, add)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(skipped) == 0 {
+		return set, n, nil
+	}
+	undecodable := map[string]string{}
+	for _, sk := range skipped {
+		s.o.Log.Warn("trunk discovery: an item of the answer cannot be decoded; skipped", "item", sk.String())
+		if sk.Ref != "" {
+			undecodable[sk.Ref] = sk.Err.Error()
+			add(&trunksv2beta1.Trunk{Ref: sk.Ref, SendRegister: true})
+		}
+	}
+	for i := range set {
+		if why, bad := undecodable[set[i].Trunk.Ref]; bad {
+			set[i].Err = fmt.Errorf("%w: %s: undecodable API data: %s", trunk.ErrInvalid, set[i].Trunk.Ref, why)
+		}
+	}
+	return set, n, nil
 }
 
 // Attribute keys this package sets on the registry.discover span (the engine starts it).

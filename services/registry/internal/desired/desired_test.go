@@ -195,3 +195,35 @@ func TestLeaderPublishesFollowerReads(t *testing.T) {
 		t.Fatalf("follower, unreadable set: %q %v, want the last set kept", refs(set), ok)
 	}
 }
+
+// TestFollowerReadsUndecodableLikeLeader: the leader publishes the answer as the API
+// gave it, one undecodable item included, and a follower reads the same set from it:
+// the same trunks, the undecodable one rejected with the reason on both (a follower
+// must not treat it as gone and unregister it).
+func TestFollowerReadsUndecodableLikeLeader(t *testing.T) {
+	var bad []byte
+	bad = protowire.AppendTag(bad, 1, protowire.BytesType)
+	bad = protowire.AppendString(bad, "t-bad")
+	bad = protowire.AppendTag(bad, 3, protowire.BytesType) // name, not UTF-8
+	bad = protowire.AppendBytes(bad, []byte{'a', 0xff, 'b'})
+	raw := answer(t, []*trunksv2beta1.Trunk{mk("t1", "a.example"), mk("t2", "b.example")}, bad)
+	lc := &coord{leader: true}
+	l := New(Options{API: &api{raw: raw}, Coord: lc})
+	lset, ok := l.Fetch(context.Background())
+	if !ok || !bytes.Equal(lc.published, raw) {
+		t.Fatalf("leader: ok %v, published the answer as given %v", ok, bytes.Equal(lc.published, raw))
+	}
+	f := New(Options{Coord: &coord{published: lc.published, version: lc.version}})
+	fset, ok := f.Fetch(context.Background())
+	if !ok || refs(fset) != refs(lset) || refs(fset) != "t1,t2,t-bad" {
+		t.Fatalf("follower %q, leader %q; want both t1,t2,t-bad", refs(fset), refs(lset))
+	}
+	for i := range fset {
+		if (fset[i].Err == nil) != (lset[i].Err == nil) {
+			t.Errorf("%s: follower err %v, leader err %v", fset[i].Trunk.Ref, fset[i].Err, lset[i].Err)
+		}
+	}
+	if err := fset[2].Err; !errors.Is(err, trunk.ErrInvalid) || !strings.Contains(err.Error(), "undecodable") {
+		t.Errorf("follower t-bad: %v, want an undecodable trunk.ErrInvalid", err)
+	}
+}

@@ -51,24 +51,45 @@ const trunkRef protowire.Number = 1
 // (proto.Unmarshal keeps both as unknown fields): when proto.Unmarshal reads raw without
 // error, DecodeFindBy returns the same items and skips none.
 func DecodeFindBy(raw []byte) (items []*trunksv2beta1.Trunk, skipped []SkippedItem, err error) {
-	// A first pass checks the framing, so that nothing is returned from a broken answer,
-	// and counts the items.
+	n, err := CountFindBy(raw)
+	if err != nil {
+		return nil, nil, err
+	}
+	items = make([]*trunksv2beta1.Trunk, 0, n)
+	skipped, err = EachFindBy(raw, func(t *trunksv2beta1.Trunk) { items = append(items, t) })
+	return items, skipped, err
+}
+
+// CountFindBy checks the framing of a FindByResponse (its wire bytes) and counts its
+// items, decoding none: the error DecodeFindBy returns for a broken answer, else the
+// number of items (decodable or not).
+func CountFindBy(raw []byte) (int, error) {
 	n := 0
 	for b := raw; len(b) > 0; {
 		num, typ, l := protowire.ConsumeField(b)
 		if l < 0 {
-			return nil, nil, fmt.Errorf("trunks findBy: unreadable answer at byte %d: %w", len(raw)-len(b), protowire.ParseError(l))
+			return 0, fmt.Errorf("trunks findBy: unreadable answer at byte %d: %w", len(raw)-len(b), protowire.ParseError(l))
 		}
 		if num > protowire.MaxValidNumber {
 			// protowire reads it; proto refuses it.
-			return nil, nil, fmt.Errorf("trunks findBy: unreadable answer at byte %d: field number %d out of range", len(raw)-len(b), num)
+			return 0, fmt.Errorf("trunks findBy: unreadable answer at byte %d: field number %d out of range", len(raw)-len(b), num)
 		}
 		if num == findByItems && typ == protowire.BytesType {
 			n++
 		}
 		b = b[l:]
 	}
-	items = make([]*trunksv2beta1.Trunk, 0, n)
+	return n, nil
+}
+
+// EachFindBy is DecodeFindBy handing each decoded item to each, in the answer's order,
+// instead of collecting them, so that a caller that converts the items can drop each
+// once read: a large answer is then never held decoded all at once. Nothing is handed
+// over from an answer whose framing is broken (the error of CountFindBy).
+func EachFindBy(raw []byte, each func(*trunksv2beta1.Trunk)) (skipped []SkippedItem, err error) {
+	if _, err := CountFindBy(raw); err != nil {
+		return nil, err
+	}
 	index := 0
 	for b := raw; len(b) > 0; {
 		num, typ, tl := protowire.ConsumeTag(b)
@@ -83,11 +104,11 @@ func DecodeFindBy(raw []byte) (items []*trunksv2beta1.Trunk, skipped []SkippedIt
 		if uerr := proto.Unmarshal(v, t); uerr != nil {
 			skipped = append(skipped, SkippedItem{Index: index, Ref: lenientRef(v), Err: uerr})
 		} else {
-			items = append(items, t)
+			each(t)
 		}
 		index++
 	}
-	return items, skipped, nil
+	return skipped, nil
 }
 
 // lenientRef reads field 1 (ref) of an encoded Trunk without decoding the rest: the last
