@@ -149,7 +149,13 @@ func (s *Source) Fetch(ctx context.Context) (set []Trunk, ok bool) {
 func (s *Source) keep(set []Trunk, version string) []Trunk {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.last, s.known = set, true
+	s.known = true
+	if s.o.Coord != nil {
+		// Only a cluster applies a set again (members changed) or asks whether a trunk
+		// it does not hold is wanted; one replica holds every wanted trunk, and keeping
+		// the set would cost about 140 bytes a trunk for nothing.
+		s.last = set
+	}
 	if version != "" {
 		s.version = version
 	}
@@ -170,14 +176,17 @@ func (s *Source) Applied() {
 	}
 }
 
-// Last returns the last desired set fetched; known is false before the first.
+// Last returns the last desired set fetched (with several replicas; with one, the set
+// is not kept and Last returns none); known is false before the first.
 func (s *Source) Last() (set []Trunk, known bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.last, s.known
 }
 
-// Wanted reports whether ref is in the last desired set.
+// Wanted reports whether ref is in the last desired set (with several replicas; with
+// one, every wanted trunk is tracked by the engine, which asks only for others, and
+// Wanted is false).
 func (s *Source) Wanted(ref string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
