@@ -121,14 +121,20 @@ func TestAPIOutageLoggedOnce(t *testing.T) {
 	}
 }
 
+// undecodable returns an encoded trunk with the given ref that proto cannot decode (its
+// name is not UTF-8).
+func undecodable(ref string) []byte {
+	var b []byte
+	b = protowire.AppendTag(b, 1, protowire.BytesType)
+	b = protowire.AppendString(b, ref)
+	b = protowire.AppendTag(b, 3, protowire.BytesType)
+	return protowire.AppendBytes(b, []byte{'a', 0xff, 'b'})
+}
+
 // TestUndecodableAndDuplicateItems: an item that cannot be decoded but whose ref can be
 // read stays as a placeholder with the reason; duplicates and refless trunks are dropped.
 func TestUndecodableAndDuplicateItems(t *testing.T) {
-	var bad []byte
-	bad = protowire.AppendTag(bad, 1, protowire.BytesType)
-	bad = protowire.AppendString(bad, "t-bad")
-	bad = protowire.AppendTag(bad, 3, protowire.BytesType) // name, not UTF-8
-	bad = protowire.AppendBytes(bad, []byte{'a', 0xff, 'b'})
+	bad := undecodable("t-bad")
 	a := &api{raw: answer(t, []*trunksv2beta1.Trunk{mk("t1", "a.example"), mk("t1", "b.example"), mk("", "c.example")}, bad)}
 	s := New(Options{API: a})
 	set, ok := s.Fetch(context.Background())
@@ -202,11 +208,7 @@ func TestLeaderPublishesFollowerReads(t *testing.T) {
 // the same trunks, the undecodable one rejected with the reason on both (a follower
 // must not treat it as gone and unregister it).
 func TestFollowerReadsUndecodableLikeLeader(t *testing.T) {
-	var bad []byte
-	bad = protowire.AppendTag(bad, 1, protowire.BytesType)
-	bad = protowire.AppendString(bad, "t-bad")
-	bad = protowire.AppendTag(bad, 3, protowire.BytesType) // name, not UTF-8
-	bad = protowire.AppendBytes(bad, []byte{'a', 0xff, 'b'})
+	bad := undecodable("t-bad")
 	raw := answer(t, []*trunksv2beta1.Trunk{mk("t1", "a.example"), mk("t2", "b.example")}, bad)
 	lc := &coord{leader: true}
 	l := New(Options{API: &api{raw: raw}, Coord: lc})
