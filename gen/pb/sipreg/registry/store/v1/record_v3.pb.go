@@ -4,12 +4,14 @@
 // format version 2 (Record, record.proto) and 1 (JSON) are still read.
 //
 // Version 3 holds what version 2 holds in fewer bytes: times as varints of
-// nanoseconds (the later ones counted from updated_at, so that they stay short),
-// the state, the next action and the transport as enums, and the hex strings the
-// registry makes (From-tag, Call-ID, fingerprint) as their bytes. A value these
-// short forms do not fit (a state this release does not know, a Call-ID another
-// program made, a time centuries away) takes the field of its long form instead,
-// so that every record still encodes and comes back as it was.
+// nanoseconds (the later ones counted from updated_at, so that they stay
+// short); the state, the next action and the transport as enums; the hex
+// strings the registry makes (From-tag, Call-ID, fingerprint) as their bytes;
+// the AOR without "sip:"; the target, which is the AOR's host and a port, as
+// the port. A value these short forms do not fit (a state this release does
+// not know, a Call-ID another program made, a time centuries away) takes the
+// field of its long form instead, so that every record still encodes and comes
+// back as it was.
 //
 // A field added here must be one an older reader may drop: such a reader ignores
 // it and drops it at its next write. A change an older reader must not ignore
@@ -228,19 +230,23 @@ func (Action) EnumDescriptor() ([]byte, []int) {
 // bits (about 292 years either way) takes its *_wide field, a Timestamp,
 // instead; a record never holds both forms of one time.
 //
-// Strings: each of transport, state, next_action, call_id, from_tag and
-// fingerprint has a short form and a long one (*_text, the string as it is),
-// and a record holds at most one of the two. The empty string holds neither.
+// Strings: each of aor, target, transport, state, next_action, call_id,
+// from_tag and fingerprint has a short form and a long one (*_text, the string
+// as it is), and a record holds at most one of the two. The empty string holds
+// neither.
 //
 // Numbers 1-15 take one byte on the wire, the others two: they go to the fields
 // a registered trunk always has.
 type RecordV3 struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	TrunkRef  string                 `protobuf:"bytes,1,opt,name=trunk_ref,json=trunkRef" json:"trunk_ref,omitempty"`
-	Aor       string                 `protobuf:"bytes,2,opt,name=aor" json:"aor,omitempty"`
-	Target    string                 `protobuf:"bytes,3,opt,name=target" json:"target,omitempty"`
-	Transport Transport              `protobuf:"varint,4,opt,name=transport,enum=sipreg.registry.store.v1.Transport" json:"transport,omitempty"`
-	State     State                  `protobuf:"varint,5,opt,name=state,enum=sipreg.registry.store.v1.State" json:"state,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TrunkRef string                 `protobuf:"bytes,1,opt,name=trunk_ref,json=trunkRef" json:"trunk_ref,omitempty"`
+	// An AOR that starts with "sip:": the rest.
+	Aor string `protobuf:"bytes,2,opt,name=aor" json:"aor,omitempty"`
+	// A target that is the host of the AOR (after its last "@", or after
+	// "sip:" when it has none), ":" and a port (decimal, from 1): the port.
+	TargetPort uint32    `protobuf:"varint,3,opt,name=target_port,json=targetPort" json:"target_port,omitempty"`
+	Transport  Transport `protobuf:"varint,4,opt,name=transport,enum=sipreg.registry.store.v1.Transport" json:"transport,omitempty"`
+	State      State     `protobuf:"varint,5,opt,name=state,enum=sipreg.registry.store.v1.State" json:"state,omitempty"`
 	// A Call-ID as this registry makes it, hex digits (lower case, an even
 	// number of them) followed by "@sipreg": the bytes the digits spell.
 	CallId []byte `protobuf:"bytes,6,opt,name=call_id,json=callId" json:"call_id,omitempty"`
@@ -269,6 +275,8 @@ type RecordV3 struct {
 	LastError        string `protobuf:"bytes,27,opt,name=last_error,json=lastError" json:"last_error,omitempty"`
 	Failures         int64  `protobuf:"varint,28,opt,name=failures" json:"failures,omitempty"`
 	// The long forms.
+	AorText             string                 `protobuf:"bytes,39,opt,name=aor_text,json=aorText" json:"aor_text,omitempty"`
+	TargetText          string                 `protobuf:"bytes,40,opt,name=target_text,json=targetText" json:"target_text,omitempty"`
 	TransportText       string                 `protobuf:"bytes,29,opt,name=transport_text,json=transportText" json:"transport_text,omitempty"`
 	StateText           string                 `protobuf:"bytes,30,opt,name=state_text,json=stateText" json:"state_text,omitempty"`
 	NextActionText      string                 `protobuf:"bytes,31,opt,name=next_action_text,json=nextActionText" json:"next_action_text,omitempty"`
@@ -327,11 +335,11 @@ func (x *RecordV3) GetAor() string {
 	return ""
 }
 
-func (x *RecordV3) GetTarget() string {
+func (x *RecordV3) GetTargetPort() uint32 {
 	if x != nil {
-		return x.Target
+		return x.TargetPort
 	}
-	return ""
+	return 0
 }
 
 func (x *RecordV3) GetTransport() Transport {
@@ -509,6 +517,20 @@ func (x *RecordV3) GetFailures() int64 {
 	return 0
 }
 
+func (x *RecordV3) GetAorText() string {
+	if x != nil {
+		return x.AorText
+	}
+	return ""
+}
+
+func (x *RecordV3) GetTargetText() string {
+	if x != nil {
+		return x.TargetText
+	}
+	return ""
+}
+
 func (x *RecordV3) GetTransportText() string {
 	if x != nil {
 		return x.TransportText
@@ -583,11 +605,12 @@ var File_sipreg_registry_store_v1_record_v3_proto protoreflect.FileDescriptor
 
 const file_sipreg_registry_store_v1_record_v3_proto_rawDesc = "" +
 	"\n" +
-	"(sipreg/registry/store/v1/record_v3.proto\x12\x18sipreg.registry.store.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf8\v\n" +
+	"(sipreg/registry/store/v1/record_v3.proto\x12\x18sipreg.registry.store.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbd\f\n" +
 	"\bRecordV3\x12\x1b\n" +
 	"\ttrunk_ref\x18\x01 \x01(\tR\btrunkRef\x12\x10\n" +
-	"\x03aor\x18\x02 \x01(\tR\x03aor\x12\x16\n" +
-	"\x06target\x18\x03 \x01(\tR\x06target\x12A\n" +
+	"\x03aor\x18\x02 \x01(\tR\x03aor\x12\x1f\n" +
+	"\vtarget_port\x18\x03 \x01(\rR\n" +
+	"targetPort\x12A\n" +
 	"\ttransport\x18\x04 \x01(\x0e2#.sipreg.registry.store.v1.TransportR\ttransport\x125\n" +
 	"\x05state\x18\x05 \x01(\x0e2\x1f.sipreg.registry.store.v1.StateR\x05state\x12\x17\n" +
 	"\acall_id\x18\x06 \x01(\fR\x06callId\x12\x19\n" +
@@ -620,7 +643,10 @@ const file_sipreg_registry_store_v1_record_v3_proto_rawDesc = "" +
 	"\x06no_gin\x18\x1a \x01(\bR\x05noGin\x12\x1d\n" +
 	"\n" +
 	"last_error\x18\x1b \x01(\tR\tlastError\x12\x1a\n" +
-	"\bfailures\x18\x1c \x01(\x03R\bfailures\x12%\n" +
+	"\bfailures\x18\x1c \x01(\x03R\bfailures\x12\x19\n" +
+	"\baor_text\x18' \x01(\tR\aaorText\x12\x1f\n" +
+	"\vtarget_text\x18( \x01(\tR\n" +
+	"targetText\x12%\n" +
 	"\x0etransport_text\x18\x1d \x01(\tR\rtransportText\x12\x1d\n" +
 	"\n" +
 	"state_text\x18\x1e \x01(\tR\tstateText\x12(\n" +
