@@ -10,44 +10,70 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	storepb "sipreg.dev/gen/pb/sipreg/registry/store/v1"
 	"sipreg.dev/services/registry/internal/registration"
 )
 
 // RecordVersion is the format version of the records the Redis store writes:
-// the first byte of each value, followed by the record as a protobuf message
-// (sipreg.registry.store.v1.Record, proto/sipreg/registry/store/v1/record.proto).
+// the first byte of each value, followed by the record as a protobuf message,
+// sipreg.registry.store.v1.RecordV3 (proto/sipreg/registry/store/v1/record_v3.proto).
 //
 // Version 1 was JSON: the fields of registration.Record with "v":1, or, written
-// before versions existed, without "v". DecodeRecord still reads it, so that
-// records written by an older release load; EncodeRecord no longer writes it.
+// before versions existed, without "v". Version 2 was the byte 2 followed by
+// sipreg.registry.store.v1.Record (record.proto next to record_v3.proto), the
+// record field for field. DecodeRecord reads both still, so that records an
+// older release wrote load; EncodeRecord writes them only when writeVersion
+// says so.
 //
 // A JSON text never starts with a byte below 0x20 other than its whitespace
 // (tab, line feed, carriage return), so such a first byte, from 1 to 31, is a
-// format version: RecordVersion is read, any other is an unknown version
+// format version: 2 and 3 are read, any other is an unknown version
 // (ErrUnknownVersion), as is a JSON value whose "v" is not 1. Every other
 // value (a first byte 0 included) is read as JSON.
 //
-// EncodeRecord writes version 2. The release before wrote version 1 but read
-// version 2 already, so that old and new replicas can run side by side during
-// a rolling upgrade. The cluster package's change feed carries stored values
-// as they are, in a length-prefixed frame (see cluster.FollowChanges): no part
-// of the cluster reads a stored value as JSON, in Go or in Lua.
-//
-// Version 2 is protobuf rather than a hand-written binary layout: a typical
-// record takes 44% of its JSON (314 bytes, see encode_v2_test.go), and the library
+// Version 2 is protobuf rather than a hand-written binary layout: the library
 // brings the framing, the bounds checks on untrusted input and a schema that
 // can grow. Numbers are varints, so small ones take a byte or two; a field
-// left at its zero value takes nothing.
-const RecordVersion = 2
+// left at its zero value takes nothing. A typical record took 314 bytes, 44%
+// of its JSON, and 408 bytes of Redis memory with its key (MEMORY USAGE, see
+// encode_size_test.go), 469 per trunk of INFO used_memory: more than the 400
+// bytes per trunk the registry is allowed.
+//
+// Version 3 keeps the protobuf and writes the same record in fewer bytes: a
+// typical record takes 212 bytes, in jemalloc's 224-byte class, and 312 bytes
+// of Redis memory with its key (373 per trunk of INFO used_memory over 100,000
+// trunks, against 469 for version 2; see encode_memory_test.go). Times are
+// varints of nanoseconds, the later ones counted from UpdatedAt, rather than
+// Timestamp messages; the state, the next action and the transport are enum
+// numbers rather than strings; the From-tag, the fingerprint and the Call-ID,
+// hex digits the registry makes, are the bytes the digits spell; the AOR
+// leaves out its "sip:", and the target, the AOR's host and a port, is its
+// port alone. What these short forms cannot hold (a state this release does
+// not know, a Call-ID another program made, a time centuries from UpdatedAt)
+// takes a long form, so that every record EncodeRecord took before still
+// encodes, and comes back as it was (see RecordV3 in record_v3.proto).
+//
+// An older release reads no version 3: it skips such a record as of an
+// unknown version (and reports it), and that trunk gets a fresh REGISTER, a
+// new binding, as if it had no record. See writeVersion for a rollback that
+// keeps the bindings. The cluster package's change feed carries stored values
+// as they are, in a length-prefixed frame (see cluster.FollowChanges), and
+// reads them with DecodeRecord; no Lua script reads a stored value.
+const RecordVersion = 3
 
-// jsonVersion is the format version of the JSON records (see RecordVersion).
-const jsonVersion = 1
+// The earlier format versions (see RecordVersion).
+const (
+	jsonVersion    = 1
+	protoV2Version = 2
+)
 
-// writeVersion is the format version EncodeRecord writes: RecordVersion.
-// Setting it to jsonVersion writes the JSON of version 1 again (a one-line
-// rollback, should a release that reads no version 2 have to run next to this
-// one); tests set it, nothing else changes it.
+// writeVersion is the format version EncodeRecord writes: RecordVersion. It is
+// the rollback lever. Set to protoV2Version, EncodeRecord writes version 2,
+// which the release before reads, while DecodeRecord still reads version 3: a
+// build of this release with that one line changed, run until every record has
+// been written again (each refresh writes its trunk's record), lets the release
+// before take over with every binding kept. Set to jsonVersion, it writes the
+// JSON of version 1, for a release older still. Tests set it; nothing else
+// changes it.
 var writeVersion = RecordVersion
 
 // storedRecord is the value of version 1 EncodeRecord wrote (see writeVersion):
@@ -65,36 +91,30 @@ type readRecord struct {
 }
 
 // EncodeRecord returns the value the Redis store keeps for rec (the byte
-// RecordVersion followed by the record as protobuf, every time in UTC; see
-// writeVersion) and the TTL it is written with at now: grace after the later
-// of ExpiresAt and NextActionAt, never less than grace, rounded up to the
-// millisecond. Put and PutMany write exactly this; a writer of its own (the
-// cluster package's fenced writes) uses it to stay readable by Get and List.
-// The value is binary: any byte, NUL included, may occur in it. It fails on a record with an empty TrunkRef
-// and on one that cannot be encoded (a time outside years 0-9999, the range
-// the JSON of version 1 had).
+// RecordVersion followed by the record as protobuf; see writeVersion) and the
+// TTL it is written with at now: grace after the later of ExpiresAt and
+// NextActionAt, never less than grace, rounded up to the millisecond. Put and
+// PutMany write exactly this; a writer of its own (the cluster package's
+// fenced writes) uses it to stay readable by Get and List. The value is
+// binary: any byte, NUL included, may occur in it. It fails on a record with
+// an empty TrunkRef and on one that cannot be encoded (a time outside years
+// 0-9999, the range the JSON of version 1 had).
 func EncodeRecord(rec registration.Record, now time.Time, grace time.Duration) (value []byte, ttl time.Duration, err error) {
 	if rec.TrunkRef == "" {
 		return nil, 0, fmt.Errorf("encode: %w", errEmptyTrunkRef)
 	}
-	if writeVersion == jsonVersion {
+	switch writeVersion {
+	case jsonVersion:
 		value, err = json.Marshal(storedRecord{V: jsonVersion, Record: normalize(rec)})
-	} else {
+	case protoV2Version:
 		value, err = encodeV2(rec)
+	default:
+		value, err = encodeV3(rec)
 	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("encode: %w", err)
 	}
 	return value, recordTTL(rec, now, grace), nil
-}
-
-// encodeV2 is the value of version 2 of rec.
-func encodeV2(rec registration.Record) ([]byte, error) {
-	m, err := recordToProto(rec)
-	if err != nil {
-		return nil, err
-	}
-	return proto.MarshalOptions{}.MarshalAppend([]byte{RecordVersion}, m)
 }
 
 // recordTTL is how long Redis keeps rec written at now: until grace after the
@@ -115,34 +135,36 @@ func recordTTL(rec registration.Record, now time.Time, grace time.Duration) time
 	return ttl
 }
 
-// DecodeRecord reads back a value EncodeRecord wrote, or one of version 1
+// DecodeRecord reads back a value EncodeRecord wrote, or one of version 2 or 1
 // (JSON, with "v":1 or without "v") an older release wrote. It reads no value
 // of another version: the error then wraps ErrUnknownVersion, whichever fields
-// the value holds. Every error wraps ErrCorrupt; no input makes it panic. It
-// does not check which trunk the record is of.
+// the value holds. Every error wraps ErrCorrupt and names what is wrong (the
+// field, and how); no input makes it panic. It does not check which trunk the
+// record is of.
 //
-// A record of version 2 comes back with every time in UTC, without a monotonic
-// reading; fields this release does not know (written by a newer one) are
-// ignored. One of version 1 comes back as before.
+// A record of version 3 or 2 comes back with every time in UTC, without a
+// monotonic reading; fields this release does not know (written by a newer
+// one) are ignored. One of version 1 comes back as before.
 func DecodeRecord(value []byte) (registration.Record, error) {
-	if len(value) > 0 && isVersionByte(value[0]) {
-		if value[0] != RecordVersion {
-			return registration.Record{}, unknownVersion(int(value[0]))
-		}
-		var m storepb.Record
-		if err := proto.Unmarshal(value[1:], &m); err != nil {
-			return registration.Record{}, fmt.Errorf("%w: unreadable record: %w", ErrCorrupt, err)
-		}
-		if err := checkUnknown(&m); err != nil {
-			return registration.Record{}, fmt.Errorf("%w: unreadable record: %w", ErrCorrupt, err)
-		}
-		rec, err := recordFromProto(&m)
-		if err != nil {
-			return registration.Record{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
-		}
-		return rec, nil
+	if len(value) == 0 || !isVersionByte(value[0]) {
+		return decodeJSON(value)
 	}
-	return decodeJSON(value)
+	var (
+		rec registration.Record
+		err error
+	)
+	switch value[0] {
+	case RecordVersion:
+		rec, err = decodeV3(value[1:])
+	case protoV2Version:
+		rec, err = decodeV2(value[1:])
+	default:
+		return registration.Record{}, unknownVersion(int(value[0]))
+	}
+	if err != nil {
+		return registration.Record{}, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	}
+	return rec, nil
 }
 
 // isVersionByte reports whether b, the first byte of a value, is a format
@@ -175,7 +197,7 @@ func decodeJSON(value []byte) (registration.Record, error) {
 // came with another wire type (protobuf keeps it aside as an unknown field): a
 // value a newer release wrote may hold fields this one does not know, but not
 // a known field of another type.
-func checkUnknown(m *storepb.Record) error {
+func checkUnknown(m proto.Message) error {
 	fields := m.ProtoReflect().Descriptor().Fields()
 	for b := m.ProtoReflect().GetUnknown(); len(b) > 0; {
 		num, typ, n := protowire.ConsumeField(b)
@@ -188,102 +210,6 @@ func checkUnknown(m *storepb.Record) error {
 		b = b[n:]
 	}
 	return nil
-}
-
-// recordToProto is rec as the message of version 2, its times checked.
-func recordToProto(rec registration.Record) (*storepb.Record, error) {
-	var err error
-	ts := func(name string, t time.Time) *timestamppb.Timestamp {
-		p, e := timeToProto(t)
-		if e != nil && err == nil {
-			err = fmt.Errorf("%s: %w", name, e)
-		}
-		return p
-	}
-	m := &storepb.Record{
-		TrunkRef:         rec.TrunkRef,
-		TrunkName:        rec.TrunkName,
-		Aor:              rec.AOR,
-		Target:           rec.Target,
-		Transport:        rec.Transport,
-		EdgePort:         rec.EdgePort,
-		Fingerprint:      rec.Fingerprint,
-		State:            string(rec.State),
-		CallId:           rec.CallID,
-		FromTag:          rec.FromTag,
-		Cseq:             rec.CSeq,
-		CseqCeiling:      rec.CSeqCeiling,
-		RequestedExpires: int64(rec.RequestedExpires),
-		MinExpires:       int64(rec.MinExpires),
-		NoGin:            rec.NoGin,
-		GrantedExpires:   int64(rec.GrantedExpires),
-		ExpiresAt:        ts("expiresAt", rec.ExpiresAt),
-		RegisteredSince:  ts("registeredSince", rec.RegisteredSince),
-		NextAction:       string(rec.NextAction),
-		NextActionAt:     ts("nextActionAt", rec.NextActionAt),
-		LastResponseCode: int64(rec.LastResponseCode),
-		LastResponseType: rec.LastResponseType,
-		LastReason:       rec.LastReason,
-		LastError:        rec.LastError,
-		Failures:         int64(rec.Failures),
-		Owner:            rec.Owner,
-		Fence:            rec.Fence,
-		UpdatedAt:        ts("updatedAt", rec.UpdatedAt),
-	}
-	return m, err
-}
-
-// recordFromProto is the record m of version 2 holds, checked as EncodeRecord
-// checks it, so that whatever decodes encodes again.
-func recordFromProto(m *storepb.Record) (registration.Record, error) {
-	var err error
-	num := func(name string, n int64) int {
-		if int64(int(n)) != n && err == nil {
-			err = fmt.Errorf("%s: %d does not fit an int", name, n)
-		}
-		return int(n)
-	}
-	ts := func(name string, p *timestamppb.Timestamp) time.Time {
-		t, e := timeFromProto(p)
-		if e != nil && err == nil {
-			err = fmt.Errorf("%s: %w", name, e)
-		}
-		return t
-	}
-	rec := registration.Record{
-		TrunkRef:         m.GetTrunkRef(),
-		TrunkName:        m.GetTrunkName(),
-		AOR:              m.GetAor(),
-		Target:           m.GetTarget(),
-		Transport:        m.GetTransport(),
-		EdgePort:         m.GetEdgePort(),
-		Fingerprint:      m.GetFingerprint(),
-		State:            registration.State(m.GetState()),
-		CallID:           m.GetCallId(),
-		FromTag:          m.GetFromTag(),
-		CSeq:             m.GetCseq(),
-		CSeqCeiling:      m.GetCseqCeiling(),
-		RequestedExpires: num("requestedExpires", m.GetRequestedExpires()),
-		MinExpires:       num("minExpires", m.GetMinExpires()),
-		NoGin:            m.GetNoGin(),
-		GrantedExpires:   num("grantedExpires", m.GetGrantedExpires()),
-		ExpiresAt:        ts("expiresAt", m.GetExpiresAt()),
-		RegisteredSince:  ts("registeredSince", m.GetRegisteredSince()),
-		NextAction:       registration.Action(m.GetNextAction()),
-		NextActionAt:     ts("nextActionAt", m.GetNextActionAt()),
-		LastResponseCode: num("lastResponseCode", m.GetLastResponseCode()),
-		LastResponseType: m.GetLastResponseType(),
-		LastReason:       m.GetLastReason(),
-		LastError:        m.GetLastError(),
-		Failures:         num("failures", m.GetFailures()),
-		Owner:            m.GetOwner(),
-		Fence:            m.GetFence(),
-		UpdatedAt:        ts("updatedAt", m.GetUpdatedAt()),
-	}
-	if err != nil {
-		return registration.Record{}, err
-	}
-	return rec, nil
 }
 
 // The range of the times a record holds: years 0-9999, as in the JSON of

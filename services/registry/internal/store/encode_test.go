@@ -89,7 +89,7 @@ func TestEncodeRecordVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if store.RecordVersion != 2 || len(value) == 0 || value[0] != store.RecordVersion {
+	if store.RecordVersion != 3 || len(value) == 0 || value[0] != store.RecordVersion {
 		t.Errorf("EncodeRecord = %q; want it to start with the byte %d", value, store.RecordVersion)
 	}
 	got, err := store.DecodeRecord(value)
@@ -104,21 +104,29 @@ func TestEncodeRecordVersion(t *testing.T) {
 	}
 }
 
-// TestEncodeRecordVersion1 checks the rollback lever: with writeVersion set to
-// version 1, EncodeRecord writes the JSON of the release before, which
+// TestEncodeRecordRollback checks the rollback lever: with writeVersion set to
+// version 2 or 1, EncodeRecord writes what the releases before wrote, which
 // DecodeRecord reads back.
-func TestEncodeRecordVersion1(t *testing.T) {
-	store.WriteVersion1(t)
+func TestEncodeRecordRollback(t *testing.T) {
 	rec := storetest.FullRecord("trunk-1")
-	value, _, err := store.EncodeRecord(rec, fixedClock, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(string(value), `{"v":1,"trunkRef":"trunk-1",`) {
-		t.Errorf("EncodeRecord = %s; want the JSON of version 1", value)
-	}
-	if got, err := store.DecodeRecord(value); err != nil || got != storetest.Normalized(rec) {
-		t.Errorf("DecodeRecord(EncodeRecord) = %+v, %v", got, err)
+	for _, tc := range []struct {
+		version int
+		prefix  string
+	}{
+		{store.ProtoV2Version, "\x02\x0a\x07trunk-1"},
+		{store.JSONVersion, `{"v":1,"trunkRef":"trunk-1",`},
+	} {
+		store.WriteVersion(t, tc.version)
+		value, _, err := store.EncodeRecord(rec, fixedClock, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.HasPrefix(string(value), tc.prefix) {
+			t.Errorf("EncodeRecord = %q; want the format of version %d", value, tc.version)
+		}
+		if got, err := store.DecodeRecord(value); err != nil || got != storetest.Normalized(rec) {
+			t.Errorf("version %d: DecodeRecord(EncodeRecord) = %+v, %v", tc.version, got, err)
+		}
 	}
 }
 
@@ -146,7 +154,7 @@ func TestDecodeRecord(t *testing.T) {
 		{"binary, high byte first", "\xff\x00", "corrupt registration record: unreadable JSON: ", false},
 		{"JSON after whitespace", " \t\r\n{\"v\":1,\"trunkRef\":\"trunk-1\"}", "", false},
 		{"version byte 1", "\x01{}", "corrupt registration record: unknown record version 1", true},
-		{"version byte 3", "\x03\x0a\x07trunk-1", "corrupt registration record: unknown record version 3", true},
+		{"version byte 4", "\x04\x0a\x07trunk-1", "corrupt registration record: unknown record version 4", true},
 		{"version byte 31", "\x1f", "corrupt registration record: unknown record version 31", true},
 		{"version 2", "\x02\x0a\x07trunk-1", "", false},
 		{"version 2, a field this code does not know", "\x02\x0a\x07trunk-1\xf8\x3e\x01", "", false},
@@ -154,6 +162,13 @@ func TestDecodeRecord(t *testing.T) {
 		{"version 2, a bad tag", "\x02\x00", "corrupt registration record: unreadable record: ", false},
 		{"version 2, garbage", "\x02\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", "corrupt registration record: unreadable record: ", false},
 		{"version 2, a number of the wrong type", "\x02\x0a\x07trunk-1\x5d\x01\x02\x03\x04", "corrupt registration record: unreadable record: ", false},
+		{"version 3", "\x03\x0a\x07trunk-1", "", false},
+		{"version 3, a field this code does not know", "\x03\x0a\x07trunk-1\xf8\x3e\x01", "", false},
+		{"version 3, truncated", "\x03\x0a\x07trunk-", "corrupt registration record: unreadable record: ", false},
+		{"version 3, a bad tag", "\x03\x00", "corrupt registration record: unreadable record: ", false},
+		{"version 3, garbage", "\x03\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", "corrupt registration record: unreadable record: ", false},
+		{"version 3, a number of the wrong type", "\x03\x0a\x07trunk-1\x5d\x01\x02\x03\x04", "corrupt registration record: unreadable record: ", false},
+		{"version 3, an unknown state", "\x03\x0a\x07trunk-1\x28\x09", "corrupt registration record: state: unknown value 9", false},
 		{"an array", `[{"trunkRef":"trunk-1"}]`, "corrupt registration record: unreadable JSON: ", false},
 		{"empty", "", "corrupt registration record: unreadable JSON: ", false},
 	} {

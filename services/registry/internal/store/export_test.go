@@ -2,11 +2,17 @@ package store
 
 import "testing"
 
-// WriteVersion1 makes EncodeRecord write the JSON of version 1, as the release
-// before did, until t ends. Tests that call it must not run in parallel with
-// others.
-func WriteVersion1(t testing.TB) {
+// The format versions EncodeRecord can write (see writeVersion).
+const (
+	JSONVersion    = jsonVersion
+	ProtoV2Version = protoV2Version
+)
+
+// WriteVersion makes EncodeRecord write format version v (JSONVersion,
+// ProtoV2Version or RecordVersion), as a rollback build would, until t ends.
+// Tests that call it must not run in parallel with others.
+func WriteVersion(t testing.TB, v int) {
 	old := writeVersion
-	writeVersion = jsonVersion
+	writeVersion = v
 	t.Cleanup(func() { writeVersion = old })
 }

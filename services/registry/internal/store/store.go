@@ -9,6 +9,13 @@
 // time is returned in UTC and without a monotonic clock reading, whichever store
 // is used, so that a record read from Memory equals the same record read from
 // Redis.
+//
+// Redis keeps each record as a string under the key prefix and the trunk ref: a
+// format version byte, then the record as a protobuf message (version 3, the
+// compact RecordV3 of proto/sipreg/registry/store/v1; the field-for-field
+// Record of version 2 and the JSON of version 1 are still read, so records an
+// older release wrote load). RecordVersion tells the formats apart and says how
+// to roll back to a release that does not read version 3.
 package store
 
 import (
@@ -24,8 +31,8 @@ var ErrNotFound = errors.New("registration not found")
 
 // ErrCorrupt is returned by Get, and passed to RedisOptions.OnSkip, when the key
 // of a trunk holds something this code cannot read back as a Record: a key of
-// another type than string, a value that is neither a record of version 2 (a
-// protobuf) nor one of version 1 (JSON), a record of another trunk, or a
+// another type than string, a value that is neither a record of version 3 or
+// 2 (a protobuf) nor one of version 1 (JSON), a record of another trunk, or a
 // record of an unknown format version (see ErrUnknownVersion and
 // RecordVersion).
 // Overwriting the trunk with Put repairs it. It is wrapped; test for it with
