@@ -46,6 +46,8 @@ var ErrCrossSlot = errors.New("record keys and lease keys are in different hash 
 // hold the discovery lease.
 var ErrNotLeader = errors.New("not the discovery leader")
 
+var errNoClient = errors.New("no redis client")
+
 // Options configures a Cluster. The zero value of every field but Client means
 // its default.
 type Options struct {
