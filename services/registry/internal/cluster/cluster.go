@@ -14,6 +14,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
+
+	"sipreg.dev/services/registry/internal/cluster/changefeed"
 )
 
 // The defaults of Options.
@@ -111,6 +113,9 @@ type Cluster struct {
 	viewMu  sync.Mutex
 	entries map[Member]time.Time
 
+	// feed publishes deletions on, and follows, the changes channel.
+	feed changefeed.Feed
+
 	renewals, renewFailures, takeovers, handOvers, lost atomic.Int64
 
 	// slotMu guards slots, the hash slots the Redis Cluster gave for keys
@@ -159,6 +164,7 @@ func New(o Options) *Cluster {
 		entries:   make(map[Member]time.Time),
 		slots:     make(map[string]int64),
 	}
+	c.feed = changefeed.Feed{Client: o.Client, Channel: changefeed.Channel(o.Prefix), Replica: o.ReplicaID, Log: c.log}
 	if o.TracerProvider != nil {
 		c.tracer = o.TracerProvider.Tracer(tracerName)
 	}

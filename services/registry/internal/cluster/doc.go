@@ -52,7 +52,8 @@
 //   - fencedPut (KEYS: record and lease key of up to 500 trunks): SET each record
 //     PX its TTL only when its lease holds "<ourID>:<rec.Fence>", then PUBLISH
 //     the records written, as one message, on the changes channel (prefix +
-//     "changes"; see FollowChanges).
+//     "changes"; see FollowChanges and the subpackage changefeed, which owns
+//     the channel's message format).
 //   - discovery, discoveryRelease, publish, fetch: one or two keys under L.
 //
 // Every lease, fence, discovery and desired key carries the same hash tag, so

@@ -31,7 +31,7 @@ import (
 // EncodeRecord writes version 2. The release before wrote version 1 but read
 // version 2 already, so that old and new replicas can run side by side during
 // a rolling upgrade. The cluster package's change feed carries stored values
-// as they are, in a length-prefixed frame (see cluster.FollowChanges): no part
+// as they are, in a length-prefixed frame (see cluster/changefeed): no part
 // of the cluster reads a stored value as JSON, in Go or in Lua.
 //
 // Version 2 is protobuf rather than a hand-written binary layout: a typical
