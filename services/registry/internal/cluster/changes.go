@@ -26,14 +26,10 @@ func (c *Cluster) PublishDeleted(ctx context.Context, refs []string) error {
 
 // FollowChanges subscribes to the records every replica writes or deletes and
 // calls onChange with each change, in the order Redis published them, until ctx
-// ends; it then returns ctx's error. The records this replica wrote itself are
-// not decoded nor passed on (its caller has them already); its deletions are,
-// and every other replica's changes. synced is called each time the
-// subscription is confirmed: first, and again after each reconnection. Changes
-// published while the subscription was down are lost, so a caller that keeps a
-// copy of the records reads them again on synced. A message that cannot be
-// read is logged and skipped whole. The callbacks are called from one
-// goroutine, never at once. See changefeed.Feed.Follow.
+// ends; it then returns ctx's error. This replica's own writes are not passed
+// on, its deletions are. synced is called each time the subscription is
+// confirmed (first, and after each reconnection): changes published while it
+// was down are lost. See changefeed.Feed.Follow.
 func (c *Cluster) FollowChanges(ctx context.Context, synced func(), onChange func(Change)) error {
 	return c.feed.Follow(ctx, synced, onChange)
 }
