@@ -89,13 +89,14 @@
 //
 // # Files and subpackages
 //
-// cluster.go holds Options, New and the key layout; lease.go claims, renews and
-// releases trunk leases (Valid, Held); fenced_put.go is FencedPutMany and
+// cluster.go holds Options, New and the key layout; lease.go claims, renews
+// and releases trunk leases (Valid, Held); fenced_put.go is FencedPutMany and
 // CheckStorePrefix; eval.go runs the batched scripts; fenced_store.go wraps a
-// store with fenced writes; discovery.go is the discovery lease and the desired
-// set; handover.go, gate.go and trace.go are the leaving marks (MarkLeaving),
-// the send window (SendWindowOpen) and the spans; membership.go and changes.go offer the subpackages
-// membership (the members set and view, Rendezvous) and changefeed (the changes
-// channel: its message format, PublishDeleted, the follower). The subpackages
-// ownership and mirror build on Cluster.
+// store with fenced writes; discovery.go is the discovery lease and the
+// desired set; handover.go, gate.go and trace.go are the leaving marks
+// (MarkLeaving), the send window (SendWindowOpen) and the spans.
+// membership.go and changes.go offer the subpackages membership (the members
+// set and its view, Rendezvous) and changefeed (the changes channel: its
+// message format, PublishDeleted, the follower). The subpackages ownership
+// and mirror build on Cluster.
 package cluster
