@@ -6,11 +6,15 @@
 //	registry --version                  print the version and exit
 //
 // The same binary is the operator's client of a running registry's control API (so
-// `docker exec <container> registry list` works):
+// `docker exec <container> registry list` works); the subcommands live in
+// internal/cli:
 //
 //	registry list [--state S]... [-o table|json|wide]
 //	registry get REF | explain REF | force REF|--all
 //	registry watch [REF] [--state S]... [-o table|json]
+//
+// This package holds only the wiring: main.go reads the command line, serve.go builds
+// and runs the service, tracing.go sets up OpenTelemetry.
 package main
 
 import (
@@ -23,6 +27,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"sipreg.dev/services/registry/internal/cli"
 	"sipreg.dev/services/registry/internal/config"
 )
 
@@ -35,10 +40,10 @@ func main() {
 
 // run is main without the process: it returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && lookupClientCommand(args[0]) != nil {
+	if cli.IsCommand(args) {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
-		return runClient(ctx, args, osTerminal(stdout, stderr))
+		return cli.Run(ctx, args, stdout, stderr)
 	}
 	cmd := "run"
 	if len(args) > 0 && args[0] == "validate" {
@@ -51,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: registry [validate] [--config FILE] | registry --version\n")
 		fs.PrintDefaults()
-		clientUsage(fs.Output())
+		cli.Usage(fs.Output())
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

@@ -74,3 +74,12 @@ func TestDefaultConfigPath(t *testing.T) {
 		t.Errorf("stderr %q does not name the default path", errb.String())
 	}
 }
+
+// TestHelpListsClientCommands: the top-level help exits 0 and lists the client
+// subcommands (internal/cli) too.
+func TestHelpListsClientCommands(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"--help"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "registry watch") {
+		t.Errorf("registry --help: exit %d, stderr %q", code, errb.String())
+	}
+}

@@ -2,260 +2,34 @@ package cluster
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"net"
-	"strconv"
-	"strings"
-	"time"
 
-	"github.com/redis/go-redis/v9"
-
-	"sipreg.dev/services/registry/internal/registration"
-	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/cluster/changefeed"
 )
 
 // Change is one message of the changes channel: records one replica wrote
-// (FencedPutMany) or deleted (PublishDeleted).
-type Change struct {
-	// Replica is the ID of the replica that made the change.
-	Replica string `json:"replica"`
-	// Put holds the records written, as stored.
-	Put []registration.Record `json:"put,omitempty"`
-	// Deleted holds the refs whose records were deleted.
-	Deleted []string `json:"deleted,omitempty"`
-}
+// (FencedPutMany) or deleted (PublishDeleted). See changefeed.Change.
+type Change = changefeed.Change
 
-// followPing is how long FollowChanges waits for a message before it pings the
-// server, so that a connection that died silently is found and replaced.
-const followPing = 15 * time.Second
-
-func (c *Cluster) changesChannel() string { return c.prefix + "changes" }
-
-// The changes channel carries two kinds of message:
-//
-//   - Records written: fencedPutScript publishes the byte 'P', then the
-//     replica's ID and each value it stored, as written (store.EncodeRecord:
-//     binary, of any byte), each in a frame: its length in bytes in decimal
-//     (no sign, no leading zero), ':', then its bytes. A frame needs no escape
-//     and no byte of a value can end it early, whatever the value holds.
-//   - Records deleted: PublishDeleted publishes the JSON of a Change with
-//     Replica and Deleted.
-//
-// The release before published the records written as JSON too: the head
-// {"replica":<ID>,"put":[ then the stored values, JSON themselves, pasted
-// between commas, then ]}. FollowChanges still reads that shape (every
-// message that does not start with putMark is read as JSON), so that an old
-// replica's writes reach the new ones during a rolling upgrade; an old
-// follower cannot read the new shape, and skips it.
-const putMark = 'P'
-
-// maxFrameDigits bounds the length of a frame's length: 10 digits is more
-// than any Redis string (at most 512 MB) needs.
-const maxFrameDigits = 10
+// changesChannel is the channel FencedPutMany and PublishDeleted publish on.
+func (c *Cluster) changesChannel() string { return c.feed.Channel }
 
 // changeHead is the start of the message fencedPutScript publishes for this
-// replica: putMark and the frame of its ID. The script appends a frame per
-// record written.
-func (c *Cluster) changeHead() string {
-	return string(appendFrame([]byte{putMark}, c.id))
-}
-
-// oldChangeHead is the head of the JSON message the release before published
-// for this replica's writes.
-func (c *Cluster) oldChangeHead() string {
-	id, _ := json.Marshal(c.id) // a string always encodes
-	return `{"replica":` + string(id) + `,"put":[`
-}
-
-// appendFrame appends the frame of s to b: len(s) in decimal, ':', s.
-func appendFrame(b []byte, s string) []byte {
-	b = strconv.AppendInt(b, int64(len(s)), 10)
-	b = append(b, ':')
-	return append(b, s...)
-}
-
-// errFrame rejects a message of records written that is not made of frames.
-var errFrame = errors.New("bad frame")
-
-// splitPut reads a message fencedPutScript published: the replica's ID and
-// the values written, in order (substrings of msg). It accepts exactly what
-// the script writes: putMark, a non-empty ID, at least one value, and frames
-// whose lengths are written in the shortest decimal form, with nothing after
-// the last.
-func splitPut(msg string) (replica string, values []string, err error) {
-	if len(msg) == 0 || msg[0] != putMark {
-		return "", nil, fmt.Errorf("%w: no mark %q", errFrame, putMark)
-	}
-	rest := msg[1:]
-	next := func() (string, error) {
-		colon := strings.IndexByte(rest, ':')
-		if colon <= 0 || colon > maxFrameDigits || (rest[0] == '0' && colon > 1) {
-			return "", fmt.Errorf("%w: no length at byte %d", errFrame, len(msg)-len(rest))
-		}
-		var n int64 // at most maxFrameDigits digits: no overflow
-		for _, d := range []byte(rest[:colon]) {
-			if d < '0' || d > '9' {
-				return "", fmt.Errorf("%w: no length at byte %d", errFrame, len(msg)-len(rest))
-			}
-			n = n*10 + int64(d-'0')
-		}
-		if left := int64(len(rest) - colon - 1); n > left {
-			return "", fmt.Errorf("%w: %d bytes announced, %d left", errFrame, n, left)
-		}
-		v := rest[colon+1 : colon+1+int(n)]
-		rest = rest[colon+1+int(n):]
-		return v, nil
-	}
-	if replica, err = next(); err != nil {
-		return "", nil, err
-	}
-	if replica == "" {
-		return "", nil, fmt.Errorf("%w: empty replica", errFrame)
-	}
-	for len(rest) > 0 {
-		v, err := next()
-		if err != nil {
-			return "", nil, err
-		}
-		values = append(values, v)
-	}
-	if len(values) == 0 {
-		return "", nil, fmt.Errorf("%w: no record", errFrame)
-	}
-	return replica, values, nil
-}
-
-// parseChange reads a message of the changes channel (see putMark): records
-// written, in either shape, or records deleted. Each record is read by
-// store.DecodeRecord, so a value of any version it reads is read; one it
-// cannot read, or one without trunk ref, makes the whole message unreadable.
-func parseChange(msg string) (Change, error) {
-	var (
-		ch     Change
-		values []string
-	)
-	if len(msg) > 0 && msg[0] == putMark {
-		replica, vs, err := splitPut(msg)
-		if err != nil {
-			return Change{}, err
-		}
-		ch.Replica, values = replica, vs
-	} else {
-		var m struct {
-			Replica string            `json:"replica"`
-			Put     []json.RawMessage `json:"put"`
-			Deleted []string          `json:"deleted"`
-		}
-		if err := json.Unmarshal([]byte(msg), &m); err != nil {
-			return Change{}, err
-		}
-		if m.Replica == "" {
-			return Change{}, errors.New("no replica")
-		}
-		ch.Replica, ch.Deleted = m.Replica, m.Deleted
-		for _, raw := range m.Put {
-			values = append(values, string(raw))
-		}
-	}
-	for i, v := range values {
-		rec, err := store.DecodeRecord([]byte(v))
-		if err != nil {
-			return Change{}, fmt.Errorf("record %d: %w", i, err)
-		}
-		if rec.TrunkRef == "" {
-			return Change{}, fmt.Errorf("record %d: no trunk ref", i)
-		}
-		ch.Put = append(ch.Put, rec)
-	}
-	return ch, nil
-}
+// replica (changefeed.Head). The script appends a frame per record written.
+func (c *Cluster) changeHead() string { return changefeed.Head(c.id) }
 
 // PublishDeleted tells FollowChanges that the records of refs were deleted.
 // The caller deletes them first: a follower that reads the records after this
 // message must not find them.
 func (c *Cluster) PublishDeleted(ctx context.Context, refs []string) error {
-	if len(refs) == 0 {
-		return nil
-	}
-	if c.client == nil {
-		return errNoClient
-	}
-	msg, err := json.Marshal(Change{Replica: c.id, Deleted: refs})
-	if err != nil {
-		return fmt.Errorf("cluster publish deleted: %w", err)
-	}
-	if err := c.client.Publish(ctx, c.changesChannel(), msg).Err(); err != nil {
-		return fmt.Errorf("cluster publish deleted: %w", err)
-	}
-	return nil
+	return c.feed.PublishDeleted(ctx, refs)
 }
 
 // FollowChanges subscribes to the records every replica writes or deletes and
 // calls onChange with each change, in the order Redis published them, until ctx
-// ends; it then returns ctx's error. The records this replica wrote itself are
-// not decoded nor passed on (its caller has them already); its deletions are,
-// and every other replica's changes. synced is called each time the
-// subscription is confirmed: first, and again after each reconnection (Redis
-// restarted, connection lost). Changes published while the
-// subscription was down are lost, so a caller that keeps a copy of the records
-// reads them again on synced; every change published after synced returned
-// reaches onChange. Each record is read by store.DecodeRecord, from a message
-// of either shape (see putMark); a message that cannot be read, or that holds
-// a record that cannot (one of a newer format version, say), is logged and
-// skipped whole. The callbacks are called from one goroutine, never at once.
+// ends; it then returns ctx's error. This replica's own writes are not passed
+// on, its deletions are. synced is called each time the subscription is
+// confirmed (first, and after each reconnection): changes published while it
+// was down are lost. See changefeed.Feed.Follow.
 func (c *Cluster) FollowChanges(ctx context.Context, synced func(), onChange func(Change)) error {
-	if c.client == nil {
-		return errNoClient
-	}
-	own, oldOwn := c.changeHead(), c.oldChangeHead()
-	ps := c.client.Subscribe(ctx, c.changesChannel())
-	// Receive does not watch ctx: closing the subscription ends a blocked read.
-	stop := context.AfterFunc(ctx, func() { _ = ps.Close() })
-	defer func() {
-		if stop() {
-			_ = ps.Close()
-		}
-	}()
-	for {
-		msg, err := ps.ReceiveTimeout(ctx, followPing)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		var ne net.Error
-		switch {
-		case errors.As(err, &ne) && ne.Timeout():
-			// Quiet channel: a ping proves the connection (or breaks it, and the
-			// next Receive reconnects and subscribes again).
-			_ = ps.Ping(ctx)
-			continue
-		case err != nil:
-			c.log.Debug("changes subscription interrupted; reconnecting", "err", err)
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(time.Second):
-			}
-			continue
-		}
-		switch m := msg.(type) {
-		case *redis.Subscription:
-			if m.Kind == "subscribe" {
-				synced()
-			}
-		case *redis.Message:
-			if strings.HasPrefix(m.Payload, own) || strings.HasPrefix(m.Payload, oldOwn) {
-				// This replica's own writes, as fencedPutScript published
-				// them (or as the release before did, under the same ID).
-				continue
-			}
-			ch, err := parseChange(m.Payload)
-			if err != nil {
-				c.log.Warn("unreadable message on the changes channel skipped", "channel", m.Channel, "bytes", len(m.Payload), "err", err)
-				continue
-			}
-			onChange(ch)
-		}
-	}
+	return c.feed.Follow(ctx, synced, onChange)
 }

@@ -14,6 +14,9 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
+
+	"sipreg.dev/services/registry/internal/cluster/changefeed"
+	"sipreg.dev/services/registry/internal/cluster/membership"
 )
 
 // The defaults of Options.
@@ -46,6 +49,8 @@ var ErrCrossSlot = errors.New("record keys and lease keys are in different hash 
 // hold the discovery lease.
 var ErrNotLeader = errors.New("not the discovery leader")
 
+var errNoClient = errors.New("no redis client")
+
 // Options configures a Cluster. The zero value of every field but Client means
 // its default.
 type Options struct {
@@ -75,9 +80,6 @@ type Options struct {
 	TracerProvider trace.TracerProvider
 }
 
-// Member is a live replica as seen in the membership set.
-type Member struct{ ID, Advertise string }
-
 // Cluster is one replica's view of and part in the cluster. It is safe for
 // concurrent use.
 type Cluster struct {
@@ -102,12 +104,11 @@ type Cluster struct {
 	// no lease of this replica is valid by its own clock (gate.go).
 	validMax time.Time
 
-	// view is the live membership ([]Member sorted by ID, never mutated).
-	view    atomic.Pointer[[]Member]
-	changed chan struct{}
-	// viewMu guards entries (Run's last answer: member → expiry).
-	viewMu  sync.Mutex
-	entries map[Member]time.Time
+	// members is the membership set and the view of it (membership.go).
+	members *membership.Set
+
+	// feed publishes deletions on, and follows, the changes channel.
+	feed changefeed.Feed
 
 	renewals, renewFailures, takeovers, handOvers, lost atomic.Int64
 
@@ -153,14 +154,13 @@ func New(o Options) *Cluster {
 		now:       o.Clock,
 		log:       o.Logger.With("replica", o.ReplicaID),
 		held:      make(map[string]lease),
-		changed:   make(chan struct{}, 1),
-		entries:   make(map[Member]time.Time),
 		slots:     make(map[string]int64),
 	}
+	c.feed = changefeed.Feed{Client: o.Client, Channel: changefeed.Channel(o.Prefix), Replica: o.ReplicaID, Log: c.log}
 	if o.TracerProvider != nil {
 		c.tracer = o.TracerProvider.Tracer(tracerName)
 	}
-	c.view.Store(&[]Member{})
+	c.members = c.newMembers()
 	if _, ok := hashTag(c.leaseBase + "lease:x"); !ok {
 		c.log.Warn("cluster prefix has an empty hash tag: lease keys are spread over hash slots, and batched scripts fail on a Redis Cluster",
 			"prefix", o.Prefix)

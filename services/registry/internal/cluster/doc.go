@@ -52,7 +52,8 @@
 //   - fencedPut (KEYS: record and lease key of up to 500 trunks): SET each record
 //     PX its TTL only when its lease holds "<ourID>:<rec.Fence>", then PUBLISH
 //     the records written, as one message, on the changes channel (prefix +
-//     "changes"; see FollowChanges).
+//     "changes"; see FollowChanges and the subpackage changefeed, which owns
+//     the channel's message format).
 //   - discovery, discoveryRelease, publish, fetch: one or two keys under L.
 //
 // Every lease, fence, discovery and desired key carries the same hash tag, so
@@ -71,7 +72,8 @@
 // # Membership and discovery
 //
 // Run heartbeats every LeaseTTL/3 with one pipeline on the members key (ZADD
-// self, prune the dead, read the live) and keeps a local view; Owner ranks the
+// self, prune the dead, read the live) and keeps a local view (the subpackage
+// membership holds the set and the view; Cluster runs one); Owner ranks the
 // live members by rendezvous hashing (xxhash of memberID+"\x00"+ref, highest
 // wins), so a member that joins or leaves moves only its own share. Replicas'
 // clocks are assumed synchronised (NTP) to well within LeaseTTL/3 for
@@ -84,4 +86,17 @@
 // window: a leader paused past its TTL may call the API once more next to the
 // new leader, which costs an API call, not correctness (the trunk leases guard
 // the registrations).
+//
+// # Files and subpackages
+//
+// cluster.go holds Options, New and the key layout; lease.go claims, renews
+// and releases trunk leases (Valid, Held); fenced_put.go is FencedPutMany and
+// CheckStorePrefix; eval.go runs the batched scripts; fenced_store.go wraps a
+// store with fenced writes; discovery.go is the discovery lease and the
+// desired set; handover.go, gate.go and trace.go are the leaving marks
+// (MarkLeaving), the send window (SendWindowOpen) and the spans.
+// membership.go and changes.go offer the subpackages membership (the members
+// set and its view, Rendezvous) and changefeed (the changes channel: its
+// message format, PublishDeleted, the follower). The subpackages ownership
+// and mirror build on Cluster.
 package cluster

@@ -3,6 +3,11 @@
 // (v1 and v1alpha) and the gRPC health service. It is the API edge: the only place where
 // engine errors become connect errors, and where the REGISTER shown by ExplainRegistration
 // is redacted once more before it leaves the process.
+//
+// controlapi.go builds the handler; auth.go checks the bearer token; the
+// RegistrationService is service.go (List, Get, Explain), force.go (ForceRegister),
+// forward.go (calls forwarded to the other replicas) and watch.go (WatchRegistrations);
+// convert.go maps records, states, page tokens and errors to the API.
 package controlapi
 
 import (

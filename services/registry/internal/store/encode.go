@@ -56,7 +56,7 @@ import (
 // unknown version (and reports it), and that trunk gets a fresh REGISTER, a
 // new binding, as if it had no record. See writeVersion for a rollback that
 // keeps the bindings. The cluster package's change feed carries stored values
-// as they are, in a length-prefixed frame (see cluster.FollowChanges), and
+// as they are, in a length-prefixed frame (see cluster/changefeed), and
 // reads them with DecodeRecord; no Lua script reads a stored value.
 const RecordVersion = 3
 

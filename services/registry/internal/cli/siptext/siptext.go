@@ -1,81 +1,22 @@
-package main
+// Package siptext renders the SIP message of a Requester SendMessageRequest as SIP text
+// (request line, headers, body), as `registry explain` shows the next REGISTER. It
+// renders what it is given: redact the message (sipauth.Redact) before.
+package siptext
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"maps"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
-
-	"connectrpc.com/connect"
-	"google.golang.org/protobuf/proto"
 
 	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
 	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
-	registryv1 "sipreg.dev/gen/pb/sipreg/registry/v1"
-	"sipreg.dev/services/registry/internal/sipauth"
 )
 
-// runExplain prints why and when a trunk's next action happens, and the REGISTER it
-// will send as the Requester receives it. The server redacts its secrets; they are
-// redacted once more here, so none can reach a terminal.
-func runExplain(ctx context.Context, s *session, args []string) error {
-	ctx, cancel := s.call(ctx)
-	defer cancel()
-	resp, err := s.client.ExplainRegistration(ctx, connect.NewRequest(&registryv1.ExplainRegistrationRequest{TrunkRef: args[0]}))
-	if err != nil {
-		return err
-	}
-	x := resp.Msg
-	if req := x.GetRequest(); req != nil {
-		safe := proto.CloneOf(req)
-		safe.Message = sipauth.Redact(req.GetMessage())
-		x.Request = safe
-	}
-	if s.output == "json" {
-		return writeJSON(s.out, x)
-	}
-	return writeExplain(s.out, x, s.color, s.now())
-}
-
-// writeExplain writes the registration's state, the reason and the next REGISTER.
-func writeExplain(w io.Writer, x *registryv1.ExplainRegistrationResponse, color bool, now time.Time) error {
-	r := x.GetRegistration()
-	next := nextAction(r, now)
-	if r.GetNextActionAt() != nil {
-		next += " (" + absolute(r.GetNextActionAt()) + ")"
-	}
-	fields := []field{
-		{"Trunk", orDash(r.GetTrunkRef())},
-		{"State", paint(color, stateColor(r.GetState()), stateName(r.GetState()))},
-		{"Last answer", lastAnswer(r)},
-		{"Next", next},
-		{"Why", orDash(x.GetReason())},
-	}
-	if err := writeFields(w, fields); err != nil {
-		return err
-	}
-	req := x.GetRequest()
-	if req == nil {
-		_, err := fmt.Fprintln(w, "\nNo REGISTER is planned.")
-		return err
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "\nNext REGISTER, as the Requester receives it (secrets redacted):\n")
-	fmt.Fprintf(&b, "SendMessage target=%s transport=%s method=%s\n\n", orDash(req.GetTarget()), req.GetTransport(), req.GetMethod())
-	for _, line := range sipLines(req) {
-		b.WriteString("  " + line + "\n")
-	}
-	_, err := io.WriteString(w, b.String())
-	return err
-}
-
-// sipLines renders the request's SIP message as SIP text: request line, then headers
+// Lines renders the request's SIP message as SIP text: request line, then headers
 // (Routr's Requester writes the wire message; this shows every field it is given).
-func sipLines(req *requesterv2beta1.SendMessageRequest) []string {
+func Lines(req *requesterv2beta1.SendMessageRequest) []string {
 	m := req.GetMessage()
 	method := req.GetMethod().String()
 	lines := []string{fmt.Sprintf("%s %s SIP/2.0", method, sipURI(m.GetRequestUri()))}
@@ -254,4 +195,11 @@ func authorization(a *sipmessagev2beta1.Authorization) string {
 	quoted("cnonce", a.GetCNonce())
 	quoted("opaque", a.GetOpaque())
 	return scheme + " " + strings.Join(parts, ", ")
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"bytes"
@@ -445,10 +445,6 @@ func TestCLIUsage(t *testing.T) {
 	}
 	if r := runCLI(t, false, nil, "list", "-h"); r.code != 0 || !strings.Contains(r.stderr, "usage: registry list") {
 		t.Errorf("list -h: exit %d, stderr %q", r.code, r.stderr)
-	}
-	var out, errb bytes.Buffer
-	if code := run([]string{"--help"}, &out, &errb); code != 0 || !strings.Contains(errb.String(), "registry watch") {
-		t.Errorf("registry --help: exit %d, stderr %q", code, errb.String())
 	}
 }
 

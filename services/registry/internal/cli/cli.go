@@ -1,4 +1,14 @@
-package main
+// Package cli is the registry binary's client of a running registry's control API: the
+// subcommands list, get, explain, force and watch (so `docker exec <container> registry
+// list` works). The binary's main asks IsCommand, then hands the arguments to Run;
+// Usage adds the subcommands to the top-level usage.
+//
+// One file per job: cli.go parses the command line, builds the Connect client and maps
+// errors to exit codes; list.go, get.go (get and force), explain.go and watch.go run the
+// subcommands; format.go holds the shared rendering (state names, colours, times, the
+// table, JSON); tty_*.go tells whether stdout is a terminal. The SIP text of explain's
+// REGISTER is rendered by the subpackage siptext.
+package cli
 
 import (
 	"context"
@@ -134,6 +144,18 @@ func usagef(format string, args ...any) error { return &usageError{fmt.Sprintf(f
 type reportedError struct{ msg string }
 
 func (e *reportedError) Error() string { return e.msg }
+
+// IsCommand reports whether args start with the name of a client subcommand.
+func IsCommand(args []string) bool {
+	return len(args) > 0 && lookupClientCommand(args[0]) != nil
+}
+
+// Run runs the client subcommand args[0] names (IsCommand(args) must hold), writing to
+// stdout and stderr, and returns the exit code: 0 ok, 1 the call failed or its answer
+// reports a failure, 2 usage.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runClient(ctx, args, osTerminal(stdout, stderr))
+}
 
 // runClient runs a client subcommand (args[0] names it) and returns the exit code.
 func runClient(ctx context.Context, args []string, term terminal) int {
@@ -348,8 +370,8 @@ func (b bearerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	return b.next.RoundTrip(r)
 }
 
-// clientUsage lists the client subcommands for the top-level usage.
-func clientUsage(w io.Writer) {
+// Usage lists the client subcommands for the top-level usage.
+func Usage(w io.Writer) {
 	fmt.Fprintf(w, "\nclient subcommands (talk to a running registry's control API, default %s):\n", defaultAddr)
 	for _, c := range clientCommands {
 		fmt.Fprintf(w, "  registry %s %s\n        %s\n", c.name, c.args, c.summary)
