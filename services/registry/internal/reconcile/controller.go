@@ -2,6 +2,20 @@
 // ones (the trunks the API marks sendRegister): a discovery loop, a schedule of due
 // work, a keyed de-duplicating queue with N workers, and an idempotent sync per trunk
 // that sends REGISTERs and classifies their answers into state transitions.
+//
+// What is not the engine's own state lives in the packages it drives: the desired
+// set (desired), ownership and leases (cluster/ownership), the record of each
+// transition (registration.Next), one REGISTER exchange (exchange), the schedule and
+// queue (workqueue), group commits (groupcommit), progress and lapse reporting
+// (progress). What stays here, in files by job, is the per-trunk entry and every
+// step that reads or changes it under the one lock: applying the desired set and
+// claims (discovery.go, first.go, cluster.go), a sync and its outcome (sync.go,
+// exchange.go), the CSeq reservations that make a binding safe to continue after a
+// crash or a takeover (cseq.go), persisting (persist.go) and the read side (view.go,
+// explain.go). These steps share invariants on one entry (a lease is checked at the
+// moment of sending, a CSeq never goes out above the durable ceiling, a Force joins
+// the exchange in flight); splitting them across packages would export the entry and
+// its lock, so the package stays one, larger than the others.
 package reconcile
 
 import (
