@@ -26,6 +26,8 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"time"
+
+	"sipreg.dev/tools/bench/redisproxy"
 )
 
 // Cache providers a row can use.
@@ -92,7 +94,7 @@ type firstSample struct {
 	benchCPU float64
 	rss      int64
 	redis    redisStats
-	proxy    proxyCounts
+	proxy    redisproxy.Counts
 	err      error
 }
 
@@ -125,18 +127,18 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	// Redis first: a row that cannot reach it cannot run. The registry reaches it
 	// through the counting proxy; the bench's own connection goes straight.
 	var rc *redisConn
-	var proxy *redisProxy
+	var proxy *redisproxy.Proxy
 	prefix, redisAddr := "", ""
 	if cfg.Cache == CacheRedis {
 		if rc, err = dialRedis(ctx, cfg.RedisAddr); err != nil {
 			return res, err
 		}
 		defer rc.close()
-		if proxy, err = startRedisProxy(cfg.RedisAddr); err != nil {
+		if proxy, err = redisproxy.Start(cfg.RedisAddr); err != nil {
 			return res, err
 		}
-		defer proxy.close()
-		prefix, redisAddr = "bench-"+randomHex(6)+":", proxy.addr()
+		defer proxy.Close()
+		prefix, redisAddr = "bench-"+randomHex(6)+":", proxy.Addr()
 	}
 
 	// The fakes, in process.
@@ -164,7 +166,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 			return
 		}
 		if rc != nil {
-			first.proxy = proxy.counts()
+			first.proxy = proxy.Counts()
 			first.redis, first.err = rc.stats()
 		}
 	})
@@ -264,8 +266,8 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		res.BenchCPU = benchCPU - first.benchCPU
 	}
 	if rc != nil {
-		d := end.proxy.since(first.proxy)
-		res.RedisCommands, res.RedisRoundTrips, res.RedisByCommand = d.commands, d.trips, d.byName
+		d := end.proxy.Since(first.proxy)
+		res.RedisCommands, res.RedisRoundTrips, res.RedisByCommand = d.Commands, d.Trips, d.ByName
 		res.RedisServerCommands, _ = end.redis.since(first.redis)
 		res.RedisUsedMemoryBefore, res.RedisUsedMemoryAfter = first.redis.usedMemory, end.redis.usedMemory
 	}
@@ -302,8 +304,8 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	res.IdleFindBys = watch.count() - findBysA
 	res.IdleRegisters = req.calls.Load() - callsA
 	if rc != nil {
-		d := a.proxy.since(idleStart.proxy)
-		res.IdleRedisCommands, res.IdleRedisByCommand = d.commands, d.byName
+		d := a.proxy.Since(idleStart.proxy)
+		res.IdleRedisCommands, res.IdleRedisByCommand = d.Commands, d.ByName
 		res.IdleRedisServerCommands, _ = a.redis.since(idleStart.redis)
 	}
 	if res.PeakRSS, _, err = memory(reg.pid); err != nil {

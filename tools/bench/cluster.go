@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"sipreg.dev/tools/bench/redisproxy"
 )
 
 // The several-replicas scenario.
@@ -112,11 +114,11 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 		return res, err
 	}
 	defer rc.close()
-	proxy, err := startRedisProxy(cfg.RedisAddr)
+	proxy, err := redisproxy.Start(cfg.RedisAddr)
 	if err != nil {
 		return res, err
 	}
-	defer proxy.close()
+	defer proxy.Close()
 	prefix := "bench-" + randomHex(6) + ":"
 
 	// The fakes, in process.
@@ -187,7 +189,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 		if rp.metrics, err = freeAddr(); err != nil {
 			return res, err
 		}
-		yaml, err := clusterRegistryConfig(cfg, id, rp.control, rp.metrics, reqAddr, apiAddr, proxy.addr(), prefix)
+		yaml, err := clusterRegistryConfig(cfg, id, rp.control, rp.metrics, reqAddr, apiAddr, proxy.Addr(), prefix)
 		if err != nil {
 			return res, err
 		}
@@ -241,8 +243,8 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 	res.Settle, res.Settled = end.at.Sub(req.doneAt), end.quiet
 	res.RegisterCPU = minus(end.cpu, first.point.cpu)
 	res.FindBysDuringPhase = watch.count()
-	d := end.proxy.since(first.point.proxy)
-	res.RedisCommands, res.RedisRoundTrips, res.RedisByCommand = d.commands, d.trips, d.byName
+	d := end.proxy.Since(first.point.proxy)
+	res.RedisCommands, res.RedisRoundTrips, res.RedisByCommand = d.Commands, d.Trips, d.ByName
 	res.RedisServerCommands, _ = end.redis.since(first.point.redis)
 
 	// Phase 4: an idle window of whole lease-renewal periods. Each replica renews
@@ -265,8 +267,8 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 	res.IdleMeasured = true
 	res.IdleWindow = b.at.Sub(a.at)
 	res.IdleCPU = minus(b.cpu, a.cpu)
-	d = b.proxy.since(a.proxy)
-	res.IdleRedisCommands, res.IdleRedisRoundTrips, res.IdleRedisByCommand = d.commands, d.trips, d.byName
+	d = b.proxy.Since(a.proxy)
+	res.IdleRedisCommands, res.IdleRedisRoundTrips, res.IdleRedisByCommand = d.Commands, d.Trips, d.ByName
 	res.IdleRedisServerCommands, _ = b.redis.since(a.redis)
 	res.IdleFindBys = watch.count() - findBysA
 	res.IdleRegisters = req.calls.Load() - callsA

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"sipreg.dev/tools/bench/redisproxy"
 )
 
 // replica is one registry of the scenario.
@@ -80,14 +82,14 @@ func (w *exitWatch) sleepUntil(ctx context.Context, t time.Time) error {
 type clusterPoint struct {
 	at    time.Time
 	cpu   []float64 // per replica
-	proxy proxyCounts
+	proxy redisproxy.Counts
 	redis redisStats
 	quiet bool
 }
 
 // sampleCluster reads each pid's CPU, the proxy's counts and (rc not nil) Redis's.
-func sampleCluster(pids []int, proxy *redisProxy, rc *redisConn) (clusterPoint, error) {
-	p := clusterPoint{at: time.Now(), cpu: make([]float64, len(pids)), proxy: proxy.counts()}
+func sampleCluster(pids []int, proxy *redisproxy.Proxy, rc *redisConn) (clusterPoint, error) {
+	p := clusterPoint{at: time.Now(), cpu: make([]float64, len(pids)), proxy: proxy.Counts()}
 	for i, pid := range pids {
 		c, err := cpuSeconds(pid)
 		if err != nil {
@@ -122,7 +124,7 @@ func minus(a, b []float64) []float64 {
 
 // settleCluster is settle for several replicas: quiet is at most settleCPU of CPU per
 // replica and no Redis command through the proxy over settleQuiet.
-func settleCluster(ctx context.Context, w *exitWatch, pids []int, proxy *redisProxy, since time.Time) (clusterPoint, error) {
+func settleCluster(ctx context.Context, w *exitWatch, pids []int, proxy *redisproxy.Proxy, since time.Time) (clusterPoint, error) {
 	var window []clusterPoint
 	for {
 		p, err := sampleCluster(pids, proxy, nil)
@@ -134,7 +136,7 @@ func settleCluster(ctx context.Context, w *exitWatch, pids []int, proxy *redisPr
 			window = window[1:]
 		}
 		if old := window[0]; p.at.Sub(old.at) >= settleQuiet && sum(p.cpu)-sum(old.cpu) <= settleCPU*float64(len(pids)) &&
-			p.proxy.commands == old.proxy.commands {
+			p.proxy.Commands == old.proxy.Commands {
 			p.quiet = true
 			return p, nil
 		}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
+	"sipreg.dev/tools/bench/redisproxy"
 	"sipreg.dev/tools/fakeapi"
 )
 
@@ -64,21 +65,21 @@ func sleepUntil(ctx context.Context, reg *registry, t time.Time) error {
 type point struct {
 	at    time.Time
 	cpu   float64
-	proxy proxyCounts
+	proxy redisproxy.Counts
 	redis redisStats
 	quiet bool // (settle) the registry was quiet when this was read
 }
 
 // sample reads the registry's CPU, the proxy's counts (proxy may be nil) and Redis's
 // own counters (rc may be nil).
-func sample(pid int, proxy *redisProxy, rc *redisConn) (point, error) {
+func sample(pid int, proxy *redisproxy.Proxy, rc *redisConn) (point, error) {
 	p := point{at: time.Now()}
 	var err error
 	if p.cpu, err = cpuSeconds(pid); err != nil {
 		return p, err
 	}
 	if proxy != nil {
-		p.proxy = proxy.counts()
+		p.proxy = proxy.Counts()
 	}
 	if rc != nil {
 		if p.redis, err = rc.stats(); err != nil {
@@ -91,7 +92,7 @@ func sample(pid int, proxy *redisProxy, rc *redisConn) (point, error) {
 // settle polls the registry from since until it has been quiet for settleQuiet (at
 // most settleCPU of CPU and no Redis command through the proxy, which may be nil), or
 // settleMax has passed, and returns the reading that ends the registration phase.
-func settle(ctx context.Context, reg *registry, proxy *redisProxy, since time.Time) (point, error) {
+func settle(ctx context.Context, reg *registry, proxy *redisproxy.Proxy, since time.Time) (point, error) {
 	var window []point // readings of the last settleQuiet
 	for {
 		p, err := sample(reg.pid, proxy, nil)
@@ -103,7 +104,7 @@ func settle(ctx context.Context, reg *registry, proxy *redisProxy, since time.Ti
 			window = window[1:]
 		}
 		if old := window[0]; p.at.Sub(old.at) >= settleQuiet && p.cpu-old.cpu <= settleCPU &&
-			p.proxy.commands == old.proxy.commands {
+			p.proxy.Commands == old.proxy.Commands {
 			p.quiet = true
 			return p, nil
 		}

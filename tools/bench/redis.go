@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"sipreg.dev/tools/bench/redisproxy"
 )
 
 // redisTimeout bounds one command of the bench's own Redis connection.
@@ -65,13 +66,13 @@ type countingConn struct {
 	sent *atomic.Int64
 
 	mu     sync.Mutex // guards parser
-	parser respCounter
+	parser redisproxy.CommandCounter
 }
 
 func (c *countingConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	c.mu.Lock()
-	c.sent.Add(int64(len(c.parser.feed(p[:n]))))
+	c.sent.Add(int64(len(c.parser.Feed(p[:n]))))
 	c.mu.Unlock()
 	return n, err
 }
