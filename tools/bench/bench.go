@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"sipreg.dev/tools/bench/proc"
 	"sipreg.dev/tools/bench/redisproxy"
 )
 
@@ -156,13 +157,13 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 			first.err = errors.New("FindBy before the registry's pid was known")
 			return
 		}
-		if first.cpu, first.err = cpuSeconds(p); first.err != nil {
+		if first.cpu, first.err = proc.CPUSeconds(p); first.err != nil {
 			return
 		}
-		if _, first.rss, first.err = memory(p); first.err != nil {
+		if _, first.rss, first.err = proc.Memory(p); first.err != nil {
 			return
 		}
-		if first.benchCPU, first.err = cpuSeconds(os.Getpid()); first.err != nil {
+		if first.benchCPU, first.err = proc.CPUSeconds(os.Getpid()); first.err != nil {
 			return
 		}
 		if rc != nil {
@@ -193,19 +194,19 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 
 	progress("starting %s", cfg.Registry)
-	reg, err := startRegistry(cfg.Registry, cfgPath)
+	reg, err := proc.Start(cfg.Registry, cfgPath)
 	if err != nil {
 		return res, err
 	}
-	pid.Store(int64(reg.pid))
+	pid.Store(int64(reg.PID()))
 	stopped := false
 	stop := func() error {
 		if stopped {
 			return nil
 		}
 		stopped = true
-		err := reg.stop(stopGrace)
-		res.LogLines, res.LastLog = reg.output()
+		err := reg.Stop(stopGrace)
+		res.LogLines, res.LastLog = reg.Output()
 		return err
 	}
 	defer func() {
@@ -262,7 +263,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	res.Settle, res.Settled = end.at.Sub(req.doneAt), end.quiet
 	res.RegisterCPU = end.cpu - first.cpu
 	res.FindBysDuringPhase = watch.count()
-	if benchCPU, err := cpuSeconds(os.Getpid()); err == nil {
+	if benchCPU, err := proc.CPUSeconds(os.Getpid()); err == nil {
 		res.BenchCPU = benchCPU - first.benchCPU
 	}
 	if rc != nil {
@@ -283,7 +284,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if err := sleepUntil(ctx, reg, start); err != nil {
 		return res, err
 	}
-	a, err := sample(reg.pid, proxy, rc)
+	a, err := sample(reg.PID(), proxy, rc)
 	if err != nil {
 		return res, err
 	}
@@ -292,7 +293,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		if err := sleepUntil(ctx, reg, start.Add(time.Duration(i+1)*interval)); err != nil {
 			return res, err
 		}
-		b, err := sample(reg.pid, proxy, rc)
+		b, err := sample(reg.PID(), proxy, rc)
 		if err != nil {
 			return res, err
 		}
@@ -308,7 +309,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		res.IdleRedisCommands, res.IdleRedisByCommand = d.Commands, d.ByName
 		res.IdleRedisServerCommands, _ = a.redis.since(idleStart.redis)
 	}
-	if res.PeakRSS, _, err = memory(reg.pid); err != nil {
+	if res.PeakRSS, _, err = proc.Memory(reg.PID()); err != nil {
 		return res, err
 	}
 	if rc != nil {

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"sipreg.dev/tools/bench/proc"
 	"sipreg.dev/tools/bench/redisproxy"
 )
 
@@ -168,7 +169,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 			err = serr
 		}
 		for i, rp := range reps {
-			res.LogLines[i], res.LastLog[i] = rp.reg.output()
+			res.LogLines[i], res.LastLog[i] = rp.reg.Output()
 		}
 		rcFirst.Lock()
 		defer rcFirst.Unlock()
@@ -197,14 +198,14 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 			return res, err
 		}
-		if rp.reg, err = startRegistry(cfg.Registry, path); err != nil {
+		if rp.reg, err = proc.Start(cfg.Registry, path); err != nil {
 			return res, fmt.Errorf("replica %s: %w", id, err)
 		}
 		reps = append(reps, rp)
 	}
 	all := make([]int, len(reps))
 	for i, rp := range reps {
-		all[i] = rp.reg.pid
+		all[i] = rp.reg.PID()
 	}
 	pids.Store(&all)
 	exits := watchExits(reps)

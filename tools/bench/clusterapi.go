@@ -220,7 +220,7 @@ func stopReplicas(reps []*replica) error {
 			continue
 		}
 		wg.Go(func() {
-			if err := rp.reg.stop(stopGrace); err != nil {
+			if err := rp.reg.Stop(stopGrace); err != nil {
 				errs[i] = fmt.Errorf("replica %s: %w", rp.id, err)
 			}
 		})

@@ -65,7 +65,7 @@ func failover(ctx context.Context, cfg ClusterConfig, res *ClusterResult, reps [
 	killedAt := time.Now()
 	refreshed := req.watchFrom(watchUsers, killedAt)
 	killed.killed = true
-	killed.reg.kill()
+	killed.reg.Kill()
 	werr := survivorExits.wait(ctx, refreshed, cfg.FailoverTimeout-time.Since(killedAt), "the killed replica's trunks")
 	if werr != nil && !errors.Is(werr, errTimeout) {
 		return werr

@@ -7,13 +7,14 @@ import (
 	"sync"
 	"time"
 
+	"sipreg.dev/tools/bench/proc"
 	"sipreg.dev/tools/bench/redisproxy"
 )
 
 // replica is one registry of the scenario.
 type replica struct {
 	id      string
-	reg     *registry
+	reg     *proc.Registry
 	control string // the control API's host:port
 	metrics string // /metrics's host:port (spec.httpAddr)
 	killed  bool
@@ -31,7 +32,7 @@ func watchExits(reps []*replica) *exitWatch {
 	w := &exitWatch{ch: make(chan struct{})}
 	for _, rp := range reps {
 		go func() {
-			<-rp.reg.exited
+			<-rp.reg.Exited()
 			w.once.Do(func() {
 				w.mu.Lock()
 				w.first = rp
@@ -50,7 +51,7 @@ func (w *exitWatch) err() error {
 	if w.first == nil {
 		return nil
 	}
-	return fmt.Errorf("replica %s: %w", w.first.id, w.first.reg.exitError())
+	return fmt.Errorf("replica %s: %w", w.first.id, w.first.reg.ExitError())
 }
 
 // wait waits for done, failing when a watched registry exits, ctx ends or d passes.
@@ -91,7 +92,7 @@ type clusterPoint struct {
 func sampleCluster(pids []int, proxy *redisproxy.Proxy, rc *redisConn) (clusterPoint, error) {
 	p := clusterPoint{at: time.Now(), cpu: make([]float64, len(pids)), proxy: proxy.Counts()}
 	for i, pid := range pids {
-		c, err := cpuSeconds(pid)
+		c, err := proc.CPUSeconds(pid)
 		if err != nil {
 			return p, err
 		}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc"
 
 	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
+	"sipreg.dev/tools/bench/proc"
 	"sipreg.dev/tools/bench/redisproxy"
 	"sipreg.dev/tools/fakeapi"
 )
@@ -37,14 +38,14 @@ var errTimeout = errors.New("timed out")
 var ErrIncomplete = errors.New("not every trunk registered")
 
 // waitFor waits for done, failing when the registry exits, ctx ends or d passes.
-func waitFor(ctx context.Context, done <-chan struct{}, reg *registry, d time.Duration, what string) error {
+func waitFor(ctx context.Context, done <-chan struct{}, reg *proc.Registry, d time.Duration, what string) error {
 	t := time.NewTimer(max(d, 0))
 	defer t.Stop()
 	select {
 	case <-done:
 		return nil
-	case <-reg.exited:
-		return reg.exitError()
+	case <-reg.Exited():
+		return reg.ExitError()
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-t.C:
@@ -53,7 +54,7 @@ func waitFor(ctx context.Context, done <-chan struct{}, reg *registry, d time.Du
 }
 
 // sleepUntil waits until t, failing when the registry exits or ctx ends.
-func sleepUntil(ctx context.Context, reg *registry, t time.Time) error {
+func sleepUntil(ctx context.Context, reg *proc.Registry, t time.Time) error {
 	err := waitFor(ctx, nil, reg, time.Until(t), "")
 	if errors.Is(err, errTimeout) {
 		return nil
@@ -75,7 +76,7 @@ type point struct {
 func sample(pid int, proxy *redisproxy.Proxy, rc *redisConn) (point, error) {
 	p := point{at: time.Now()}
 	var err error
-	if p.cpu, err = cpuSeconds(pid); err != nil {
+	if p.cpu, err = proc.CPUSeconds(pid); err != nil {
 		return p, err
 	}
 	if proxy != nil {
@@ -92,10 +93,10 @@ func sample(pid int, proxy *redisproxy.Proxy, rc *redisConn) (point, error) {
 // settle polls the registry from since until it has been quiet for settleQuiet (at
 // most settleCPU of CPU and no Redis command through the proxy, which may be nil), or
 // settleMax has passed, and returns the reading that ends the registration phase.
-func settle(ctx context.Context, reg *registry, proxy *redisproxy.Proxy, since time.Time) (point, error) {
+func settle(ctx context.Context, reg *proc.Registry, proxy *redisproxy.Proxy, since time.Time) (point, error) {
 	var window []point // readings of the last settleQuiet
 	for {
-		p, err := sample(reg.pid, proxy, nil)
+		p, err := sample(reg.PID(), proxy, nil)
 		if err != nil {
 			return p, err
 		}

@@ -10,6 +10,7 @@ import (
 
 	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
 	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
+	"sipreg.dev/tools/bench/proc"
 )
 
 // grantedExpires is the lifetime every 200 OK grants: long enough that no refresh falls
@@ -268,7 +269,7 @@ func (w *findByWatch) waitAfter(ctx context.Context, t time.Time, exited <-chan 
 		select {
 		case <-changed:
 		case <-exited:
-			return time.Time{}, errRegistryExited
+			return time.Time{}, proc.ErrExited
 		case <-ctx.Done():
 			return time.Time{}, ctx.Err()
 		}

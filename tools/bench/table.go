@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"sipreg.dev/tools/bench/proc"
 )
 
 // Write prints the rows as a Markdown table, each figure as median (min–max) over the
@@ -73,7 +75,7 @@ func Write(w io.Writer, rows []Row, interval time.Duration) {
 		"the notes give the mean MEMORY USAGE (SAMPLES 0) of a sample of the run's keys as a cross-check. "+
 		"*idle tick*: the registry's CPU over one registerInterval (%s) centred on a discovery tick (ticks are predicted from the first FindBy), "+
 		"once every trunk was registered (no refresh is due: every 200 OK grants %d s); with several idle windows, their mean. "+
-		"CPU is read from /proc/<pid>/stat (utime+stime) in clock ticks of %.0f ms, so small values are coarse.\n", interval, grantedExpires, 1000/clockTicks())
+		"CPU is read from /proc/<pid>/stat (utime+stime) in clock ticks of %.0f ms, so small values are coarse.\n", interval, grantedExpires, 1000/proc.ClockTicks())
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Notes:")
 	for _, row := range rows {
@@ -161,7 +163,7 @@ func notes(cache string, run RunResult) string {
 	if cache == CacheRedis && (run.Err == nil || r.RedisKeys > 0) {
 		parts = append(parts, fmt.Sprintf("%s keys of the run's prefix deleted at the end", thousands(r.RedisKeys)))
 	}
-	if r.LogLines > 0 && !errors.Is(run.Err, errRegistryExited) {
+	if r.LogLines > 0 && !errors.Is(run.Err, proc.ErrExited) {
 		last := r.LastLog[len(r.LastLog)-1]
 		if len(last) > 300 {
 			last = last[:300] + "…"

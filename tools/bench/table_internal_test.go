@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sipreg.dev/tools/bench/proc"
 )
 
 func TestSummarize(t *testing.T) {
@@ -156,7 +158,7 @@ func TestFailedRunsAreNotHidden(t *testing.T) {
 	}
 
 	// Every run failed: nothing to judge, every figure not measured.
-	dead := Row{Trunks: n, Cache: CacheMemory, Runs: []RunResult{{Err: errRegistryExited}, {Err: errRegistryExited}}}
+	dead := Row{Trunks: n, Cache: CacheMemory, Runs: []RunResult{{Err: proc.ErrExited}, {Err: proc.ErrExited}}}
 	cs = checks(&dead, &dead)
 	for _, c := range cs {
 		if c.met() {
