@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"sipreg.dev/tools/bench/proc"
+	"sipreg.dev/tools/bench/redisconn"
 	"sipreg.dev/tools/bench/redisproxy"
 )
 
@@ -94,7 +95,7 @@ type firstSample struct {
 	cpu      float64
 	benchCPU float64
 	rss      int64
-	redis    redisStats
+	redis    redisconn.Stats
 	proxy    redisproxy.Counts
 	err      error
 }
@@ -127,14 +128,14 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 
 	// Redis first: a row that cannot reach it cannot run. The registry reaches it
 	// through the counting proxy; the bench's own connection goes straight.
-	var rc *redisConn
+	var rc *redisconn.Conn
 	var proxy *redisproxy.Proxy
 	prefix, redisAddr := "", ""
 	if cfg.Cache == CacheRedis {
-		if rc, err = dialRedis(ctx, cfg.RedisAddr); err != nil {
+		if rc, err = redisconn.Dial(ctx, cfg.RedisAddr); err != nil {
 			return res, err
 		}
-		defer rc.close()
+		defer rc.Close()
 		if proxy, err = redisproxy.Start(cfg.RedisAddr); err != nil {
 			return res, err
 		}
@@ -168,7 +169,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		}
 		if rc != nil {
 			first.proxy = proxy.Counts()
-			first.redis, first.err = rc.stats()
+			first.redis, first.err = rc.Stats()
 		}
 	})
 	progress("generating trunks")
@@ -214,7 +215,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 			err = serr
 		}
 		if rc != nil {
-			n, derr := rc.deletePrefix(prefix)
+			n, derr := rc.DeletePrefix(prefix)
 			res.RedisKeys = n
 			if derr != nil && err == nil {
 				err = fmt.Errorf("delete the row's Redis keys (prefix %s): %w", prefix, derr)
@@ -256,7 +257,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		return res, err
 	}
 	if rc != nil {
-		if end.redis, err = rc.stats(); err != nil {
+		if end.redis, err = rc.Stats(); err != nil {
 			return res, err
 		}
 	}
@@ -269,8 +270,8 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if rc != nil {
 		d := end.proxy.Since(first.proxy)
 		res.RedisCommands, res.RedisRoundTrips, res.RedisByCommand = d.Commands, d.Trips, d.ByName
-		res.RedisServerCommands, _ = end.redis.since(first.redis)
-		res.RedisUsedMemoryBefore, res.RedisUsedMemoryAfter = first.redis.usedMemory, end.redis.usedMemory
+		res.RedisServerCommands, _ = end.redis.Since(first.redis)
+		res.RedisUsedMemoryBefore, res.RedisUsedMemoryAfter = first.redis.UsedMemory, end.redis.UsedMemory
 	}
 
 	// Phase 4: idle ticks. Each window is one registerInterval long and centred on a
@@ -307,13 +308,13 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if rc != nil {
 		d := a.proxy.Since(idleStart.proxy)
 		res.IdleRedisCommands, res.IdleRedisByCommand = d.Commands, d.ByName
-		res.IdleRedisServerCommands, _ = a.redis.since(idleStart.redis)
+		res.IdleRedisServerCommands, _ = a.redis.Since(idleStart.redis)
 	}
 	if res.PeakRSS, _, err = proc.Memory(reg.PID()); err != nil {
 		return res, err
 	}
 	if rc != nil {
-		if res.RedisSampledKeys, res.RedisSampleBytes, err = rc.sampleMemory(prefix, redisMemorySample); err != nil {
+		if res.RedisSampledKeys, res.RedisSampleBytes, err = rc.SampleMemory(prefix, redisMemorySample); err != nil {
 			return res, err
 		}
 	}

@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"errors"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -12,43 +11,11 @@ import (
 	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
 )
 
-func TestRedisStatsSince(t *testing.T) {
-	info := func(total, set, info int) string {
-		return "# Stats\r\ntotal_commands_processed:" + strconv.Itoa(total) + "\r\n# Commandstats\r\n" +
-			"cmdstat_set:calls=" + strconv.Itoa(set) + ",usec=1,usec_per_call=1.0\r\n" +
-			"cmdstat_info:calls=" + strconv.Itoa(info) + ",usec=1\r\n"
-	}
-	a, err := parseInfo(info(1000, 10, 5), 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// In between: 100 SETs from the registry, and the bench's INFO that took a,
-	// plus two more INFOs of the bench (own goes 3 -> 6).
-	b, err := parseInfo(info(1103, 110, 8), 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	total, per := b.since(a)
-	if total != 100 || per["set"] != 100 || len(per) != 1 {
-		t.Fatalf("since = %d %v, want 100 map[set:100]", total, per)
-	}
-}
-
 func TestThousands(t *testing.T) {
 	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 100000: "100,000", 1234567: "1,234,567", -1000: "-1,000"} {
 		if got := thousands(n); got != want {
 			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
 		}
-	}
-}
-
-func TestRedisStatsUsedMemory(t *testing.T) {
-	st, err := parseInfo("# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\n# Stats\r\ntotal_commands_processed:7\r\n", 0)
-	if err != nil || st.usedMemory != 1<<20 {
-		t.Fatalf("parseInfo = %+v, %v", st, err)
-	}
-	if st, _ := parseInfo("total_commands_processed:7\r\n", 0); st.usedMemory != -1 {
-		t.Fatalf("no used_memory: %d, want -1", st.usedMemory)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"sipreg.dev/tools/bench/proc"
+	"sipreg.dev/tools/bench/redisconn"
 	"sipreg.dev/tools/bench/redisproxy"
 )
 
@@ -110,11 +111,11 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 	}
 
 	// Redis: the replicas reach it through the counting proxy, the bench straight.
-	rc, err := dialRedis(ctx, cfg.RedisAddr)
+	rc, err := redisconn.Dial(ctx, cfg.RedisAddr)
 	if err != nil {
 		return res, err
 	}
-	defer rc.close()
+	defer rc.Close()
 	proxy, err := redisproxy.Start(cfg.RedisAddr)
 	if err != nil {
 		return res, err
@@ -174,7 +175,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 		rcFirst.Lock()
 		defer rcFirst.Unlock()
 		for _, p := range []string{prefix, clusterPrefix(prefix)} {
-			n, derr := rc.deletePrefix(p)
+			n, derr := rc.DeletePrefix(p)
 			res.RedisKeys += n
 			if derr != nil && err == nil {
 				err = fmt.Errorf("delete the scenario's Redis keys (prefix %s): %w", p, derr)
@@ -238,7 +239,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 	if err != nil {
 		return res, err
 	}
-	if end.redis, err = rc.stats(); err != nil {
+	if end.redis, err = rc.Stats(); err != nil {
 		return res, err
 	}
 	res.Settle, res.Settled = end.at.Sub(req.doneAt), end.quiet
@@ -246,7 +247,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 	res.FindBysDuringPhase = watch.count()
 	d := end.proxy.Since(first.point.proxy)
 	res.RedisCommands, res.RedisRoundTrips, res.RedisByCommand = d.Commands, d.Trips, d.ByName
-	res.RedisServerCommands, _ = end.redis.since(first.point.redis)
+	res.RedisServerCommands, _ = end.redis.Since(first.point.redis)
 
 	// Phase 4: an idle window of whole lease-renewal periods. Each replica renews
 	// (and heartbeats) once per period, on its own ticker, so a window of n periods
@@ -270,7 +271,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 	res.IdleCPU = minus(b.cpu, a.cpu)
 	d = b.proxy.Since(a.proxy)
 	res.IdleRedisCommands, res.IdleRedisRoundTrips, res.IdleRedisByCommand = d.Commands, d.Trips, d.ByName
-	res.IdleRedisServerCommands, _ = b.redis.since(a.redis)
+	res.IdleRedisServerCommands, _ = b.redis.Since(a.redis)
 	res.IdleFindBys = watch.count() - findBysA
 	res.IdleRegisters = req.calls.Load() - callsA
 

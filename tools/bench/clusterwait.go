@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"sipreg.dev/tools/bench/proc"
+	"sipreg.dev/tools/bench/redisconn"
 	"sipreg.dev/tools/bench/redisproxy"
 )
 
@@ -84,12 +85,12 @@ type clusterPoint struct {
 	at    time.Time
 	cpu   []float64 // per replica
 	proxy redisproxy.Counts
-	redis redisStats
+	redis redisconn.Stats
 	quiet bool
 }
 
 // sampleCluster reads each pid's CPU, the proxy's counts and (rc not nil) Redis's.
-func sampleCluster(pids []int, proxy *redisproxy.Proxy, rc *redisConn) (clusterPoint, error) {
+func sampleCluster(pids []int, proxy *redisproxy.Proxy, rc *redisconn.Conn) (clusterPoint, error) {
 	p := clusterPoint{at: time.Now(), cpu: make([]float64, len(pids)), proxy: proxy.Counts()}
 	for i, pid := range pids {
 		c, err := proc.CPUSeconds(pid)
@@ -100,7 +101,7 @@ func sampleCluster(pids []int, proxy *redisproxy.Proxy, rc *redisConn) (clusterP
 	}
 	if rc != nil {
 		var err error
-		if p.redis, err = rc.stats(); err != nil {
+		if p.redis, err = rc.Stats(); err != nil {
 			return p, err
 		}
 	}

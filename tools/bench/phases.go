@@ -18,6 +18,7 @@ import (
 
 	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
 	"sipreg.dev/tools/bench/proc"
+	"sipreg.dev/tools/bench/redisconn"
 	"sipreg.dev/tools/bench/redisproxy"
 	"sipreg.dev/tools/fakeapi"
 )
@@ -67,13 +68,13 @@ type point struct {
 	at    time.Time
 	cpu   float64
 	proxy redisproxy.Counts
-	redis redisStats
+	redis redisconn.Stats
 	quiet bool // (settle) the registry was quiet when this was read
 }
 
 // sample reads the registry's CPU, the proxy's counts (proxy may be nil) and Redis's
 // own counters (rc may be nil).
-func sample(pid int, proxy *redisproxy.Proxy, rc *redisConn) (point, error) {
+func sample(pid int, proxy *redisproxy.Proxy, rc *redisconn.Conn) (point, error) {
 	p := point{at: time.Now()}
 	var err error
 	if p.cpu, err = proc.CPUSeconds(pid); err != nil {
@@ -83,7 +84,7 @@ func sample(pid int, proxy *redisproxy.Proxy, rc *redisConn) (point, error) {
 		p.proxy = proxy.Counts()
 	}
 	if rc != nil {
-		if p.redis, err = rc.stats(); err != nil {
+		if p.redis, err = rc.Stats(); err != nil {
 			return p, err
 		}
 	}
