@@ -9,7 +9,7 @@
 // FindBy until every trunk is registered, the rate of REGISTERs, the registry's CPU per
 // 1,000 registrations, its peak RSS, Redis commands, round trips and memory per
 // registration, and the CPU of one idle discovery tick once everything is registered.
-// The registry runs on its shipped defaults (see registryConfig).
+// The registry runs on its shipped defaults (see RegistryConfig).
 //
 // "Registered" means the Requester has answered 200 OK to N distinct trunks (distinct
 // AOR users). The Requester is the bench's own rather than fakerequester's, because
@@ -40,25 +40,25 @@ const (
 
 // Timing of the measurements around the registration phase.
 const (
-	// settlePoll is how often the registry is looked at after the last trunk was
+	// SettlePoll is how often the registry is looked at after the last trunk was
 	// answered, until it is quiet (its last records written).
-	settlePoll = 50 * time.Millisecond
-	// settleQuiet is how long the registry must be quiet: at most settleCPU of CPU
+	SettlePoll = 50 * time.Millisecond
+	// SettleQuiet is how long the registry must be quiet: at most SettleCPU of CPU
 	// and no Redis command.
-	settleQuiet = 250 * time.Millisecond
-	settleCPU   = 0.02
-	// settleMax bounds the wait for quiet.
-	settleMax = 5 * time.Second
+	SettleQuiet = 250 * time.Millisecond
+	SettleCPU   = 0.02
+	// SettleMax bounds the wait for quiet.
+	SettleMax = 5 * time.Second
 	// DefaultRegisterInterval is the registry's shipped registerInterval (spec.go in
 	// services/registry/internal/config), which the bench leaves to the registry
 	// unless Config.Interval is given; the idle window is timed by it.
 	DefaultRegisterInterval = 60 * time.Second
 	// redisMemorySample is how many of a run's keys MEMORY USAGE reads.
 	redisMemorySample = 100
-	// startTimeout bounds the wait for the registry's first FindBy.
-	startTimeout = 30 * time.Second
-	// stopGrace is how long the registry may take to stop after SIGTERM.
-	stopGrace = 30 * time.Second
+	// StartTimeout bounds the wait for the registry's first FindBy.
+	StartTimeout = 30 * time.Second
+	// StopGrace is how long the registry may take to stop after SIGTERM.
+	StopGrace = 30 * time.Second
 )
 
 // Config is one row to measure.
@@ -84,9 +84,8 @@ type Config struct {
 	IdleWindows int
 	// Progress, when set, gets a line at each step.
 	Progress io.Writer
-
-	// httpAddr and controlAddr are the registry's listeners ("": 127.0.0.1:0).
-	httpAddr, controlAddr string
+	// HTTPAddr and ControlAddr are the registry's listeners ("": 127.0.0.1:0).
+	HTTPAddr, ControlAddr string
 }
 
 // firstSample is what is read at the moment of the first FindBy.
@@ -140,14 +139,14 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 			return res, err
 		}
 		defer proxy.Close()
-		prefix, redisAddr = "bench-"+randomHex(6)+":", proxy.Addr()
+		prefix, redisAddr = "bench-"+RandomHex(6)+":", proxy.Addr()
 	}
 
 	// The fakes, in process.
 	var pid atomic.Int64
 	var first firstSample
 	firstDone := make(chan struct{})
-	watch := newFindByWatch(func(at time.Time) {
+	watch := NewFindByWatch(func(at time.Time) {
 		// Runs in fakeapi's handler before it builds the answer: nothing of the
 		// registration phase has happened yet. rc is not used elsewhere until
 		// firstDone is closed.
@@ -174,7 +173,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	})
 	progress("generating trunks")
 	req := newOKRequester(cfg.Trunks)
-	apiAddr, reqAddr, stopFakes, err := serveFakes(cfg.Trunks, watch, req)
+	apiAddr, reqAddr, stopFakes, err := ServeFakes(cfg.Trunks, watch, req)
 	if err != nil {
 		return res, err
 	}
@@ -186,7 +185,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 	defer os.RemoveAll(dir)
 	cfgPath := filepath.Join(dir, "registry.yaml")
-	yaml, err := registryConfig(cfg, reqAddr, apiAddr, redisAddr, prefix)
+	yaml, err := RegistryConfig(cfg, reqAddr, apiAddr, redisAddr, prefix)
 	if err != nil {
 		return res, err
 	}
@@ -206,7 +205,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 			return nil
 		}
 		stopped = true
-		err := reg.Stop(stopGrace)
+		err := reg.Stop(StopGrace)
 		res.LogLines, res.LastLog = reg.Output()
 		return err
 	}
@@ -224,7 +223,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}()
 
 	// Phase 1: the first FindBy.
-	if err := waitFor(ctx, firstDone, reg, startTimeout, "the registry's first FindBy"); err != nil {
+	if err := waitFor(ctx, firstDone, reg, StartTimeout, "the registry's first FindBy"); err != nil {
 		return res, err
 	}
 	if first.err != nil {
@@ -235,7 +234,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 
 	// Phase 2: every trunk answered OK.
 	if err := waitFor(ctx, req.done, reg, cfg.Timeout-time.Since(first.at), "every trunk to be registered"); err != nil {
-		if errors.Is(err, errTimeout) {
+		if errors.Is(err, ErrTimeout) {
 			return res, fmt.Errorf("%w: only %d of %d within %s of the first FindBy (%d REGISTERs)",
 				ErrIncomplete, req.distinct.Load(), cfg.Trunks, cfg.Timeout, req.calls.Load())
 		}
@@ -243,8 +242,8 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 	res.RegisterTime = req.doneAt.Sub(first.at)
 	res.Registers = req.calls.Load()
-	res.FirstRegister = req.first().Sub(first.at)
-	if span := req.last().Sub(req.first()).Seconds(); span > 0 {
+	res.FirstRegister = req.First().Sub(first.at)
+	if span := req.last().Sub(req.First()).Seconds(); span > 0 {
 		res.RegistersPerSecond = float64(res.Registers) / span
 	} else {
 		res.RegistersPerSecond = float64(res.Registers) / max(res.RegisterTime.Seconds(), 1e-9)
@@ -263,7 +262,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 	res.Settle, res.Settled = end.at.Sub(req.doneAt), end.quiet
 	res.RegisterCPU = end.cpu - first.cpu
-	res.FindBysDuringPhase = watch.count()
+	res.FindBysDuringPhase = watch.Count()
 	if benchCPU, err := proc.CPUSeconds(os.Getpid()); err == nil {
 		res.BenchCPU = benchCPU - first.benchCPU
 	}
@@ -289,7 +288,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	idleStart, findBysA, callsA := a, watch.count(), req.calls.Load()
+	idleStart, findBysA, callsA := a, watch.Count(), req.calls.Load()
 	for i := range windows {
 		if err := sleepUntil(ctx, reg, start.Add(time.Duration(i+1)*interval)); err != nil {
 			return res, err
@@ -303,7 +302,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 	res.IdleWindows = windows
 	res.IdleTickCPU = (a.cpu - idleStart.cpu) / float64(windows)
-	res.IdleFindBys = watch.count() - findBysA
+	res.IdleFindBys = watch.Count() - findBysA
 	res.IdleRegisters = req.calls.Load() - callsA
 	if rc != nil {
 		d := a.proxy.Since(idleStart.proxy)

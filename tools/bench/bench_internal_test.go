@@ -13,8 +13,8 @@ import (
 
 func TestThousands(t *testing.T) {
 	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 100000: "100,000", 1234567: "1,234,567", -1000: "-1,000"} {
-		if got := thousands(n); got != want {
-			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
+		if got := Thousands(n); got != want {
+			t.Errorf("Thousands(%d) = %q, want %q", n, got, want)
 		}
 	}
 }
@@ -38,7 +38,7 @@ func TestIdleWindowStart(t *testing.T) {
 }
 
 func TestRegistryConfigShippedDefaults(t *testing.T) {
-	got, err := registryConfig(Config{Cache: CacheMemory}, "127.0.0.1:1", "127.0.0.1:2", "", "")
+	got, err := RegistryConfig(Config{Cache: CacheMemory}, "127.0.0.1:1", "127.0.0.1:2", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ spec:
 		t.Fatalf("config:\n%s\nwant:\n%s", got, want)
 	}
 	// The experiments' flags add their fields, and only those.
-	got, err = registryConfig(Config{Cache: CacheRedis, Interval: 5 * time.Second, MemoryLimit: "280MiB"},
+	got, err = RegistryConfig(Config{Cache: CacheRedis, Interval: 5 * time.Second, MemoryLimit: "280MiB"},
 		"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", "bench-ab:")
 	if err != nil {
 		t.Fatal(err)
@@ -75,7 +75,7 @@ spec:
 			t.Errorf("config sets %s:\n%s", tuning, got)
 		}
 	}
-	if got, _ := registryConfig(Config{Cache: CacheMemory, MemoryLimit: "0"}, "a:1", "b:2", "", ""); strings.Contains(got, "memoryLimit") {
+	if got, _ := RegistryConfig(Config{Cache: CacheMemory, MemoryLimit: "0"}, "a:1", "b:2", "", ""); strings.Contains(got, "memoryLimit") {
 		t.Errorf("memoryLimit 0 is written:\n%s", got)
 	}
 }
@@ -122,7 +122,7 @@ func TestOKRequesterCountsDistinctTrunks(t *testing.T) {
 
 func TestFindByWatchWaitAfter(t *testing.T) {
 	firstAt := make(chan time.Time, 1)
-	w := newFindByWatch(func(at time.Time) { firstAt <- at })
+	w := NewFindByWatch(func(at time.Time) { firstAt <- at })
 	before := time.Now()
 	go func() { _, _ = w.Write([]byte("line\n")) }()
 	at, err := w.waitAfter(context.Background(), before, nil)

@@ -30,8 +30,8 @@ func idleWindowStart(firstFindBy, notBefore time.Time, interval time.Duration) t
 	return firstFindBy.Add(time.Duration(k)*interval - interval/2)
 }
 
-// errTimeout is a wait that ran out of time.
-var errTimeout = errors.New("timed out")
+// ErrTimeout is a wait that ran out of time.
+var ErrTimeout = errors.New("timed out")
 
 // ErrIncomplete is the error of a row in which the registry did not register every
 // trunk within Config.Timeout: a measurement (the registry is too slow or stuck),
@@ -50,14 +50,14 @@ func waitFor(ctx context.Context, done <-chan struct{}, reg *proc.Registry, d ti
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-t.C:
-		return fmt.Errorf("waiting for %s: %w", what, errTimeout)
+		return fmt.Errorf("waiting for %s: %w", what, ErrTimeout)
 	}
 }
 
 // sleepUntil waits until t, failing when the registry exits or ctx ends.
 func sleepUntil(ctx context.Context, reg *proc.Registry, t time.Time) error {
 	err := waitFor(ctx, nil, reg, time.Until(t), "")
-	if errors.Is(err, errTimeout) {
+	if errors.Is(err, ErrTimeout) {
 		return nil
 	}
 	return err
@@ -91,44 +91,44 @@ func sample(pid int, proxy *redisproxy.Proxy, rc *redisconn.Conn) (point, error)
 	return p, nil
 }
 
-// settle polls the registry from since until it has been quiet for settleQuiet (at
-// most settleCPU of CPU and no Redis command through the proxy, which may be nil), or
-// settleMax has passed, and returns the reading that ends the registration phase.
+// settle polls the registry from since until it has been quiet for SettleQuiet (at
+// most SettleCPU of CPU and no Redis command through the proxy, which may be nil), or
+// SettleMax has passed, and returns the reading that ends the registration phase.
 func settle(ctx context.Context, reg *proc.Registry, proxy *redisproxy.Proxy, since time.Time) (point, error) {
-	var window []point // readings of the last settleQuiet
+	var window []point // readings of the last SettleQuiet
 	for {
 		p, err := sample(reg.PID(), proxy, nil)
 		if err != nil {
 			return p, err
 		}
 		window = append(window, p)
-		for len(window) > 1 && p.at.Sub(window[1].at) >= settleQuiet {
+		for len(window) > 1 && p.at.Sub(window[1].at) >= SettleQuiet {
 			window = window[1:]
 		}
-		if old := window[0]; p.at.Sub(old.at) >= settleQuiet && p.cpu-old.cpu <= settleCPU &&
+		if old := window[0]; p.at.Sub(old.at) >= SettleQuiet && p.cpu-old.cpu <= SettleCPU &&
 			p.proxy.Commands == old.proxy.Commands {
 			p.quiet = true
 			return p, nil
 		}
-		if p.at.Sub(since) >= settleMax {
+		if p.at.Sub(since) >= SettleMax {
 			return p, nil
 		}
-		if err := sleepUntil(ctx, reg, p.at.Add(settlePoll)); err != nil {
+		if err := sleepUntil(ctx, reg, p.at.Add(SettlePoll)); err != nil {
 			return p, err
 		}
 	}
 }
 
-// registryConfig renders the registry's config file for a row; redisAddr is where
+// RegistryConfig renders the registry's config file for a row; redisAddr is where
 // the registry reaches Redis (the proxy). It sets what a deployment must set (the
 // addresses, the listeners) and expires, the lifetime the bench's Requester grants;
 // everything else is the registry's shipped default, but for registerInterval and
 // memoryLimit when the row's Config asks for them (experiments).
-func registryConfig(cfg Config, requesterAddr, apiAddr, redisAddr, keyPrefix string) (string, error) {
+func RegistryConfig(cfg Config, requesterAddr, apiAddr, redisAddr, keyPrefix string) (string, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "kind: Registry\napiVersion: v2beta1\nspec:\n")
 	fmt.Fprintf(&b, "  requesterAddr: %s\n  apiAddr: %s\n  edgePorts:\n    - address: edge.bench:5060\n", requesterAddr, apiAddr)
-	fmt.Fprintf(&b, "  httpAddr: %s\n  controlAddr: %s\n", orDefault(cfg.httpAddr, "127.0.0.1:0"), orDefault(cfg.controlAddr, "127.0.0.1:0"))
+	fmt.Fprintf(&b, "  httpAddr: %s\n  controlAddr: %s\n", orDefault(cfg.HTTPAddr, "127.0.0.1:0"), orDefault(cfg.ControlAddr, "127.0.0.1:0"))
 	fmt.Fprintf(&b, "  expires: %d\n", grantedExpires)
 	if cfg.Interval > 0 {
 		fmt.Fprintf(&b, "  registerInterval: %s\n", cfg.Interval)
@@ -156,9 +156,9 @@ func orDefault(s, def string) string {
 	return s
 }
 
-// serveFakes serves n generated trunks (FindBy calls logged to watch) and req on
+// ServeFakes serves n generated trunks (FindBy calls logged to watch) and req on
 // loopback; stop ends both and waits for them.
-func serveFakes(n int, watch io.Writer, req requesterv2beta1.RequesterServer) (apiAddr, reqAddr string, stop func(), err error) {
+func ServeFakes(n int, watch io.Writer, req requesterv2beta1.RequesterServer) (apiAddr, reqAddr string, stop func(), err error) {
 	api := fakeapi.New(fakeapi.Options{Generate: n, FindByLog: watch})
 	apiLis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -181,7 +181,7 @@ func serveFakes(n int, watch io.Writer, req requesterv2beta1.RequesterServer) (a
 	}, nil
 }
 
-func randomHex(n int) string {
+func RandomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)

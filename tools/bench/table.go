@@ -23,8 +23,8 @@ func Write(w io.Writer, rows []Row, interval time.Duration) {
 	fmt.Fprintln(w, "| trunks | cache | runs | registered in (s) | REGISTERs/s | CPU s / 1,000 registrations | peak RSS (MiB) | RSS / trunk (KiB) | idle tick CPU (s) | Redis cmds / registration | Redis round trips / registration | Redis memory / trunk (B) | verdict |")
 	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	fmt.Fprintf(w, "| *target* | | *all* | *≤ %.0f at %s, memory; redis ≤ %.1f × memory* | | *≤ %.2f; redis ≤ %.1f × memory* | *≤ %.0f at %s; redis ≤ %.1f × memory* | | *≤ %.2f at %s* | | *≤ %.2f* | *≤ %d* | |\n",
-		TargetRegisterTime.Seconds(), thousands(TargetTrunks), TargetRedisRatio, TargetCPUPer1000, TargetRedisRatio,
-		mib(TargetPeakRSS), thousands(TargetTrunks), TargetRedisRatio, TargetIdleTickCPU, thousands(TargetTrunks),
+		TargetRegisterTime.Seconds(), Thousands(TargetTrunks), TargetRedisRatio, TargetCPUPer1000, TargetRedisRatio,
+		mib(TargetPeakRSS), Thousands(TargetTrunks), TargetRedisRatio, TargetIdleTickCPU, Thousands(TargetTrunks),
 		TargetRedisRoundTrips, TargetRedisBytesPerTrunk)
 	for i := range rows {
 		row := &rows[i]
@@ -36,7 +36,7 @@ func Write(w io.Writer, rows []Row, interval time.Duration) {
 			return cell(f)
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			thousands(row.Trunks), row.Cache, runsCell(*row), cell(figTime), cell(figRate), cell(figCPU), cell(figRSS),
+			Thousands(row.Trunks), row.Cache, runsCell(*row), cell(figTime), cell(figRate), cell(figCPU), cell(figRSS),
 			cell(figRSSPerTrunk), cell(figIdle), redis(figCommands), redis(figTrips), redis(figRedisMem),
 			verdict(checks(row, memoryRow(rows, row.Trunks))))
 	}
@@ -51,7 +51,7 @@ func Write(w io.Writer, rows []Row, interval time.Duration) {
 			if !c.met() {
 				v = "**" + v + "**"
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", thousands(row.Trunks), row.Cache, c.name, c.target, c.measured, v)
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", Thousands(row.Trunks), row.Cache, c.name, c.target, c.measured, v)
 		}
 	}
 
@@ -80,7 +80,7 @@ func Write(w io.Writer, rows []Row, interval time.Duration) {
 	fmt.Fprintln(w, "Notes:")
 	for _, row := range rows {
 		for i, run := range row.Runs {
-			fmt.Fprintf(w, "- %s, %s, run %d of %d: %s\n", thousands(row.Trunks), row.Cache, i+1, len(row.Runs), notes(row.Cache, run))
+			fmt.Fprintf(w, "- %s, %s, run %d of %d: %s\n", Thousands(row.Trunks), row.Cache, i+1, len(row.Runs), notes(row.Cache, run))
 		}
 	}
 }
@@ -120,10 +120,10 @@ func notes(cache string, run RunResult) string {
 		parts = append(parts, label+strings.ReplaceAll(run.Err.Error(), "\n", " ⏎ "))
 	} else {
 		parts = append(parts,
-			fmt.Sprintf("%s REGISTERs, the first %.0f ms after the first FindBy", thousands(int(r.Registers)), ms(r.FirstRegister)),
+			fmt.Sprintf("%s REGISTERs, the first %.0f ms after the first FindBy", Thousands(int(r.Registers)), Millis(r.FirstRegister)),
 			fmt.Sprintf("FindBy calls in the phase: %d (the first included)", r.FindBysDuringPhase))
 		if r.Settled {
-			parts = append(parts, fmt.Sprintf("quiet %.0f ms after the last answer", ms(r.Settle)))
+			parts = append(parts, fmt.Sprintf("quiet %.0f ms after the last answer", Millis(r.Settle)))
 		} else {
 			parts = append(parts, fmt.Sprintf("still busy %.1f s after the last answer (CPU and Redis counted up to then)", r.Settle.Seconds()))
 		}
@@ -131,8 +131,8 @@ func notes(cache string, run RunResult) string {
 		parts = append(parts, fmt.Sprintf("RSS %.1f MiB at the first FindBy", mib(r.StartRSS)))
 		if r.RedisCommands >= 0 {
 			parts = append(parts, fmt.Sprintf("the registry's Redis commands %s (%s) in %s round trips; Redis's server-wide count %s%s",
-				thousands(int(r.RedisCommands)), breakdown(r.RedisByCommand), thousands(int(r.RedisRoundTrips)),
-				thousands(int(r.RedisServerCommands)), othersNote(r.RedisServerCommands, r.RedisCommands)))
+				Thousands(int(r.RedisCommands)), Breakdown(r.RedisByCommand), Thousands(int(r.RedisRoundTrips)),
+				Thousands(int(r.RedisServerCommands)), othersNote(r.RedisServerCommands, r.RedisCommands)))
 		}
 		idle := fmt.Sprintf("idle window: %d FindBy, %d REGISTERs", r.IdleFindBys, r.IdleRegisters)
 		if r.IdleWindows > 1 {
@@ -140,11 +140,11 @@ func notes(cache string, run RunResult) string {
 				r.IdleWindows, r.IdleTickCPU, r.IdleTickCPUMax, r.IdleFindBys, r.IdleRegisters)
 		}
 		if r.IdleRedisCommands >= 0 {
-			idle += fmt.Sprintf(", %s Redis commands from the registry", thousands(int(r.IdleRedisCommands)))
+			idle += fmt.Sprintf(", %s Redis commands from the registry", Thousands(int(r.IdleRedisCommands)))
 			if r.IdleRedisCommands > 0 {
-				idle += " (" + breakdown(r.IdleRedisByCommand) + ")"
+				idle += " (" + Breakdown(r.IdleRedisByCommand) + ")"
 			}
-			idle += fmt.Sprintf(" (server-wide %s%s)", thousands(int(r.IdleRedisServerCommands)),
+			idle += fmt.Sprintf(" (server-wide %s%s)", Thousands(int(r.IdleRedisServerCommands)),
 				othersNote(r.IdleRedisServerCommands, r.IdleRedisCommands))
 		}
 		if r.IdleFindBys != r.IdleWindows {
@@ -161,7 +161,7 @@ func notes(cache string, run RunResult) string {
 		}
 	}
 	if cache == CacheRedis && (run.Err == nil || r.RedisKeys > 0) {
-		parts = append(parts, fmt.Sprintf("%s keys of the run's prefix deleted at the end", thousands(r.RedisKeys)))
+		parts = append(parts, fmt.Sprintf("%s keys of the run's prefix deleted at the end", Thousands(r.RedisKeys)))
 	}
 	if r.LogLines > 0 && !errors.Is(run.Err, proc.ErrExited) {
 		last := r.LastLog[len(r.LastLog)-1]
@@ -182,7 +182,7 @@ func othersNote(server, registry int64) string {
 }
 
 // breakdown lists commands by count, largest first.
-func breakdown(per map[string]int64) string {
+func Breakdown(per map[string]int64) string {
 	names := slices.SortedFunc(maps.Keys(per), func(a, b string) int {
 		return cmp.Or(cmp.Compare(per[b], per[a]), strings.Compare(a, b))
 	})
@@ -191,16 +191,16 @@ func breakdown(per map[string]int64) string {
 	}
 	out := make([]string, 0, len(names))
 	for _, n := range names {
-		out = append(out, fmt.Sprintf("%s %s", strings.ToUpper(n), thousands(int(per[n]))))
+		out = append(out, fmt.Sprintf("%s %s", strings.ToUpper(n), Thousands(int(per[n]))))
 	}
 	return strings.Join(out, ", ")
 }
 
-func mib(b int64) float64        { return float64(b) / (1 << 20) }
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func mib(b int64) float64            { return float64(b) / (1 << 20) }
+func Millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// thousands writes n with commas between groups of three digits.
-func thousands(n int) string {
+// Thousands writes n with commas between groups of three digits.
+func Thousands(n int) string {
 	s := strconv.Itoa(n)
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")

@@ -122,7 +122,7 @@ func TestChecksAndVerdict(t *testing.T) {
 
 	// Without a memory row the comparisons are not measured, and so not met.
 	cs = checks(&redis, nil)
-	if c := checkByName(t, cs, "RSS vs memory"); c.verdict != verdictNotMeasured || c.met() {
+	if c := checkByName(t, cs, "RSS vs memory"); c.verdict != VerdictNotMeasured || c.met() {
 		t.Errorf("RSS vs memory without a memory row = %+v", c)
 	}
 
@@ -165,7 +165,7 @@ func TestFailedRunsAreNotHidden(t *testing.T) {
 			t.Errorf("check %+v met with every run failed", c)
 		}
 	}
-	if c := checkByName(t, cs, "CPU"); c.verdict != verdictNotMeasured || c.measured != "—" {
+	if c := checkByName(t, cs, "CPU"); c.verdict != VerdictNotMeasured || c.measured != "—" {
 		t.Errorf("CPU check with no run = %+v", c)
 	}
 }

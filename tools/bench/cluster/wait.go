@@ -1,4 +1,4 @@
-package bench
+package cluster
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"sipreg.dev/tools/bench"
 	"sipreg.dev/tools/bench/proc"
 	"sipreg.dev/tools/bench/redisconn"
 	"sipreg.dev/tools/bench/redisproxy"
@@ -67,14 +68,14 @@ func (w *exitWatch) wait(ctx context.Context, done <-chan struct{}, d time.Durat
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-t.C:
-		return fmt.Errorf("waiting for %s: %w", what, errTimeout)
+		return fmt.Errorf("waiting for %s: %w", what, bench.ErrTimeout)
 	}
 }
 
 // sleepUntil waits until t, failing when a watched registry exits or ctx ends.
 func (w *exitWatch) sleepUntil(ctx context.Context, t time.Time) error {
 	err := w.wait(ctx, nil, time.Until(t), "")
-	if errors.Is(err, errTimeout) {
+	if errors.Is(err, bench.ErrTimeout) {
 		return nil
 	}
 	return err
@@ -124,8 +125,9 @@ func minus(a, b []float64) []float64 {
 	return out
 }
 
-// settleCluster is settle for several replicas: quiet is at most settleCPU of CPU per
-// replica and no Redis command through the proxy over settleQuiet.
+// settleCluster is the single-replica bench's settle for several replicas: quiet is at
+// most bench.SettleCPU of CPU per replica and no Redis command through the proxy over
+// bench.SettleQuiet.
 func settleCluster(ctx context.Context, w *exitWatch, pids []int, proxy *redisproxy.Proxy, since time.Time) (clusterPoint, error) {
 	var window []clusterPoint
 	for {
@@ -134,18 +136,18 @@ func settleCluster(ctx context.Context, w *exitWatch, pids []int, proxy *redispr
 			return p, err
 		}
 		window = append(window, p)
-		for len(window) > 1 && p.at.Sub(window[1].at) >= settleQuiet {
+		for len(window) > 1 && p.at.Sub(window[1].at) >= bench.SettleQuiet {
 			window = window[1:]
 		}
-		if old := window[0]; p.at.Sub(old.at) >= settleQuiet && sum(p.cpu)-sum(old.cpu) <= settleCPU*float64(len(pids)) &&
+		if old := window[0]; p.at.Sub(old.at) >= bench.SettleQuiet && sum(p.cpu)-sum(old.cpu) <= bench.SettleCPU*float64(len(pids)) &&
 			p.proxy.Commands == old.proxy.Commands {
 			p.quiet = true
 			return p, nil
 		}
-		if p.at.Sub(since) >= settleMax {
+		if p.at.Sub(since) >= bench.SettleMax {
 			return p, nil
 		}
-		if err := w.sleepUntil(ctx, p.at.Add(settlePoll)); err != nil {
+		if err := w.sleepUntil(ctx, p.at.Add(bench.SettlePoll)); err != nil {
 			return p, err
 		}
 	}
