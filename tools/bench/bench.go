@@ -27,6 +27,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"sipreg.dev/tools/bench/fakes"
 	"sipreg.dev/tools/bench/proc"
 	"sipreg.dev/tools/bench/redisconn"
 	"sipreg.dev/tools/bench/redisproxy"
@@ -146,7 +147,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	var pid atomic.Int64
 	var first firstSample
 	firstDone := make(chan struct{})
-	watch := NewFindByWatch(func(at time.Time) {
+	watch := fakes.NewFindByWatch(func(at time.Time) {
 		// Runs in fakeapi's handler before it builds the answer: nothing of the
 		// registration phase has happened yet. rc is not used elsewhere until
 		// firstDone is closed.
@@ -172,8 +173,8 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		}
 	})
 	progress("generating trunks")
-	req := newOKRequester(cfg.Trunks)
-	apiAddr, reqAddr, stopFakes, err := ServeFakes(cfg.Trunks, watch, req)
+	req := fakes.NewOKRequester(cfg.Trunks)
+	apiAddr, reqAddr, stopFakes, err := fakes.Serve(cfg.Trunks, watch, req)
 	if err != nil {
 		return res, err
 	}
@@ -233,17 +234,17 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	progress("first FindBy; registering")
 
 	// Phase 2: every trunk answered OK.
-	if err := waitFor(ctx, req.done, reg, cfg.Timeout-time.Since(first.at), "every trunk to be registered"); err != nil {
+	if err := waitFor(ctx, req.Done(), reg, cfg.Timeout-time.Since(first.at), "every trunk to be registered"); err != nil {
 		if errors.Is(err, ErrTimeout) {
 			return res, fmt.Errorf("%w: only %d of %d within %s of the first FindBy (%d REGISTERs)",
-				ErrIncomplete, req.distinct.Load(), cfg.Trunks, cfg.Timeout, req.calls.Load())
+				ErrIncomplete, req.Distinct(), cfg.Trunks, cfg.Timeout, req.Calls())
 		}
 		return res, err
 	}
-	res.RegisterTime = req.doneAt.Sub(first.at)
-	res.Registers = req.calls.Load()
+	res.RegisterTime = req.DoneAt().Sub(first.at)
+	res.Registers = req.Calls()
 	res.FirstRegister = req.First().Sub(first.at)
-	if span := req.last().Sub(req.First()).Seconds(); span > 0 {
+	if span := req.Last().Sub(req.First()).Seconds(); span > 0 {
 		res.RegistersPerSecond = float64(res.Registers) / span
 	} else {
 		res.RegistersPerSecond = float64(res.Registers) / max(res.RegisterTime.Seconds(), 1e-9)
@@ -251,7 +252,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	progress("registered in %.2f s; waiting for the registry to be quiet", res.RegisterTime.Seconds())
 
 	// Phase 3: quiet again (last records written).
-	end, err := settle(ctx, reg, proxy, req.doneAt)
+	end, err := settle(ctx, reg, proxy, req.DoneAt())
 	if err != nil {
 		return res, err
 	}
@@ -260,7 +261,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 			return res, err
 		}
 	}
-	res.Settle, res.Settled = end.at.Sub(req.doneAt), end.quiet
+	res.Settle, res.Settled = end.at.Sub(req.DoneAt()), end.quiet
 	res.RegisterCPU = end.cpu - first.cpu
 	res.FindBysDuringPhase = watch.Count()
 	if benchCPU, err := proc.CPUSeconds(os.Getpid()); err == nil {
@@ -288,7 +289,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if err != nil {
 		return res, err
 	}
-	idleStart, findBysA, callsA := a, watch.Count(), req.calls.Load()
+	idleStart, findBysA, callsA := a, watch.Count(), req.Calls()
 	for i := range windows {
 		if err := sleepUntil(ctx, reg, start.Add(time.Duration(i+1)*interval)); err != nil {
 			return res, err
@@ -303,7 +304,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	res.IdleWindows = windows
 	res.IdleTickCPU = (a.cpu - idleStart.cpu) / float64(windows)
 	res.IdleFindBys = watch.Count() - findBysA
-	res.IdleRegisters = req.calls.Load() - callsA
+	res.IdleRegisters = req.Calls() - callsA
 	if rc != nil {
 		d := a.proxy.Since(idleStart.proxy)
 		res.IdleRedisCommands, res.IdleRedisByCommand = d.Commands, d.ByName

@@ -6,21 +6,16 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
-	"google.golang.org/grpc"
-
-	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
+	"sipreg.dev/tools/bench/fakes"
 	"sipreg.dev/tools/bench/proc"
 	"sipreg.dev/tools/bench/redisconn"
 	"sipreg.dev/tools/bench/redisproxy"
-	"sipreg.dev/tools/fakeapi"
 )
 
 // idleWindowStart returns the start of the first idle window: firstFindBy plus a whole
@@ -129,7 +124,7 @@ func RegistryConfig(cfg Config, requesterAddr, apiAddr, redisAddr, keyPrefix str
 	fmt.Fprintf(&b, "kind: Registry\napiVersion: v2beta1\nspec:\n")
 	fmt.Fprintf(&b, "  requesterAddr: %s\n  apiAddr: %s\n  edgePorts:\n    - address: edge.bench:5060\n", requesterAddr, apiAddr)
 	fmt.Fprintf(&b, "  httpAddr: %s\n  controlAddr: %s\n", orDefault(cfg.HTTPAddr, "127.0.0.1:0"), orDefault(cfg.ControlAddr, "127.0.0.1:0"))
-	fmt.Fprintf(&b, "  expires: %d\n", grantedExpires)
+	fmt.Fprintf(&b, "  expires: %d\n", fakes.GrantedExpires)
 	if cfg.Interval > 0 {
 		fmt.Fprintf(&b, "  registerInterval: %s\n", cfg.Interval)
 	}
@@ -154,31 +149,6 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
-}
-
-// ServeFakes serves n generated trunks (FindBy calls logged to watch) and req on
-// loopback; stop ends both and waits for them.
-func ServeFakes(n int, watch io.Writer, req requesterv2beta1.RequesterServer) (apiAddr, reqAddr string, stop func(), err error) {
-	api := fakeapi.New(fakeapi.Options{Generate: n, FindByLog: watch})
-	apiLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", "", nil, fmt.Errorf("fake api: %w", err)
-	}
-	reqLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		apiLis.Close()
-		return "", "", nil, fmt.Errorf("requester: %w", err)
-	}
-	reqSrv := grpc.NewServer()
-	requesterv2beta1.RegisterRequesterServer(reqSrv, req)
-	var serving sync.WaitGroup
-	serving.Go(func() { _ = api.Serve(apiLis) })
-	serving.Go(func() { _ = reqSrv.Serve(reqLis) })
-	return apiLis.Addr().String(), reqLis.Addr().String(), func() {
-		reqSrv.Stop()
-		api.Stop()
-		serving.Wait()
-	}, nil
 }
 
 func RandomHex(n int) string {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"sipreg.dev/tools/bench/fakes"
 	"sipreg.dev/tools/bench/proc"
 )
 
@@ -61,7 +62,7 @@ func Write(w io.Writer, rows []Row, interval time.Duration) {
 		"(no memoryLimit, registersPerSecond, maxInFlight or startupSpread; registerInterval %s). "+
 		"Each row runs several times; every figure is the median of its runs with the spread (min–max) in brackets, and every verdict is on the median. "+
 		"A run that failed or timed out is counted in the *runs* column and fails the row's *runs* check; a timed-out run counts as \"> timeout\" "+
-		"in the registration time and is left out of the other figures.\n\n", grantedExpires, interval)
+		"in the registration time and is left out of the other figures.\n\n", fakes.GrantedExpires, interval)
 	fmt.Fprintf(w, "Columns: *registered in*: from the first FindBy until the Requester had answered 200 OK to every trunk. "+
 		"*REGISTERs/s*: SendMessage calls over the span from the first to the last. "+
 		"*CPU*: the registry's user+system CPU from the first FindBy until it was quiet after the last answer (last records written). "+
@@ -75,7 +76,7 @@ func Write(w io.Writer, rows []Row, interval time.Duration) {
 		"the notes give the mean MEMORY USAGE (SAMPLES 0) of a sample of the run's keys as a cross-check. "+
 		"*idle tick*: the registry's CPU over one registerInterval (%s) centred on a discovery tick (ticks are predicted from the first FindBy), "+
 		"once every trunk was registered (no refresh is due: every 200 OK grants %d s); with several idle windows, their mean. "+
-		"CPU is read from /proc/<pid>/stat (utime+stime) in clock ticks of %.0f ms, so small values are coarse.\n", interval, grantedExpires, 1000/proc.ClockTicks())
+		"CPU is read from /proc/<pid>/stat (utime+stime) in clock ticks of %.0f ms, so small values are coarse.\n", interval, fakes.GrantedExpires, 1000/proc.ClockTicks())
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Notes:")
 	for _, row := range rows {

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"sipreg.dev/tools/bench"
+	"sipreg.dev/tools/bench/fakes"
 	"sipreg.dev/tools/bench/proc"
 	"sipreg.dev/tools/bench/redisconn"
 	"sipreg.dev/tools/bench/redisproxy"
@@ -146,7 +147,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	// rcFirst keeps the first sample and the clean-up of a scenario that ends early
 	// off rc at the same time; otherwise rc is used only after firstDone is closed.
 	var rcFirst sync.Mutex
-	watch := bench.NewFindByWatch(func(at time.Time) {
+	watch := fakes.NewFindByWatch(func(at time.Time) {
 		// In fakeapi's handler, before it answers: nothing of the phase has happened.
 		rcFirst.Lock()
 		defer rcFirst.Unlock()
@@ -160,8 +161,8 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 		first.point, first.err = sampleCluster(*p, proxy, rc)
 	})
 	progress("generating trunks")
-	req := bench.NewTrackingRequester(cfg.Trunks)
-	apiAddr, reqAddr, stopFakes, err := bench.ServeFakes(cfg.Trunks, watch, req)
+	req := fakes.NewTrackingRequester(cfg.Trunks)
+	apiAddr, reqAddr, stopFakes, err := fakes.Serve(cfg.Trunks, watch, req)
 	if err != nil {
 		return res, err
 	}

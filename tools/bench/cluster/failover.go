@@ -7,13 +7,14 @@ import (
 	"time"
 
 	"sipreg.dev/tools/bench"
+	"sipreg.dev/tools/bench/fakes"
 )
 
 // failover reads who owns what (every page of ListRegistrations through the first
 // replica, and each replica's /metrics), SIGKILLs the replica owning the most trunks,
 // waits until each of its trunks is REGISTERed again, and reads where they went. It
 // fills res's ownership and failover fields.
-func failover(ctx context.Context, cfg Config, res *Result, reps []*replica, req *bench.OKRequester,
+func failover(ctx context.Context, cfg Config, res *Result, reps []*replica, req *fakes.OKRequester,
 	progress func(format string, args ...any)) error {
 	// Phase 5: who owns what, from every page of ListRegistrations through the first
 	// replica (its mirror holds every trunk's record with its owner), and each

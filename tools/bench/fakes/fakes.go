@@ -1,21 +1,32 @@
-package bench
+// Package fakes holds the bench's in-process stand-ins for what the registry talks to:
+// the fake Routr API (fakeapi, serving N generated trunks, with FindByWatch noting
+// when each FindBy arrives) and OKRequester, a Requester that answers every REGISTER
+// at once with 200 OK and knows the moment the N-th distinct trunk is answered, which
+// is when the bench's registration phase ends. With tracking, it also keeps each
+// trunk's latest REGISTER (Call-ID, CSeq), for the several-replicas failover.
+package fakes
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"google.golang.org/grpc"
 	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
 	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
 	"sipreg.dev/tools/bench/proc"
+	"sipreg.dev/tools/fakeapi"
 )
 
-// grantedExpires is the lifetime every 200 OK grants: long enough that no refresh falls
+// GrantedExpires is the lifetime every 200 OK grants: long enough that no refresh falls
 // due while a row runs (the registrant refreshes at 50-80 % of it).
-const grantedExpires = 600
+const GrantedExpires = 600
 
 // OKRequester is a Requester that answers every SendMessage at once with 200 OK, as
 // fakerequester's default script does, and counts the distinct AOR users it has
@@ -61,14 +72,16 @@ type SentRegister struct {
 	CSeq   int // -1 when the request had no readable CSeq extension
 }
 
-func newOKRequester(want int) *OKRequester {
+// NewOKRequester returns a Requester that is done once want distinct trunks are
+// answered OK.
+func NewOKRequester(want int) *OKRequester {
 	return &OKRequester{want: int64(want), done: make(chan struct{})}
 }
 
-// NewTrackingRequester is newOKRequester that also keeps, per AOR user, the latest
+// NewTrackingRequester is NewOKRequester that also keeps, per AOR user, the latest
 // REGISTER's time, Call-ID and CSeq, and can watch users for a REGISTER after a mark.
 func NewTrackingRequester(want int) *OKRequester {
-	q := newOKRequester(want)
+	q := NewOKRequester(want)
 	q.track = true
 	return q
 }
@@ -165,7 +178,7 @@ func (q *OKRequester) SendMessage(_ context.Context, req *requesterv2beta1.SendM
 
 	msg := req.GetMessage()
 	user := msg.GetTo().GetAddress().GetUri().GetUser()
-	granted := int32(grantedExpires)
+	granted := int32(GrantedExpires)
 	if e := msg.GetExpires(); e != nil && e.GetExpires() >= 0 && e.GetExpires() < granted {
 		granted = e.GetExpires()
 	}
@@ -220,8 +233,8 @@ func (q *OKRequester) Done() <-chan struct{} { return q.done }
 // DoneAt returns when the last wanted trunk was answered OK (once Done is closed).
 func (q *OKRequester) DoneAt() time.Time { return q.doneAt }
 
-// last returns when the latest call arrived (zero before any).
-func (q *OKRequester) last() time.Time { return unixNano(q.lastAt.Load()) }
+// Last returns when the latest call arrived (zero before any).
+func (q *OKRequester) Last() time.Time { return unixNano(q.lastAt.Load()) }
 
 func unixNano(n int64) time.Time {
 	if n == 0 {
@@ -286,4 +299,29 @@ func (w *FindByWatch) waitAfter(ctx context.Context, t time.Time, exited <-chan 
 			return time.Time{}, ctx.Err()
 		}
 	}
+}
+
+// Serve serves n generated trunks (FindBy calls logged to watch) and req on
+// loopback; stop ends both and waits for them.
+func Serve(n int, watch io.Writer, req requesterv2beta1.RequesterServer) (apiAddr, reqAddr string, stop func(), err error) {
+	api := fakeapi.New(fakeapi.Options{Generate: n, FindByLog: watch})
+	apiLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", "", nil, fmt.Errorf("fake api: %w", err)
+	}
+	reqLis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		apiLis.Close()
+		return "", "", nil, fmt.Errorf("requester: %w", err)
+	}
+	reqSrv := grpc.NewServer()
+	requesterv2beta1.RegisterRequesterServer(reqSrv, req)
+	var serving sync.WaitGroup
+	serving.Go(func() { _ = api.Serve(apiLis) })
+	serving.Go(func() { _ = reqSrv.Serve(reqLis) })
+	return apiLis.Addr().String(), reqLis.Addr().String(), func() {
+		reqSrv.Stop()
+		api.Stop()
+		serving.Wait()
+	}, nil
 }

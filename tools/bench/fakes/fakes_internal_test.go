@@ -1,7 +1,8 @@
-package bench
+package fakes
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -85,5 +86,64 @@ func TestTrackingRequesterWatch(t *testing.T) {
 	case <-NewTrackingRequester(1).WatchFrom(nil, time.Now()):
 	default:
 		t.Fatal("watching no user: not done")
+	}
+}
+
+func TestOKRequesterCountsDistinctTrunks(t *testing.T) {
+	q := NewOKRequester(2)
+	send := func(user string, expires int32) *sipmessagev2beta1.SIPMessage {
+		t.Helper()
+		resp, err := q.SendMessage(context.Background(), &requesterv2beta1.SendMessageRequest{
+			Target: "10.0.0.1:5060",
+			Message: &sipmessagev2beta1.SIPMessage{
+				To:         &sipmessagev2beta1.To{Address: &sipmessagev2beta1.Address{Uri: &sipmessagev2beta1.SipURI{User: user, Host: "x"}}},
+				Expires:    &sipmessagev2beta1.Expires{Expires: expires},
+				Extensions: []*sipmessagev2beta1.Extension{{Name: "CSeq", Value: "7 REGISTER"}},
+			},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.GetMessage()
+	}
+	m := send("user1", 3600)
+	if m.GetResponseType() != sipmessagev2beta1.ResponseType_OK || m.GetContact().GetExpires() != GrantedExpires ||
+		m.GetExpires().GetExpires() != GrantedExpires || m.GetExtensions()[0].GetValue() != "7 REGISTER" {
+		t.Fatalf("answer = %v", m)
+	}
+	send("user1", 600) // the same trunk again
+	send("user2", 0)   // an unregister does not count
+	select {
+	case <-q.done:
+		t.Fatal("done after one distinct trunk")
+	default:
+	}
+	send("user2", 300)
+	select {
+	case <-q.done:
+	default:
+		t.Fatal("not done after two distinct trunks")
+	}
+	if q.calls.Load() != 4 || q.distinct.Load() != 2 {
+		t.Fatalf("calls %d distinct %d, want 4 and 2", q.calls.Load(), q.distinct.Load())
+	}
+}
+
+func TestFindByWatchWaitAfter(t *testing.T) {
+	firstAt := make(chan time.Time, 1)
+	w := NewFindByWatch(func(at time.Time) { firstAt <- at })
+	before := time.Now()
+	go func() { _, _ = w.Write([]byte("line\n")) }()
+	at, err := w.waitAfter(context.Background(), before, nil)
+	if err != nil || at.Before(before) {
+		t.Fatalf("waitAfter = %v, %v", at, err)
+	}
+	if first := <-firstAt; !first.Equal(at) {
+		t.Fatalf("onFirst got %v, waitAfter %v", first, at)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := w.waitAfter(ctx, at, nil); !errors.Is(err, context.Canceled) {
+		t.Fatalf("waitAfter on a cancelled context = %v", err)
 	}
 }
