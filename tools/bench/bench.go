@@ -9,7 +9,7 @@
 // FindBy until every trunk is registered, the rate of REGISTERs, the registry's CPU per
 // 1,000 registrations, its peak RSS, Redis commands, round trips and memory per
 // registration, and the CPU of one idle discovery tick once everything is registered.
-// The registry runs on its shipped defaults (see registryConfig).
+// The registry runs on its shipped defaults (see RegistryConfig).
 //
 // "Registered" means the Requester has answered 200 OK to N distinct trunks (distinct
 // AOR users). The Requester is the bench's own rather than fakerequester's, because
@@ -26,6 +26,11 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"time"
+
+	"sipreg.dev/tools/bench/fakes"
+	"sipreg.dev/tools/bench/proc"
+	"sipreg.dev/tools/bench/redisconn"
+	"sipreg.dev/tools/bench/redisproxy"
 )
 
 // Cache providers a row can use.
@@ -36,25 +41,25 @@ const (
 
 // Timing of the measurements around the registration phase.
 const (
-	// settlePoll is how often the registry is looked at after the last trunk was
+	// SettlePoll is how often the registry is looked at after the last trunk was
 	// answered, until it is quiet (its last records written).
-	settlePoll = 50 * time.Millisecond
-	// settleQuiet is how long the registry must be quiet: at most settleCPU of CPU
+	SettlePoll = 50 * time.Millisecond
+	// SettleQuiet is how long the registry must be quiet: at most SettleCPU of CPU
 	// and no Redis command.
-	settleQuiet = 250 * time.Millisecond
-	settleCPU   = 0.02
-	// settleMax bounds the wait for quiet.
-	settleMax = 5 * time.Second
+	SettleQuiet = 250 * time.Millisecond
+	SettleCPU   = 0.02
+	// SettleMax bounds the wait for quiet.
+	SettleMax = 5 * time.Second
 	// DefaultRegisterInterval is the registry's shipped registerInterval (spec.go in
 	// services/registry/internal/config), which the bench leaves to the registry
 	// unless Config.Interval is given; the idle window is timed by it.
 	DefaultRegisterInterval = 60 * time.Second
 	// redisMemorySample is how many of a run's keys MEMORY USAGE reads.
 	redisMemorySample = 100
-	// startTimeout bounds the wait for the registry's first FindBy.
-	startTimeout = 30 * time.Second
-	// stopGrace is how long the registry may take to stop after SIGTERM.
-	stopGrace = 30 * time.Second
+	// StartTimeout bounds the wait for the registry's first FindBy.
+	StartTimeout = 30 * time.Second
+	// StopGrace is how long the registry may take to stop after SIGTERM.
+	StopGrace = 30 * time.Second
 )
 
 // Config is one row to measure.
@@ -80,9 +85,8 @@ type Config struct {
 	IdleWindows int
 	// Progress, when set, gets a line at each step.
 	Progress io.Writer
-
-	// httpAddr and controlAddr are the registry's listeners ("": 127.0.0.1:0).
-	httpAddr, controlAddr string
+	// HTTPAddr and ControlAddr are the registry's listeners ("": 127.0.0.1:0).
+	HTTPAddr, ControlAddr string
 }
 
 // firstSample is what is read at the moment of the first FindBy.
@@ -91,8 +95,8 @@ type firstSample struct {
 	cpu      float64
 	benchCPU float64
 	rss      int64
-	redis    redisStats
-	proxy    proxyCounts
+	redis    redisconn.Stats
+	proxy    redisproxy.Counts
 	err      error
 }
 
@@ -124,26 +128,26 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 
 	// Redis first: a row that cannot reach it cannot run. The registry reaches it
 	// through the counting proxy; the bench's own connection goes straight.
-	var rc *redisConn
-	var proxy *redisProxy
+	var rc *redisconn.Conn
+	var proxy *redisproxy.Proxy
 	prefix, redisAddr := "", ""
 	if cfg.Cache == CacheRedis {
-		if rc, err = dialRedis(ctx, cfg.RedisAddr); err != nil {
+		if rc, err = redisconn.Dial(ctx, cfg.RedisAddr); err != nil {
 			return res, err
 		}
-		defer rc.close()
-		if proxy, err = startRedisProxy(cfg.RedisAddr); err != nil {
+		defer rc.Close()
+		if proxy, err = redisproxy.Start(cfg.RedisAddr); err != nil {
 			return res, err
 		}
-		defer proxy.close()
-		prefix, redisAddr = "bench-"+randomHex(6)+":", proxy.addr()
+		defer proxy.Close()
+		prefix, redisAddr = "bench-"+RandomHex(6)+":", proxy.Addr()
 	}
 
 	// The fakes, in process.
 	var pid atomic.Int64
 	var first firstSample
 	firstDone := make(chan struct{})
-	watch := newFindByWatch(func(at time.Time) {
+	watch := fakes.NewFindByWatch(func(at time.Time) {
 		// Runs in fakeapi's handler before it builds the answer: nothing of the
 		// registration phase has happened yet. rc is not used elsewhere until
 		// firstDone is closed.
@@ -154,23 +158,23 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 			first.err = errors.New("FindBy before the registry's pid was known")
 			return
 		}
-		if first.cpu, first.err = cpuSeconds(p); first.err != nil {
+		if first.cpu, first.err = proc.CPUSeconds(p); first.err != nil {
 			return
 		}
-		if _, first.rss, first.err = memory(p); first.err != nil {
+		if _, first.rss, first.err = proc.Memory(p); first.err != nil {
 			return
 		}
-		if first.benchCPU, first.err = cpuSeconds(os.Getpid()); first.err != nil {
+		if first.benchCPU, first.err = proc.CPUSeconds(os.Getpid()); first.err != nil {
 			return
 		}
 		if rc != nil {
-			first.proxy = proxy.counts()
-			first.redis, first.err = rc.stats()
+			first.proxy = proxy.Counts()
+			first.redis, first.err = rc.Stats()
 		}
 	})
 	progress("generating trunks")
-	req := newOKRequester(cfg.Trunks)
-	apiAddr, reqAddr, stopFakes, err := serveFakes(cfg.Trunks, watch, req)
+	req := fakes.NewOKRequester(cfg.Trunks)
+	apiAddr, reqAddr, stopFakes, err := fakes.Serve(cfg.Trunks, watch, req)
 	if err != nil {
 		return res, err
 	}
@@ -182,7 +186,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 	defer os.RemoveAll(dir)
 	cfgPath := filepath.Join(dir, "registry.yaml")
-	yaml, err := registryConfig(cfg, reqAddr, apiAddr, redisAddr, prefix)
+	yaml, err := RegistryConfig(cfg, reqAddr, apiAddr, redisAddr, prefix)
 	if err != nil {
 		return res, err
 	}
@@ -191,19 +195,19 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 
 	progress("starting %s", cfg.Registry)
-	reg, err := startRegistry(cfg.Registry, cfgPath)
+	reg, err := proc.Start(cfg.Registry, cfgPath)
 	if err != nil {
 		return res, err
 	}
-	pid.Store(int64(reg.pid))
+	pid.Store(int64(reg.PID()))
 	stopped := false
 	stop := func() error {
 		if stopped {
 			return nil
 		}
 		stopped = true
-		err := reg.stop(stopGrace)
-		res.LogLines, res.LastLog = reg.output()
+		err := reg.Stop(StopGrace)
+		res.LogLines, res.LastLog = reg.Output()
 		return err
 	}
 	defer func() {
@@ -211,7 +215,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 			err = serr
 		}
 		if rc != nil {
-			n, derr := rc.deletePrefix(prefix)
+			n, derr := rc.DeletePrefix(prefix)
 			res.RedisKeys = n
 			if derr != nil && err == nil {
 				err = fmt.Errorf("delete the row's Redis keys (prefix %s): %w", prefix, derr)
@@ -220,7 +224,7 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}()
 
 	// Phase 1: the first FindBy.
-	if err := waitFor(ctx, firstDone, reg, startTimeout, "the registry's first FindBy"); err != nil {
+	if err := waitFor(ctx, firstDone, reg, StartTimeout, "the registry's first FindBy"); err != nil {
 		return res, err
 	}
 	if first.err != nil {
@@ -230,17 +234,17 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	progress("first FindBy; registering")
 
 	// Phase 2: every trunk answered OK.
-	if err := waitFor(ctx, req.done, reg, cfg.Timeout-time.Since(first.at), "every trunk to be registered"); err != nil {
-		if errors.Is(err, errTimeout) {
+	if err := waitFor(ctx, req.Done(), reg, cfg.Timeout-time.Since(first.at), "every trunk to be registered"); err != nil {
+		if errors.Is(err, ErrTimeout) {
 			return res, fmt.Errorf("%w: only %d of %d within %s of the first FindBy (%d REGISTERs)",
-				ErrIncomplete, req.distinct.Load(), cfg.Trunks, cfg.Timeout, req.calls.Load())
+				ErrIncomplete, req.Distinct(), cfg.Trunks, cfg.Timeout, req.Calls())
 		}
 		return res, err
 	}
-	res.RegisterTime = req.doneAt.Sub(first.at)
-	res.Registers = req.calls.Load()
-	res.FirstRegister = req.first().Sub(first.at)
-	if span := req.last().Sub(req.first()).Seconds(); span > 0 {
+	res.RegisterTime = req.DoneAt().Sub(first.at)
+	res.Registers = req.Calls()
+	res.FirstRegister = req.First().Sub(first.at)
+	if span := req.Last().Sub(req.First()).Seconds(); span > 0 {
 		res.RegistersPerSecond = float64(res.Registers) / span
 	} else {
 		res.RegistersPerSecond = float64(res.Registers) / max(res.RegisterTime.Seconds(), 1e-9)
@@ -248,26 +252,26 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	progress("registered in %.2f s; waiting for the registry to be quiet", res.RegisterTime.Seconds())
 
 	// Phase 3: quiet again (last records written).
-	end, err := settle(ctx, reg, proxy, req.doneAt)
+	end, err := settle(ctx, reg, proxy, req.DoneAt())
 	if err != nil {
 		return res, err
 	}
 	if rc != nil {
-		if end.redis, err = rc.stats(); err != nil {
+		if end.redis, err = rc.Stats(); err != nil {
 			return res, err
 		}
 	}
-	res.Settle, res.Settled = end.at.Sub(req.doneAt), end.quiet
+	res.Settle, res.Settled = end.at.Sub(req.DoneAt()), end.quiet
 	res.RegisterCPU = end.cpu - first.cpu
-	res.FindBysDuringPhase = watch.count()
-	if benchCPU, err := cpuSeconds(os.Getpid()); err == nil {
+	res.FindBysDuringPhase = watch.Count()
+	if benchCPU, err := proc.CPUSeconds(os.Getpid()); err == nil {
 		res.BenchCPU = benchCPU - first.benchCPU
 	}
 	if rc != nil {
-		d := end.proxy.since(first.proxy)
-		res.RedisCommands, res.RedisRoundTrips, res.RedisByCommand = d.commands, d.trips, d.byName
-		res.RedisServerCommands, _ = end.redis.since(first.redis)
-		res.RedisUsedMemoryBefore, res.RedisUsedMemoryAfter = first.redis.usedMemory, end.redis.usedMemory
+		d := end.proxy.Since(first.proxy)
+		res.RedisCommands, res.RedisRoundTrips, res.RedisByCommand = d.Commands, d.Trips, d.ByName
+		res.RedisServerCommands, _ = end.redis.Since(first.redis)
+		res.RedisUsedMemoryBefore, res.RedisUsedMemoryAfter = first.redis.UsedMemory, end.redis.UsedMemory
 	}
 
 	// Phase 4: idle ticks. Each window is one registerInterval long and centred on a
@@ -281,16 +285,16 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if err := sleepUntil(ctx, reg, start); err != nil {
 		return res, err
 	}
-	a, err := sample(reg.pid, proxy, rc)
+	a, err := sample(reg.PID(), proxy, rc)
 	if err != nil {
 		return res, err
 	}
-	idleStart, findBysA, callsA := a, watch.count(), req.calls.Load()
+	idleStart, findBysA, callsA := a, watch.Count(), req.Calls()
 	for i := range windows {
 		if err := sleepUntil(ctx, reg, start.Add(time.Duration(i+1)*interval)); err != nil {
 			return res, err
 		}
-		b, err := sample(reg.pid, proxy, rc)
+		b, err := sample(reg.PID(), proxy, rc)
 		if err != nil {
 			return res, err
 		}
@@ -299,18 +303,18 @@ func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	}
 	res.IdleWindows = windows
 	res.IdleTickCPU = (a.cpu - idleStart.cpu) / float64(windows)
-	res.IdleFindBys = watch.count() - findBysA
-	res.IdleRegisters = req.calls.Load() - callsA
+	res.IdleFindBys = watch.Count() - findBysA
+	res.IdleRegisters = req.Calls() - callsA
 	if rc != nil {
-		d := a.proxy.since(idleStart.proxy)
-		res.IdleRedisCommands, res.IdleRedisByCommand = d.commands, d.byName
-		res.IdleRedisServerCommands, _ = a.redis.since(idleStart.redis)
+		d := a.proxy.Since(idleStart.proxy)
+		res.IdleRedisCommands, res.IdleRedisByCommand = d.Commands, d.ByName
+		res.IdleRedisServerCommands, _ = a.redis.Since(idleStart.redis)
 	}
-	if res.PeakRSS, _, err = memory(reg.pid); err != nil {
+	if res.PeakRSS, _, err = proc.Memory(reg.PID()); err != nil {
 		return res, err
 	}
 	if rc != nil {
-		if res.RedisSampledKeys, res.RedisSampleBytes, err = rc.sampleMemory(prefix, redisMemorySample); err != nil {
+		if res.RedisSampledKeys, res.RedisSampleBytes, err = rc.SampleMemory(prefix, redisMemorySample); err != nil {
 			return res, err
 		}
 	}

@@ -1,77 +1,16 @@
 package bench
 
 import (
-	"context"
-	"errors"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
-	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
 )
-
-func TestParseStatTicks(t *testing.T) {
-	// The command name may hold spaces and parentheses.
-	stat := "4242 (reg (x) y) S 1 4242 4242 0 -1 4194560 1363 0 0 0 157 43 0 0 20 0 7 0 1234 1000 200 18446744073709551615\n"
-	got, err := parseStatTicks([]byte(stat))
-	if err != nil || got != 200 {
-		t.Fatalf("parseStatTicks = %d, %v; want 200", got, err)
-	}
-	if _, err := parseStatTicks([]byte("4242 (x) S 1 2")); err == nil {
-		t.Fatal("short stat: no error")
-	}
-}
-
-func TestParseStatusMemory(t *testing.T) {
-	status := "Name:\tregistry\nVmPeak:\t 900000 kB\nVmHWM:\t  512000 kB\nVmRSS:\t  256000 kB\nThreads:\t7\n"
-	peak, rss, err := parseStatusMemory([]byte(status))
-	if err != nil || peak != 512000<<10 || rss != 256000<<10 {
-		t.Fatalf("parseStatusMemory = %d, %d, %v", peak, rss, err)
-	}
-	if _, _, err := parseStatusMemory([]byte("Name:\tx\n")); err == nil {
-		t.Fatal("no VmHWM: no error")
-	}
-}
-
-func TestRedisStatsSince(t *testing.T) {
-	info := func(total, set, info int) string {
-		return "# Stats\r\ntotal_commands_processed:" + strconv.Itoa(total) + "\r\n# Commandstats\r\n" +
-			"cmdstat_set:calls=" + strconv.Itoa(set) + ",usec=1,usec_per_call=1.0\r\n" +
-			"cmdstat_info:calls=" + strconv.Itoa(info) + ",usec=1\r\n"
-	}
-	a, err := parseInfo(info(1000, 10, 5), 3)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// In between: 100 SETs from the registry, and the bench's INFO that took a,
-	// plus two more INFOs of the bench (own goes 3 -> 6).
-	b, err := parseInfo(info(1103, 110, 8), 6)
-	if err != nil {
-		t.Fatal(err)
-	}
-	total, per := b.since(a)
-	if total != 100 || per["set"] != 100 || len(per) != 1 {
-		t.Fatalf("since = %d %v, want 100 map[set:100]", total, per)
-	}
-}
 
 func TestThousands(t *testing.T) {
 	for n, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 100000: "100,000", 1234567: "1,234,567", -1000: "-1,000"} {
-		if got := thousands(n); got != want {
-			t.Errorf("thousands(%d) = %q, want %q", n, got, want)
+		if got := Thousands(n); got != want {
+			t.Errorf("Thousands(%d) = %q, want %q", n, got, want)
 		}
-	}
-}
-
-func TestRedisStatsUsedMemory(t *testing.T) {
-	st, err := parseInfo("# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\n# Stats\r\ntotal_commands_processed:7\r\n", 0)
-	if err != nil || st.usedMemory != 1<<20 {
-		t.Fatalf("parseInfo = %+v, %v", st, err)
-	}
-	if st, _ := parseInfo("total_commands_processed:7\r\n", 0); st.usedMemory != -1 {
-		t.Fatalf("no used_memory: %d, want -1", st.usedMemory)
 	}
 }
 
@@ -94,7 +33,7 @@ func TestIdleWindowStart(t *testing.T) {
 }
 
 func TestRegistryConfigShippedDefaults(t *testing.T) {
-	got, err := registryConfig(Config{Cache: CacheMemory}, "127.0.0.1:1", "127.0.0.1:2", "", "")
+	got, err := RegistryConfig(Config{Cache: CacheMemory}, "127.0.0.1:1", "127.0.0.1:2", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +54,7 @@ spec:
 		t.Fatalf("config:\n%s\nwant:\n%s", got, want)
 	}
 	// The experiments' flags add their fields, and only those.
-	got, err = registryConfig(Config{Cache: CacheRedis, Interval: 5 * time.Second, MemoryLimit: "280MiB"},
+	got, err = RegistryConfig(Config{Cache: CacheRedis, Interval: 5 * time.Second, MemoryLimit: "280MiB"},
 		"127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", "bench-ab:")
 	if err != nil {
 		t.Fatal(err)
@@ -131,66 +70,7 @@ spec:
 			t.Errorf("config sets %s:\n%s", tuning, got)
 		}
 	}
-	if got, _ := registryConfig(Config{Cache: CacheMemory, MemoryLimit: "0"}, "a:1", "b:2", "", ""); strings.Contains(got, "memoryLimit") {
+	if got, _ := RegistryConfig(Config{Cache: CacheMemory, MemoryLimit: "0"}, "a:1", "b:2", "", ""); strings.Contains(got, "memoryLimit") {
 		t.Errorf("memoryLimit 0 is written:\n%s", got)
-	}
-}
-
-func TestOKRequesterCountsDistinctTrunks(t *testing.T) {
-	q := newOKRequester(2)
-	send := func(user string, expires int32) *sipmessagev2beta1.SIPMessage {
-		t.Helper()
-		resp, err := q.SendMessage(context.Background(), &requesterv2beta1.SendMessageRequest{
-			Target: "10.0.0.1:5060",
-			Message: &sipmessagev2beta1.SIPMessage{
-				To:         &sipmessagev2beta1.To{Address: &sipmessagev2beta1.Address{Uri: &sipmessagev2beta1.SipURI{User: user, Host: "x"}}},
-				Expires:    &sipmessagev2beta1.Expires{Expires: expires},
-				Extensions: []*sipmessagev2beta1.Extension{{Name: "CSeq", Value: "7 REGISTER"}},
-			},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.GetMessage()
-	}
-	m := send("user1", 3600)
-	if m.GetResponseType() != sipmessagev2beta1.ResponseType_OK || m.GetContact().GetExpires() != grantedExpires ||
-		m.GetExpires().GetExpires() != grantedExpires || m.GetExtensions()[0].GetValue() != "7 REGISTER" {
-		t.Fatalf("answer = %v", m)
-	}
-	send("user1", 600) // the same trunk again
-	send("user2", 0)   // an unregister does not count
-	select {
-	case <-q.done:
-		t.Fatal("done after one distinct trunk")
-	default:
-	}
-	send("user2", 300)
-	select {
-	case <-q.done:
-	default:
-		t.Fatal("not done after two distinct trunks")
-	}
-	if q.calls.Load() != 4 || q.distinct.Load() != 2 {
-		t.Fatalf("calls %d distinct %d, want 4 and 2", q.calls.Load(), q.distinct.Load())
-	}
-}
-
-func TestFindByWatchWaitAfter(t *testing.T) {
-	firstAt := make(chan time.Time, 1)
-	w := newFindByWatch(func(at time.Time) { firstAt <- at })
-	before := time.Now()
-	go func() { _, _ = w.Write([]byte("line\n")) }()
-	at, err := w.waitAfter(context.Background(), before, nil)
-	if err != nil || at.Before(before) {
-		t.Fatalf("waitAfter = %v, %v", at, err)
-	}
-	if first := <-firstAt; !first.Equal(at) {
-		t.Fatalf("onFirst got %v, waitAfter %v", first, at)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if _, err := w.waitAfter(ctx, at, nil); !errors.Is(err, context.Canceled) {
-		t.Fatalf("waitAfter on a cancelled context = %v", err)
 	}
 }

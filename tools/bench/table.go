@@ -10,6 +10,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"sipreg.dev/tools/bench/fakes"
+	"sipreg.dev/tools/bench/proc"
 )
 
 // Write prints the rows as a Markdown table, each figure as median (min–max) over the
@@ -21,8 +24,8 @@ func Write(w io.Writer, rows []Row, interval time.Duration) {
 	fmt.Fprintln(w, "| trunks | cache | runs | registered in (s) | REGISTERs/s | CPU s / 1,000 registrations | peak RSS (MiB) | RSS / trunk (KiB) | idle tick CPU (s) | Redis cmds / registration | Redis round trips / registration | Redis memory / trunk (B) | verdict |")
 	fmt.Fprintln(w, "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
 	fmt.Fprintf(w, "| *target* | | *all* | *≤ %.0f at %s, memory; redis ≤ %.1f × memory* | | *≤ %.2f; redis ≤ %.1f × memory* | *≤ %.0f at %s; redis ≤ %.1f × memory* | | *≤ %.2f at %s* | | *≤ %.2f* | *≤ %d* | |\n",
-		TargetRegisterTime.Seconds(), thousands(TargetTrunks), TargetRedisRatio, TargetCPUPer1000, TargetRedisRatio,
-		mib(TargetPeakRSS), thousands(TargetTrunks), TargetRedisRatio, TargetIdleTickCPU, thousands(TargetTrunks),
+		TargetRegisterTime.Seconds(), Thousands(TargetTrunks), TargetRedisRatio, TargetCPUPer1000, TargetRedisRatio,
+		mib(TargetPeakRSS), Thousands(TargetTrunks), TargetRedisRatio, TargetIdleTickCPU, Thousands(TargetTrunks),
 		TargetRedisRoundTrips, TargetRedisBytesPerTrunk)
 	for i := range rows {
 		row := &rows[i]
@@ -34,7 +37,7 @@ func Write(w io.Writer, rows []Row, interval time.Duration) {
 			return cell(f)
 		}
 		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n",
-			thousands(row.Trunks), row.Cache, runsCell(*row), cell(figTime), cell(figRate), cell(figCPU), cell(figRSS),
+			Thousands(row.Trunks), row.Cache, runsCell(*row), cell(figTime), cell(figRate), cell(figCPU), cell(figRSS),
 			cell(figRSSPerTrunk), cell(figIdle), redis(figCommands), redis(figTrips), redis(figRedisMem),
 			verdict(checks(row, memoryRow(rows, row.Trunks))))
 	}
@@ -49,7 +52,7 @@ func Write(w io.Writer, rows []Row, interval time.Duration) {
 			if !c.met() {
 				v = "**" + v + "**"
 			}
-			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", thousands(row.Trunks), row.Cache, c.name, c.target, c.measured, v)
+			fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", Thousands(row.Trunks), row.Cache, c.name, c.target, c.measured, v)
 		}
 	}
 
@@ -59,7 +62,7 @@ func Write(w io.Writer, rows []Row, interval time.Duration) {
 		"(no memoryLimit, registersPerSecond, maxInFlight or startupSpread; registerInterval %s). "+
 		"Each row runs several times; every figure is the median of its runs with the spread (min–max) in brackets, and every verdict is on the median. "+
 		"A run that failed or timed out is counted in the *runs* column and fails the row's *runs* check; a timed-out run counts as \"> timeout\" "+
-		"in the registration time and is left out of the other figures.\n\n", grantedExpires, interval)
+		"in the registration time and is left out of the other figures.\n\n", fakes.GrantedExpires, interval)
 	fmt.Fprintf(w, "Columns: *registered in*: from the first FindBy until the Requester had answered 200 OK to every trunk. "+
 		"*REGISTERs/s*: SendMessage calls over the span from the first to the last. "+
 		"*CPU*: the registry's user+system CPU from the first FindBy until it was quiet after the last answer (last records written). "+
@@ -73,12 +76,12 @@ func Write(w io.Writer, rows []Row, interval time.Duration) {
 		"the notes give the mean MEMORY USAGE (SAMPLES 0) of a sample of the run's keys as a cross-check. "+
 		"*idle tick*: the registry's CPU over one registerInterval (%s) centred on a discovery tick (ticks are predicted from the first FindBy), "+
 		"once every trunk was registered (no refresh is due: every 200 OK grants %d s); with several idle windows, their mean. "+
-		"CPU is read from /proc/<pid>/stat (utime+stime) in clock ticks of %.0f ms, so small values are coarse.\n", interval, grantedExpires, 1000/clockTicks())
+		"CPU is read from /proc/<pid>/stat (utime+stime) in clock ticks of %.0f ms, so small values are coarse.\n", interval, fakes.GrantedExpires, 1000/proc.ClockTicks())
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Notes:")
 	for _, row := range rows {
 		for i, run := range row.Runs {
-			fmt.Fprintf(w, "- %s, %s, run %d of %d: %s\n", thousands(row.Trunks), row.Cache, i+1, len(row.Runs), notes(row.Cache, run))
+			fmt.Fprintf(w, "- %s, %s, run %d of %d: %s\n", Thousands(row.Trunks), row.Cache, i+1, len(row.Runs), notes(row.Cache, run))
 		}
 	}
 }
@@ -118,10 +121,10 @@ func notes(cache string, run RunResult) string {
 		parts = append(parts, label+strings.ReplaceAll(run.Err.Error(), "\n", " ⏎ "))
 	} else {
 		parts = append(parts,
-			fmt.Sprintf("%s REGISTERs, the first %.0f ms after the first FindBy", thousands(int(r.Registers)), ms(r.FirstRegister)),
+			fmt.Sprintf("%s REGISTERs, the first %.0f ms after the first FindBy", Thousands(int(r.Registers)), Millis(r.FirstRegister)),
 			fmt.Sprintf("FindBy calls in the phase: %d (the first included)", r.FindBysDuringPhase))
 		if r.Settled {
-			parts = append(parts, fmt.Sprintf("quiet %.0f ms after the last answer", ms(r.Settle)))
+			parts = append(parts, fmt.Sprintf("quiet %.0f ms after the last answer", Millis(r.Settle)))
 		} else {
 			parts = append(parts, fmt.Sprintf("still busy %.1f s after the last answer (CPU and Redis counted up to then)", r.Settle.Seconds()))
 		}
@@ -129,8 +132,8 @@ func notes(cache string, run RunResult) string {
 		parts = append(parts, fmt.Sprintf("RSS %.1f MiB at the first FindBy", mib(r.StartRSS)))
 		if r.RedisCommands >= 0 {
 			parts = append(parts, fmt.Sprintf("the registry's Redis commands %s (%s) in %s round trips; Redis's server-wide count %s%s",
-				thousands(int(r.RedisCommands)), breakdown(r.RedisByCommand), thousands(int(r.RedisRoundTrips)),
-				thousands(int(r.RedisServerCommands)), othersNote(r.RedisServerCommands, r.RedisCommands)))
+				Thousands(int(r.RedisCommands)), Breakdown(r.RedisByCommand), Thousands(int(r.RedisRoundTrips)),
+				Thousands(int(r.RedisServerCommands)), othersNote(r.RedisServerCommands, r.RedisCommands)))
 		}
 		idle := fmt.Sprintf("idle window: %d FindBy, %d REGISTERs", r.IdleFindBys, r.IdleRegisters)
 		if r.IdleWindows > 1 {
@@ -138,11 +141,11 @@ func notes(cache string, run RunResult) string {
 				r.IdleWindows, r.IdleTickCPU, r.IdleTickCPUMax, r.IdleFindBys, r.IdleRegisters)
 		}
 		if r.IdleRedisCommands >= 0 {
-			idle += fmt.Sprintf(", %s Redis commands from the registry", thousands(int(r.IdleRedisCommands)))
+			idle += fmt.Sprintf(", %s Redis commands from the registry", Thousands(int(r.IdleRedisCommands)))
 			if r.IdleRedisCommands > 0 {
-				idle += " (" + breakdown(r.IdleRedisByCommand) + ")"
+				idle += " (" + Breakdown(r.IdleRedisByCommand) + ")"
 			}
-			idle += fmt.Sprintf(" (server-wide %s%s)", thousands(int(r.IdleRedisServerCommands)),
+			idle += fmt.Sprintf(" (server-wide %s%s)", Thousands(int(r.IdleRedisServerCommands)),
 				othersNote(r.IdleRedisServerCommands, r.IdleRedisCommands))
 		}
 		if r.IdleFindBys != r.IdleWindows {
@@ -159,9 +162,9 @@ func notes(cache string, run RunResult) string {
 		}
 	}
 	if cache == CacheRedis && (run.Err == nil || r.RedisKeys > 0) {
-		parts = append(parts, fmt.Sprintf("%s keys of the run's prefix deleted at the end", thousands(r.RedisKeys)))
+		parts = append(parts, fmt.Sprintf("%s keys of the run's prefix deleted at the end", Thousands(r.RedisKeys)))
 	}
-	if r.LogLines > 0 && !errors.Is(run.Err, errRegistryExited) {
+	if r.LogLines > 0 && !errors.Is(run.Err, proc.ErrExited) {
 		last := r.LastLog[len(r.LastLog)-1]
 		if len(last) > 300 {
 			last = last[:300] + "…"
@@ -180,7 +183,7 @@ func othersNote(server, registry int64) string {
 }
 
 // breakdown lists commands by count, largest first.
-func breakdown(per map[string]int64) string {
+func Breakdown(per map[string]int64) string {
 	names := slices.SortedFunc(maps.Keys(per), func(a, b string) int {
 		return cmp.Or(cmp.Compare(per[b], per[a]), strings.Compare(a, b))
 	})
@@ -189,16 +192,16 @@ func breakdown(per map[string]int64) string {
 	}
 	out := make([]string, 0, len(names))
 	for _, n := range names {
-		out = append(out, fmt.Sprintf("%s %s", strings.ToUpper(n), thousands(int(per[n]))))
+		out = append(out, fmt.Sprintf("%s %s", strings.ToUpper(n), Thousands(int(per[n]))))
 	}
 	return strings.Join(out, ", ")
 }
 
-func mib(b int64) float64        { return float64(b) / (1 << 20) }
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+func mib(b int64) float64            { return float64(b) / (1 << 20) }
+func Millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// thousands writes n with commas between groups of three digits.
-func thousands(n int) string {
+// Thousands writes n with commas between groups of three digits.
+func Thousands(n int) string {
 	s := strconv.Itoa(n)
 	neg := strings.HasPrefix(s, "-")
 	s = strings.TrimPrefix(s, "-")

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"sipreg.dev/tools/bench/proc"
 )
 
 func TestSummarize(t *testing.T) {
@@ -120,7 +122,7 @@ func TestChecksAndVerdict(t *testing.T) {
 
 	// Without a memory row the comparisons are not measured, and so not met.
 	cs = checks(&redis, nil)
-	if c := checkByName(t, cs, "RSS vs memory"); c.verdict != verdictNotMeasured || c.met() {
+	if c := checkByName(t, cs, "RSS vs memory"); c.verdict != VerdictNotMeasured || c.met() {
 		t.Errorf("RSS vs memory without a memory row = %+v", c)
 	}
 
@@ -156,14 +158,14 @@ func TestFailedRunsAreNotHidden(t *testing.T) {
 	}
 
 	// Every run failed: nothing to judge, every figure not measured.
-	dead := Row{Trunks: n, Cache: CacheMemory, Runs: []RunResult{{Err: errRegistryExited}, {Err: errRegistryExited}}}
+	dead := Row{Trunks: n, Cache: CacheMemory, Runs: []RunResult{{Err: proc.ErrExited}, {Err: proc.ErrExited}}}
 	cs = checks(&dead, &dead)
 	for _, c := range cs {
 		if c.met() {
 			t.Errorf("check %+v met with every run failed", c)
 		}
 	}
-	if c := checkByName(t, cs, "CPU"); c.verdict != verdictNotMeasured || c.measured != "—" {
+	if c := checkByName(t, cs, "CPU"); c.verdict != VerdictNotMeasured || c.measured != "—" {
 		t.Errorf("CPU check with no run = %+v", c)
 	}
 }

@@ -108,9 +108,9 @@ func (f figure) of(row Row) summary {
 
 // Verdicts of a check.
 const (
-	verdictMet         = "met"
-	verdictNotMet      = "not met"
-	verdictNotMeasured = "not measured"
+	VerdictMet         = "met"
+	VerdictNotMet      = "not met"
+	VerdictNotMeasured = "not measured"
 )
 
 // check is one target applied to one row.
@@ -118,19 +118,19 @@ type check struct {
 	name     string // the figure's name, in the verdict column
 	target   string
 	measured string // median (min–max) and unit
-	verdict  string // verdictMet, verdictNotMet or verdictNotMeasured (counts as not met)
+	verdict  string // VerdictMet, VerdictNotMet or VerdictNotMeasured (counts as not met)
 }
 
-func (c check) met() bool { return c.verdict == verdictMet }
+func (c check) met() bool { return c.verdict == VerdictMet }
 
 // atMost checks the median of f over row against limit.
 func atMost(row Row, f figure, limit float64, target string) check {
 	s := f.of(row)
-	c := check{name: f.name, target: target, measured: withUnit(s.format(f.format), f.unit), verdict: verdictNotMeasured}
+	c := check{name: f.name, target: target, measured: withUnit(s.format(f.format), f.unit), verdict: VerdictNotMeasured}
 	if s.ok() {
-		c.verdict = verdictNotMet
+		c.verdict = VerdictNotMet
 		if s.median <= limit {
-			c.verdict = verdictMet
+			c.verdict = VerdictMet
 		}
 	}
 	return c
@@ -150,9 +150,9 @@ func withUnit(s, unit string) string {
 func checks(row, mem *Row) []check {
 	completed := len(row.completed())
 	runs := check{name: "runs", target: fmt.Sprintf("all %d completed", len(row.Runs)),
-		measured: fmt.Sprintf("%d of %d", completed, len(row.Runs)), verdict: verdictNotMet}
+		measured: fmt.Sprintf("%d of %d", completed, len(row.Runs)), verdict: VerdictNotMet}
 	if completed == len(row.Runs) && completed > 0 {
-		runs.verdict = verdictMet
+		runs.verdict = VerdictMet
 	}
 	out := []check{runs}
 	at100k := row.Trunks == TargetTrunks
@@ -178,7 +178,7 @@ func checks(row, mem *Row) []check {
 		}
 		if !base.ok() || math.IsInf(base.median, 1) {
 			c := atMost(*row, f, math.NaN(), target+" (none measured)")
-			c.name, c.verdict = f.name+" vs memory", verdictNotMeasured
+			c.name, c.verdict = f.name+" vs memory", VerdictNotMeasured
 			out = append(out, c)
 			continue
 		}

@@ -26,8 +26,8 @@
 // share --cluster-trunks trunks on one Redis (through the counting proxy); it gives
 // the time until every trunk is registered, Redis commands per registration and per
 // lease-renewal round, each replica's idle CPU per minute (over --cluster-idle), and
-// the failover after a SIGKILL of the replica owning the most trunks (see
-// bench.RunCluster).
+// the failover after a SIGKILL of the replica owning the most trunks (see package
+// sipreg.dev/tools/bench/cluster).
 //
 // A missed target is a result, not a failure: the exit status is 0 whenever every run
 // was measured (a run whose trunks were not all registered within --timeout counts as
@@ -54,6 +54,7 @@ import (
 	"time"
 
 	"sipreg.dev/tools/bench"
+	"sipreg.dev/tools/bench/cluster"
 )
 
 // defaultRegistry is where `make build` puts the registry.
@@ -78,9 +79,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	redisAddr := fs.String("redis", redisDefault(), "Redis host:port for the redis cache (default $REDIS_ADDR, else 127.0.0.1:6379)")
 	timeout := fs.Duration("timeout", 2*time.Minute, "longest wait, per row, from the first FindBy until every trunk is registered")
 	idleWindows := fs.Int("idle-windows", 1, "idle windows of one registerInterval to measure per row; the idle tick is their mean")
-	cluster := fs.Bool("cluster", true, fmt.Sprintf("also run the several-replicas scenario (%d registries in cluster mode on one Redis)", bench.ClusterReplicas))
+	runCluster := fs.Bool("cluster", true, fmt.Sprintf("also run the several-replicas scenario (%d registries in cluster mode on one Redis)", cluster.Replicas))
 	clusterTrunks := fs.Int("cluster-trunks", 100_000, "trunks the replicas of the several-replicas scenario share")
-	clusterIdle := fs.Duration("cluster-idle", bench.DefaultClusterIdle, "idle window of the several-replicas scenario (rounded to whole lease-renewal periods)")
+	clusterIdle := fs.Duration("cluster-idle", cluster.DefaultIdle, "idle window of the several-replicas scenario (rounded to whole lease-renewal periods)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -124,7 +125,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if effective == 0 {
 		effective = bench.DefaultRegisterInterval
 	}
-	describe(stderr, bin, *interval, *memLimit, caches, addr, *cluster)
+	describe(stderr, bin, *interval, *memLimit, caches, addr, *runCluster)
 
 	var rows []bench.Row
 	failed := false
@@ -155,8 +156,8 @@ rows:
 		}
 	}
 	bench.Write(stdout, rows, effective)
-	if *cluster && ctx.Err() == nil {
-		res, err := bench.RunCluster(ctx, bench.ClusterConfig{
+	if *runCluster && ctx.Err() == nil {
+		res, err := cluster.Run(ctx, cluster.Config{
 			Registry: bin, Trunks: *clusterTrunks, RedisAddr: addr, Interval: *interval,
 			MemoryLimit: *memLimit, Timeout: *timeout, Idle: *clusterIdle, Progress: stderr,
 		})
@@ -166,7 +167,7 @@ rows:
 				failed = true
 			}
 		}
-		bench.WriteCluster(stdout, res, err)
+		cluster.Write(stdout, res, err)
 	}
 	if failed || ctx.Err() != nil {
 		return 1

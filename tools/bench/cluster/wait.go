@@ -1,4 +1,4 @@
-package bench
+package cluster
 
 import (
 	"context"
@@ -6,12 +6,17 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"sipreg.dev/tools/bench"
+	"sipreg.dev/tools/bench/proc"
+	"sipreg.dev/tools/bench/redisconn"
+	"sipreg.dev/tools/bench/redisproxy"
 )
 
 // replica is one registry of the scenario.
 type replica struct {
 	id      string
-	reg     *registry
+	reg     *proc.Registry
 	control string // the control API's host:port
 	metrics string // /metrics's host:port (spec.httpAddr)
 	killed  bool
@@ -29,7 +34,7 @@ func watchExits(reps []*replica) *exitWatch {
 	w := &exitWatch{ch: make(chan struct{})}
 	for _, rp := range reps {
 		go func() {
-			<-rp.reg.exited
+			<-rp.reg.Exited()
 			w.once.Do(func() {
 				w.mu.Lock()
 				w.first = rp
@@ -48,7 +53,7 @@ func (w *exitWatch) err() error {
 	if w.first == nil {
 		return nil
 	}
-	return fmt.Errorf("replica %s: %w", w.first.id, w.first.reg.exitError())
+	return fmt.Errorf("replica %s: %w", w.first.id, w.first.reg.ExitError())
 }
 
 // wait waits for done, failing when a watched registry exits, ctx ends or d passes.
@@ -63,14 +68,14 @@ func (w *exitWatch) wait(ctx context.Context, done <-chan struct{}, d time.Durat
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-t.C:
-		return fmt.Errorf("waiting for %s: %w", what, errTimeout)
+		return fmt.Errorf("waiting for %s: %w", what, bench.ErrTimeout)
 	}
 }
 
 // sleepUntil waits until t, failing when a watched registry exits or ctx ends.
 func (w *exitWatch) sleepUntil(ctx context.Context, t time.Time) error {
 	err := w.wait(ctx, nil, time.Until(t), "")
-	if errors.Is(err, errTimeout) {
+	if errors.Is(err, bench.ErrTimeout) {
 		return nil
 	}
 	return err
@@ -80,16 +85,16 @@ func (w *exitWatch) sleepUntil(ctx context.Context, t time.Time) error {
 type clusterPoint struct {
 	at    time.Time
 	cpu   []float64 // per replica
-	proxy proxyCounts
-	redis redisStats
+	proxy redisproxy.Counts
+	redis redisconn.Stats
 	quiet bool
 }
 
 // sampleCluster reads each pid's CPU, the proxy's counts and (rc not nil) Redis's.
-func sampleCluster(pids []int, proxy *redisProxy, rc *redisConn) (clusterPoint, error) {
-	p := clusterPoint{at: time.Now(), cpu: make([]float64, len(pids)), proxy: proxy.counts()}
+func sampleCluster(pids []int, proxy *redisproxy.Proxy, rc *redisconn.Conn) (clusterPoint, error) {
+	p := clusterPoint{at: time.Now(), cpu: make([]float64, len(pids)), proxy: proxy.Counts()}
 	for i, pid := range pids {
-		c, err := cpuSeconds(pid)
+		c, err := proc.CPUSeconds(pid)
 		if err != nil {
 			return p, err
 		}
@@ -97,7 +102,7 @@ func sampleCluster(pids []int, proxy *redisProxy, rc *redisConn) (clusterPoint, 
 	}
 	if rc != nil {
 		var err error
-		if p.redis, err = rc.stats(); err != nil {
+		if p.redis, err = rc.Stats(); err != nil {
 			return p, err
 		}
 	}
@@ -120,9 +125,10 @@ func minus(a, b []float64) []float64 {
 	return out
 }
 
-// settleCluster is settle for several replicas: quiet is at most settleCPU of CPU per
-// replica and no Redis command through the proxy over settleQuiet.
-func settleCluster(ctx context.Context, w *exitWatch, pids []int, proxy *redisProxy, since time.Time) (clusterPoint, error) {
+// settleCluster is the single-replica bench's settle for several replicas: quiet is at
+// most bench.SettleCPU of CPU per replica and no Redis command through the proxy over
+// bench.SettleQuiet.
+func settleCluster(ctx context.Context, w *exitWatch, pids []int, proxy *redisproxy.Proxy, since time.Time) (clusterPoint, error) {
 	var window []clusterPoint
 	for {
 		p, err := sampleCluster(pids, proxy, nil)
@@ -130,18 +136,18 @@ func settleCluster(ctx context.Context, w *exitWatch, pids []int, proxy *redisPr
 			return p, err
 		}
 		window = append(window, p)
-		for len(window) > 1 && p.at.Sub(window[1].at) >= settleQuiet {
+		for len(window) > 1 && p.at.Sub(window[1].at) >= bench.SettleQuiet {
 			window = window[1:]
 		}
-		if old := window[0]; p.at.Sub(old.at) >= settleQuiet && sum(p.cpu)-sum(old.cpu) <= settleCPU*float64(len(pids)) &&
-			p.proxy.commands == old.proxy.commands {
+		if old := window[0]; p.at.Sub(old.at) >= bench.SettleQuiet && sum(p.cpu)-sum(old.cpu) <= bench.SettleCPU*float64(len(pids)) &&
+			p.proxy.Commands == old.proxy.Commands {
 			p.quiet = true
 			return p, nil
 		}
-		if p.at.Sub(since) >= settleMax {
+		if p.at.Sub(since) >= bench.SettleMax {
 			return p, nil
 		}
-		if err := w.sleepUntil(ctx, p.at.Add(settlePoll)); err != nil {
+		if err := w.sleepUntil(ctx, p.at.Add(bench.SettlePoll)); err != nil {
 			return p, err
 		}
 	}

@@ -1,11 +1,11 @@
-package bench
+package cluster
 
 import "time"
 
-// ClusterResult is what the several-replicas scenario measured. A phase that was not
+// Result is what the several-replicas scenario measured. A phase that was not
 // reached leaves its fields zero and its flag (Registered, IdleMeasured,
 // FailoverMeasured) false.
-type ClusterResult struct {
+type Result struct {
 	// Trunks, Replicas (their IDs, r1...), LeaseTTL and Interval repeat the set-up.
 	Trunks   int
 	Replicas []string
@@ -21,7 +21,7 @@ type ClusterResult struct {
 	FirstRegister time.Duration
 	Registers     int64
 	// RegisterCPU is each replica's CPU from the first FindBy until the replicas
-	// were quiet after the last answer; Settle and Settled as in Result.
+	// were quiet after the last answer; Settle and Settled as in bench.Result.
 	RegisterCPU []float64
 	Settle      time.Duration
 	Settled     bool
@@ -89,7 +89,7 @@ type ClusterResult struct {
 	// page of ListRegistrations through MovedFrom (a survivor); "" for no owner.
 	// MovedListedIn is from the first of those listings to the one reported (the
 	// listing is read again until no moved trunk names the killed replica, up to
-	// settleMax).
+	// bench.SettleMax).
 	MovedTo       map[string]int
 	MovedFrom     string
 	MovedListedIn time.Duration
@@ -104,35 +104,35 @@ type ClusterResult struct {
 }
 
 // RedisPerRegistration is the phase's Redis commands per registration.
-func (r ClusterResult) RedisPerRegistration() float64 {
+func (r Result) RedisPerRegistration() float64 {
 	return float64(r.RedisCommands) / float64(max(r.Trunks, 1))
 }
 
 // RoundTripsPerRegistration is the phase's Redis round trips per registration.
-func (r ClusterResult) RoundTripsPerRegistration() float64 {
+func (r Result) RoundTripsPerRegistration() float64 {
 	return float64(r.RedisRoundTrips) / float64(max(r.Trunks, 1))
 }
 
 // CommandsPerRenewalRound is the idle window's Redis commands divided by (renewal
 // rounds × replicas).
-func (r ClusterResult) CommandsPerRenewalRound() float64 {
+func (r Result) CommandsPerRenewalRound() float64 {
 	return float64(r.IdleRedisCommands) / float64(max(r.IdleRounds*len(r.Replicas), 1))
 }
 
 // RoundTripsPerRenewalRound is the idle window's Redis round trips divided by
 // (renewal rounds × replicas).
-func (r ClusterResult) RoundTripsPerRenewalRound() float64 {
+func (r Result) RoundTripsPerRenewalRound() float64 {
 	return float64(r.IdleRedisRoundTrips) / float64(max(r.IdleRounds*len(r.Replicas), 1))
 }
 
 // ServerCommandsPerRenewalRound is Redis's own count over the idle window (the
 // commands Lua scripts run included) divided by (renewal rounds × replicas).
-func (r ClusterResult) ServerCommandsPerRenewalRound() float64 {
+func (r Result) ServerCommandsPerRenewalRound() float64 {
 	return float64(r.IdleRedisServerCommands) / float64(max(r.IdleRounds*len(r.Replicas), 1))
 }
 
 // IdleCPUPerMinute is each replica's CPU over the idle window scaled to a minute.
-func (r ClusterResult) IdleCPUPerMinute() []float64 {
+func (r Result) IdleCPUPerMinute() []float64 {
 	out := make([]float64, len(r.IdleCPU))
 	if r.IdleWindow <= 0 {
 		return out
@@ -145,7 +145,7 @@ func (r ClusterResult) IdleCPUPerMinute() []float64 {
 
 // TakenOver is how many trunks the survivors' sipreg_cluster_takeovers_total rose
 // by from before the kill to after the failover; ok is false when a scrape is missing.
-func (r ClusterResult) TakenOver() (n int64, ok bool) {
+func (r Result) TakenOver() (n int64, ok bool) {
 	if len(r.MetricsBefore) != len(r.MetricsAfter) || len(r.MetricsAfter) == 0 {
 		return 0, false
 	}
@@ -162,4 +162,4 @@ func (r ClusterResult) TakenOver() (n int64, ok bool) {
 }
 
 // TargetFailover is the failover target: the lease TTL plus TargetFailoverSlack.
-func (r ClusterResult) TargetFailover() time.Duration { return r.LeaseTTL + TargetFailoverSlack }
+func (r Result) TargetFailover() time.Duration { return r.LeaseTTL + TargetFailoverSlack }

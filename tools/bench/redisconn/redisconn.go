@@ -1,4 +1,11 @@
-package bench
+// Package redisconn is the bench's own connection to Redis, beside the registry's: it
+// reads the server's counters (INFO: commands processed, per command and in all, and
+// used_memory), samples the size of a run's keys (MEMORY USAGE) and deletes them at
+// the end (SCAN, UNLINK). It counts every command it sends itself, so that a reading of
+// Redis's server-wide counters can leave the bench's own out: the bench reports
+// Redis's count next to the proxy's, as a cross-check that also sees the commands the
+// registry's Lua scripts run inside Redis.
+package redisconn
 
 import (
 	"context"
@@ -12,21 +19,23 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"sipreg.dev/tools/bench/redisproxy"
 )
 
 // redisTimeout bounds one command of the bench's own Redis connection.
 const redisTimeout = 10 * time.Second
 
-// redisConn is the bench's own connection to Redis (INFO, SCAN, UNLINK, MEMORY USAGE). It counts
+// Conn is the bench's own connection to Redis (INFO, SCAN, UNLINK, MEMORY USAGE). It counts
 // every command it writes, the connection's HELLO included, so that a reading of the
 // server's counters can leave the bench's own commands out.
-type redisConn struct {
+type Conn struct {
 	client *redis.Client
 	sent   atomic.Int64 // commands written so far
 }
 
-func dialRedis(ctx context.Context, addr string) (*redisConn, error) {
-	c := &redisConn{}
+// Dial connects to the Redis server at addr (host:port) and checks it answers.
+func Dial(ctx context.Context, addr string) (*Conn, error) {
+	c := &Conn{}
 	c.client = redis.NewClient(&redis.Options{
 		Addr:         addr,
 		Dialer:       c.dial,
@@ -50,7 +59,7 @@ func dialRedis(ctx context.Context, addr string) (*redisConn, error) {
 }
 
 // dial opens a connection whose writes are counted, command by command.
-func (c *redisConn) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+func (c *Conn) dial(ctx context.Context, network, addr string) (net.Conn, error) {
 	d := net.Dialer{Timeout: 5 * time.Second}
 	conn, err := d.DialContext(ctx, network, addr)
 	if err != nil {
@@ -65,40 +74,41 @@ type countingConn struct {
 	sent *atomic.Int64
 
 	mu     sync.Mutex // guards parser
-	parser respCounter
+	parser redisproxy.CommandCounter
 }
 
 func (c *countingConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	c.mu.Lock()
-	c.sent.Add(int64(len(c.parser.feed(p[:n]))))
+	c.sent.Add(int64(len(c.parser.Feed(p[:n]))))
 	c.mu.Unlock()
 	return n, err
 }
 
-func (c *redisConn) close() error { return c.client.Close() }
+// Close closes the connection.
+func (c *Conn) Close() error { return c.client.Close() }
 
-// redisStats is one reading of the server's command counters.
-type redisStats struct {
+// Stats is one reading of the server's command counters.
+type Stats struct {
 	total      int64            // total_commands_processed
-	usedMemory int64            // used_memory, bytes (-1 when INFO has none)
+	UsedMemory int64            // used_memory, bytes (-1 when INFO has none)
 	calls      map[string]int64 // calls per command (INFO commandstats)
 	own        int64            // commands the bench had sent before this reading
 }
 
-// stats reads the server's command counters. Redis counts a command once it has run,
+// Stats reads the server's command counters. Redis counts a command once it has run,
 // so the INFO that takes a reading is counted in the next one, with the bench's own.
-func (c *redisConn) stats() (redisStats, error) {
+func (c *Conn) Stats() (Stats, error) {
 	own := c.sent.Load()
 	text, err := c.client.Info(context.Background(), "all").Result()
 	if err != nil {
-		return redisStats{}, fmt.Errorf("redis INFO: %w", err)
+		return Stats{}, fmt.Errorf("redis INFO: %w", err)
 	}
 	return parseInfo(text, own)
 }
 
-func parseInfo(text string, own int64) (redisStats, error) {
-	st := redisStats{total: -1, usedMemory: -1, calls: map[string]int64{}, own: own}
+func parseInfo(text string, own int64) (Stats, error) {
+	st := Stats{total: -1, UsedMemory: -1, calls: map[string]int64{}, own: own}
 	for line := range strings.Lines(text) {
 		line = strings.TrimRight(line, "\r\n")
 		if v, ok := strings.CutPrefix(line, "total_commands_processed:"); ok {
@@ -114,7 +124,7 @@ func parseInfo(text string, own int64) (redisStats, error) {
 			if err != nil {
 				return st, fmt.Errorf("redis INFO: used_memory %q: %w", v, err)
 			}
-			st.usedMemory = n
+			st.UsedMemory = n
 			continue
 		}
 		// cmdstat_set:calls=12,usec=...
@@ -135,11 +145,11 @@ func parseInfo(text string, own int64) (redisStats, error) {
 	return st, nil
 }
 
-// since returns the commands other clients ran between an earlier reading and this
+// Since returns the commands other clients ran between an earlier reading and this
 // one, overall and per command. Between the readings that a row compares the bench
 // sends INFOs only (HELLO and PING when it connects, SCAN, UNLINK and MEMORY USAGE outside
 // the measured spans), so the per-command counts of the others are exact.
-func (s redisStats) since(earlier redisStats) (int64, map[string]int64) {
+func (s Stats) Since(earlier Stats) (int64, map[string]int64) {
 	total := s.total - earlier.total - (s.own - earlier.own)
 	per := map[string]int64{}
 	for name, n := range s.calls {
@@ -157,9 +167,9 @@ func (s redisStats) since(earlier redisStats) (int64, map[string]int64) {
 	return total, per
 }
 
-// deletePrefix removes every key starting with prefix (SCAN + UNLINK) and returns how
+// DeletePrefix removes every key starting with prefix (SCAN + UNLINK) and returns how
 // many there were.
-func (c *redisConn) deletePrefix(prefix string) (int, error) {
+func (c *Conn) DeletePrefix(prefix string) (int, error) {
 	ctx := context.Background()
 	var cursor uint64
 	deleted := 0
@@ -195,9 +205,9 @@ func escapeGlob(s string) string {
 	return b.String()
 }
 
-// sampleMemory reads MEMORY USAGE (SAMPLES 0: the whole value) of up to n keys starting
+// SampleMemory reads MEMORY USAGE (SAMPLES 0: the whole value) of up to n keys starting
 // with prefix and returns how many it read and their mean size in bytes.
-func (c *redisConn) sampleMemory(prefix string, n int) (int, float64, error) {
+func (c *Conn) SampleMemory(prefix string, n int) (int, float64, error) {
 	ctx := context.Background()
 	var cursor uint64
 	var keys []string

@@ -1,4 +1,4 @@
-package bench
+package cluster
 
 import (
 	"bufio"
@@ -19,6 +19,7 @@ import (
 
 	registryv1 "sipreg.dev/gen/pb/sipreg/registry/v1"
 	"sipreg.dev/gen/pb/sipreg/registry/v1/registryv1connect"
+	"sipreg.dev/tools/bench"
 	"sipreg.dev/tools/fakeapi"
 )
 
@@ -211,7 +212,7 @@ func trunkUsers(n int) map[string]string {
 }
 
 // stopReplicas stops every replica not killed, at the same time (SIGTERM, then
-// SIGKILL after stopGrace), and kills none twice; it returns the first error.
+// SIGKILL after bench.StopGrace), and kills none twice; it returns the first error.
 func stopReplicas(reps []*replica) error {
 	errs := make([]error, len(reps))
 	var wg sync.WaitGroup
@@ -220,7 +221,7 @@ func stopReplicas(reps []*replica) error {
 			continue
 		}
 		wg.Go(func() {
-			if err := rp.reg.stop(stopGrace); err != nil {
+			if err := rp.reg.Stop(bench.StopGrace); err != nil {
 				errs[i] = fmt.Errorf("replica %s: %w", rp.id, err)
 			}
 		})

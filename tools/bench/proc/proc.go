@@ -1,4 +1,10 @@
-package bench
+// Package proc runs the registry binary the bench measures and reads its cost from
+// /proc: CPU time (utime + stime, in clock ticks) and resident memory (VmRSS, and the
+// peak VmHWM). The bench runs the real binary, not the engine in process, so that what
+// it reports is what a deployment pays: the whole process, its runtime and garbage
+// collector included. It also keeps the registry's last output lines and watches its
+// exit, so that a run which loses its registry says why.
+package proc
 
 import (
 	"bufio"
@@ -14,15 +20,15 @@ import (
 	"time"
 )
 
-// errRegistryExited is returned when the registry ends while a row still needs it.
-var errRegistryExited = errors.New("registry exited")
+// ErrExited is returned when the registry ends while a run still needs it.
+var ErrExited = errors.New("registry exited")
 
 // tailLines is how many of the registry's last output lines are kept for errors.
 const tailLines = 20
 
-// registry is a running registry binary whose output is kept (the last lines, and
+// Registry is a running registry binary whose output is kept (the last lines, and
 // a count) and whose exit is observed.
-type registry struct {
+type Registry struct {
 	cmd    *exec.Cmd
 	pid    int
 	exited chan struct{} // closed once the process has been waited for
@@ -33,9 +39,9 @@ type registry struct {
 	tail    []string // the last tailLines of them
 }
 
-// startRegistry starts bin with the config file, LOGS_LEVEL=warn and its output read
+// Start starts bin with the config file, LOGS_LEVEL=warn and its output read
 // into the registry's tail.
-func startRegistry(bin, config string) (*registry, error) {
+func Start(bin, config string) (*Registry, error) {
 	cmd := exec.Command(bin, "--config", config)
 	// Later entries win: the bench's log level overrides the environment's.
 	cmd.Env = append(os.Environ(), "LOGS_LEVEL=warn")
@@ -52,7 +58,7 @@ func startRegistry(bin, config string) (*registry, error) {
 		return nil, fmt.Errorf("start registry %s: %w", bin, err)
 	}
 	pw.Close() // the child holds its own copy
-	r := &registry{cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{})}
+	r := &Registry{cmd: cmd, pid: cmd.Process.Pid, exited: make(chan struct{})}
 	read := make(chan struct{})
 	go func() {
 		defer close(read)
@@ -80,8 +86,15 @@ func startRegistry(bin, config string) (*registry, error) {
 	return r, nil
 }
 
-// kill sends SIGKILL and waits for the exit.
-func (r *registry) kill() {
+// PID returns the registry's process ID.
+func (r *Registry) PID() int { return r.pid }
+
+// Exited returns a channel closed once the registry has exited (and its output is
+// read).
+func (r *Registry) Exited() <-chan struct{} { return r.exited }
+
+// Kill sends SIGKILL and waits for the exit.
+func (r *Registry) Kill() {
 	select {
 	case <-r.exited:
 	default:
@@ -90,15 +103,15 @@ func (r *registry) kill() {
 	}
 }
 
-// output returns how many lines the registry wrote and the last of them.
-func (r *registry) output() (int, []string) {
+// Output returns how many lines the registry wrote and the last of them.
+func (r *Registry) Output() (int, []string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.lines, append([]string(nil), r.tail...)
 }
 
-// exitError describes an exit that happened while the registry was still needed.
-func (r *registry) exitError() error {
+// ExitError describes an exit that happened while the registry was still needed.
+func (r *Registry) ExitError() error {
 	r.mu.Lock()
 	err := r.exitErr
 	tail := strings.Join(r.tail, "\n  ")
@@ -109,11 +122,11 @@ func (r *registry) exitError() error {
 	if tail == "" {
 		tail = "(no output)"
 	}
-	return fmt.Errorf("%w early (%v); its last output:\n  %s", errRegistryExited, err, tail)
+	return fmt.Errorf("%w early (%v); its last output:\n  %s", ErrExited, err, tail)
 }
 
-// stop sends SIGTERM and waits for the exit, killing the process after grace.
-func (r *registry) stop(grace time.Duration) error {
+// Stop sends SIGTERM and waits for the exit, killing the process after grace.
+func (r *Registry) Stop(grace time.Duration) error {
 	select {
 	case <-r.exited:
 	default:
@@ -136,6 +149,10 @@ func (r *registry) stop(grace time.Duration) error {
 	return nil
 }
 
+// ClockTicks returns the kernel's USER_HZ, the unit of utime and stime in
+// /proc/<pid>/stat: CPU times are read to 1/ClockTicks of a second.
+func ClockTicks() float64 { return clockTicks() }
+
 // clockTicks is the kernel's USER_HZ, the unit of utime and stime in /proc/<pid>/stat.
 var clockTicks = sync.OnceValue(func() float64 {
 	out, err := exec.Command("getconf", "CLK_TCK").Output()
@@ -147,8 +164,8 @@ var clockTicks = sync.OnceValue(func() float64 {
 	return 100 // USER_HZ on every Linux architecture Go supports
 })
 
-// cpuSeconds returns the user plus system CPU time the process has used.
-func cpuSeconds(pid int) (float64, error) {
+// CPUSeconds returns the user plus system CPU time the process has used.
+func CPUSeconds(pid int) (float64, error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
@@ -185,8 +202,8 @@ func parseStatTicks(stat []byte) (int64, error) {
 	return u + s, nil
 }
 
-// memory returns the peak (VmHWM) and current (VmRSS) resident set size, in bytes.
-func memory(pid int) (peak, rss int64, err error) {
+// Memory returns the peak (VmHWM) and current (VmRSS) resident set size, in bytes.
+func Memory(pid int) (peak, rss int64, err error) {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, 0, err

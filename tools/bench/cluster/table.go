@@ -1,4 +1,4 @@
-package bench
+package cluster
 
 import (
 	"errors"
@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"sipreg.dev/tools/bench"
 )
 
 // clusterCheck is one line of the several-replicas table.
@@ -20,25 +22,25 @@ type clusterCheck struct {
 	verdict  string // "" when there is no target
 }
 
-const notMeasured = verdictNotMeasured
+const notMeasured = bench.VerdictNotMeasured
 
 // clusterChecks returns the lines of the several-replicas table.
-func clusterChecks(r ClusterResult) []clusterCheck {
+func clusterChecks(r Result) []clusterCheck {
 	verdictOf := func(met bool) string {
 		if met {
-			return verdictMet
+			return bench.VerdictMet
 		}
-		return "**" + verdictNotMet + "**"
+		return "**" + bench.VerdictNotMet + "**"
 	}
 	var out []clusterCheck
 
 	reg := clusterCheck{measure: "every trunk registered, from the first FindBy (s)", measured: notMeasured, target: "—"}
 	red := clusterCheck{measure: "Redis commands / registration (round trips)", measured: notMeasured,
-		target: fmt.Sprintf("≤ %.2f round trips", TargetRedisRoundTrips), verdict: notMeasured}
+		target: fmt.Sprintf("≤ %.2f round trips", bench.TargetRedisRoundTrips), verdict: notMeasured}
 	if r.Registered {
 		reg.measured = fmt.Sprintf("%.2f", r.RegisterTime.Seconds())
 		red.measured = fmt.Sprintf("%.2f (%.3f)", r.RedisPerRegistration(), r.RoundTripsPerRegistration())
-		red.verdict = verdictOf(r.RoundTripsPerRegistration() <= TargetRedisRoundTrips)
+		red.verdict = verdictOf(r.RoundTripsPerRegistration() <= bench.TargetRedisRoundTrips)
 	}
 	out = append(out, reg, red)
 
@@ -47,7 +49,7 @@ func clusterChecks(r ClusterResult) []clusterCheck {
 	cpu := clusterCheck{measure: "idle CPU s / replica / minute: " + strings.Join(r.Replicas, ", ") + " (mean)", measured: notMeasured, target: "—"}
 	if r.IdleMeasured {
 		renew.measured = fmt.Sprintf("%.1f (%.2f)", r.CommandsPerRenewalRound(), r.RoundTripsPerRenewalRound())
-		inner.measured = thousands(int(math.Round(r.ServerCommandsPerRenewalRound())))
+		inner.measured = bench.Thousands(int(math.Round(r.ServerCommandsPerRenewalRound())))
 		per := r.IdleCPUPerMinute()
 		parts := make([]string, len(per))
 		var total float64
@@ -72,25 +74,25 @@ func clusterChecks(r ClusterResult) []clusterCheck {
 			fail.measured = fmt.Sprintf("%.2f", r.FailoverTime.Seconds())
 			fail.verdict = verdictOf(r.FailoverTime <= r.TargetFailover())
 		} else {
-			fail.measured = fmt.Sprintf("> %.0f (%s of %s)", r.FailoverTimeout.Seconds(), thousands(r.Refreshed), thousands(r.Moved))
+			fail.measured = fmt.Sprintf("> %.0f (%s of %s)", r.FailoverTimeout.Seconds(), bench.Thousands(r.Refreshed), bench.Thousands(r.Moved))
 			fail.verdict = verdictOf(false)
 		}
-		moved.measured = fmt.Sprintf("%s; %s", thousands(r.Moved), thousands(r.Continued))
+		moved.measured = fmt.Sprintf("%s; %s", bench.Thousands(r.Moved), bench.Thousands(r.Continued))
 		moved.verdict = verdictOf(r.Moved > 0 && r.Continued == r.Moved)
 		if n, ok := r.TakenOver(); ok {
-			taken.measured = fmt.Sprintf("%s of %s", thousands(int(n)), thousands(r.Moved))
+			taken.measured = fmt.Sprintf("%s of %s", bench.Thousands(int(n)), bench.Thousands(r.Moved))
 			taken.verdict = verdictOf(int(n) == r.Moved)
 		}
 	}
 	return append(out, fail, moved, taken)
 }
 
-// WriteCluster prints the several-replicas scenario as a Markdown table with its
-// targets, then how it was measured and notes. err is RunCluster's error (the
+// Write prints the several-replicas scenario as a Markdown table with its
+// targets, then how it was measured and notes. err is Run's error (the
 // phases not reached show as not measured).
-func WriteCluster(w io.Writer, r ClusterResult, err error) {
+func Write(w io.Writer, r Result, err error) {
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "### Several replicas (%d × registry, %s trunks)\n", len(r.Replicas), thousands(r.Trunks))
+	fmt.Fprintf(w, "### Several replicas (%d × registry, %s trunks)\n", len(r.Replicas), bench.Thousands(r.Trunks))
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| measure | measured | target | verdict |")
 	fmt.Fprintln(w, "|---|---:|---|---|")
@@ -128,28 +130,28 @@ func WriteCluster(w io.Writer, r ClusterResult, err error) {
 }
 
 // clusterNotes describes what else the scenario saw.
-func clusterNotes(r ClusterResult, err error) []string {
+func clusterNotes(r Result, err error) []string {
 	var out []string
 	if err != nil {
 		label := "**not measured**: "
-		if errors.Is(err, ErrIncomplete) {
+		if errors.Is(err, bench.ErrIncomplete) {
 			label = "**not met**: "
 		}
 		out = append(out, label+strings.ReplaceAll(err.Error(), "\n", " ⏎ "))
 	}
 	if r.Registered {
 		s := fmt.Sprintf("registration: %s REGISTERs, the first %.0f ms after the first FindBy; FindBy calls in the phase: %d; ",
-			thousands(int(r.Registers)), ms(r.FirstRegister), r.FindBysDuringPhase)
+			bench.Thousands(int(r.Registers)), bench.Millis(r.FirstRegister), r.FindBysDuringPhase)
 		if r.Settled {
-			s += fmt.Sprintf("quiet %.0f ms after the last answer", ms(r.Settle))
+			s += fmt.Sprintf("quiet %.0f ms after the last answer", bench.Millis(r.Settle))
 		} else {
 			s += fmt.Sprintf("still busy %.1f s after the last answer (CPU and Redis counted up to then)", r.Settle.Seconds())
 		}
 		s += fmt.Sprintf("; CPU %s s (%.3f s per 1,000 registrations, all replicas)", perReplica(r.Replicas, r.RegisterCPU, "%.2f"),
 			sum(r.RegisterCPU)/float64(max(r.Trunks, 1))*1000)
 		s += fmt.Sprintf("; the replicas' Redis commands %s (%s) in %s round trips; Redis's own count %s (the Lua scripts' commands included)",
-			thousands(int(r.RedisCommands)), breakdown(r.RedisByCommand), thousands(int(r.RedisRoundTrips)),
-			thousands(int(r.RedisServerCommands)))
+			bench.Thousands(int(r.RedisCommands)), bench.Breakdown(r.RedisByCommand), bench.Thousands(int(r.RedisRoundTrips)),
+			bench.Thousands(int(r.RedisServerCommands)))
 		out = append(out, s)
 	}
 	if r.IdleMeasured {
@@ -157,40 +159,40 @@ func clusterNotes(r ClusterResult, err error) []string {
 			"the replicas' Redis commands %s (%s) in %s round trips, %.1f commands and %.2f round trips per replica per round; "+
 			"Redis's own count %s, %s per replica per round",
 			r.IdleWindow.Seconds(), r.IdleRounds, seconds(r.LeaseTTL/3), r.IdleFindBys, r.IdleRegisters, perReplica(r.Replicas, r.IdleCPU, "%.3f"),
-			thousands(int(r.IdleRedisCommands)), breakdown(r.IdleRedisByCommand), thousands(int(r.IdleRedisRoundTrips)),
+			bench.Thousands(int(r.IdleRedisCommands)), bench.Breakdown(r.IdleRedisByCommand), bench.Thousands(int(r.IdleRedisRoundTrips)),
 			r.CommandsPerRenewalRound(), r.RoundTripsPerRenewalRound(),
-			thousands(int(r.IdleRedisServerCommands)), thousands(int(math.Round(r.ServerCommandsPerRenewalRound())))))
+			bench.Thousands(int(r.IdleRedisServerCommands)), bench.Thousands(int(math.Round(r.ServerCommandsPerRenewalRound())))))
 	}
 	if r.Owned != nil {
 		s := fmt.Sprintf("ownership before the kill, from ListRegistrations through %s (%.2f s, every page): %s registrations (%s)",
-			r.ListedFrom, r.ListTime.Seconds(), thousands(r.Listed), owned(r.Owned))
+			r.ListedFrom, r.ListTime.Seconds(), bench.Thousands(r.Listed), owned(r.Owned))
 		if r.Listed != r.Trunks {
-			s += fmt.Sprintf(" (**%s trunks served**)", thousands(r.Trunks))
+			s += fmt.Sprintf(" (**%s trunks served**)", bench.Thousands(r.Trunks))
 		}
-		s += fmt.Sprintf(", %s of them REGISTERED with an owner and the expected AOR user", thousands(r.ListAgree))
+		s += fmt.Sprintf(", %s of them REGISTERED with an owner and the expected AOR user", bench.Thousands(r.ListAgree))
 		s += "; leases held by each replica's own count (" + metricOwned + "): " + metricsOf(r.Replicas, r.MetricsBefore,
 			func(m replicaMetrics) int64 { return m.Owned })
 		out = append(out, s)
 	}
 	if r.FailoverMeasured {
-		s := fmt.Sprintf("failover: %s SIGKILLed owning %s trunks; ", r.Victim, thousands(r.Moved))
+		s := fmt.Sprintf("failover: %s SIGKILLed owning %s trunks; ", r.Victim, bench.Thousands(r.Moved))
 		if r.FailoverComplete {
 			s += fmt.Sprintf("the first REGISTERed again %.2f s after the kill, the last %.2f s", r.FailoverFirst.Seconds(), r.FailoverTime.Seconds())
 		} else {
-			s += fmt.Sprintf("**only %s REGISTERed again within %s**", thousands(r.Refreshed), r.FailoverTimeout)
+			s += fmt.Sprintf("**only %s REGISTERed again within %s**", bench.Thousands(r.Refreshed), r.FailoverTimeout)
 			if r.Refreshed > 0 {
 				s += fmt.Sprintf(" (the first %.2f s after the kill)", r.FailoverFirst.Seconds())
 			}
 		}
 		s += fmt.Sprintf("; %s REGISTERs in all meanwhile; %s of %s continued their binding (same Call-ID, higher CSeq)",
-			thousands(int(r.FailoverRegisters)), thousands(r.Continued), thousands(r.Moved))
+			bench.Thousands(int(r.FailoverRegisters)), bench.Thousands(r.Continued), bench.Thousands(r.Moved))
 		if r.Unmatched > 0 {
-			s += fmt.Sprintf("; %s had no AOR user or no REGISTER before the kill", thousands(r.Unmatched))
+			s += fmt.Sprintf("; %s had no AOR user or no REGISTER before the kill", bench.Thousands(r.Unmatched))
 		}
 		s += fmt.Sprintf("; their owners afterwards, from ListRegistrations through %s (%.2f s after the first listing): %s",
 			r.MovedFrom, r.MovedListedIn.Seconds(), owned(r.MovedTo))
 		if n := r.MovedTo[r.Victim]; n > 0 {
-			s += fmt.Sprintf(" (**%s still named %s**)", thousands(n), r.Victim)
+			s += fmt.Sprintf(" (**%s still named %s**)", bench.Thousands(n), r.Victim)
 		}
 		out = append(out, s)
 	}
@@ -201,13 +203,13 @@ func clusterNotes(r ClusterResult, err error) []string {
 			"; lease renewal rounds that failed " + metricsSpan(r.Replicas, r.MetricsBefore, r.MetricsAfter, func(m replicaMetrics) int64 { return m.RenewFailed }) +
 			"; leases held " + metricsSpan(r.Replicas, r.MetricsBefore, r.MetricsAfter, func(m replicaMetrics) int64 { return m.Owned })
 		if n, ok := r.TakenOver(); ok && int(n) != r.Moved {
-			s += fmt.Sprintf(" — **the survivors took over %s trunks, %s moved**", thousands(int(n)), thousands(r.Moved))
+			s += fmt.Sprintf(" — **the survivors took over %s trunks, %s moved**", bench.Thousands(int(n)), bench.Thousands(r.Moved))
 		}
 		out = append(out, s)
 	}
 	if r.RedisKeys > 0 || err == nil {
 		out = append(out, fmt.Sprintf("%s keys of the scenario's prefixes (records, and the cluster's leases, fences, members, desired set) deleted at the end",
-			thousands(r.RedisKeys)))
+			bench.Thousands(r.RedisKeys)))
 	}
 	for i, n := range r.LogLines {
 		if n == 0 || i >= len(r.Replicas) || len(r.LastLog[i]) == 0 {
@@ -231,7 +233,7 @@ func owned(m map[string]int) string {
 		if name == "" {
 			name = "no owner"
 		}
-		parts[i] = fmt.Sprintf("%s %s", name, thousands(m[id]))
+		parts[i] = fmt.Sprintf("%s %s", name, bench.Thousands(m[id]))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -248,7 +250,7 @@ func metricsOf(ids []string, ms []replicaMetrics, f func(replicaMetrics) int64) 
 	for i, m := range ms {
 		v := "— (" + m.Err + ")"
 		if m.OK {
-			v = thousands(int(f(m)))
+			v = bench.Thousands(int(f(m)))
 		}
 		parts = append(parts, ids[i]+" "+v)
 	}
@@ -261,7 +263,7 @@ func metricsSpan(ids []string, before, after []replicaMetrics, f func(replicaMet
 		if !m.OK {
 			return "—"
 		}
-		return thousands(int(f(m)))
+		return bench.Thousands(int(f(m)))
 	}
 	parts := make([]string, 0, len(after))
 	for i := range after {

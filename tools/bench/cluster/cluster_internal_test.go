@@ -1,98 +1,16 @@
-package bench
+package cluster
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"maps"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
-	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
-	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
 	registryv1 "sipreg.dev/gen/pb/sipreg/registry/v1"
 )
-
-func TestParseCSeq(t *testing.T) {
-	for in, want := range map[string]int{"7 REGISTER": 7, " 12  register ": 12, "7 INVITE": -1, "x REGISTER": -1, "": -1, "-1 REGISTER": -1} {
-		if got := parseCSeq(in); got != want {
-			t.Errorf("parseCSeq(%q) = %d, want %d", in, got, want)
-		}
-	}
-}
-
-// register sends one REGISTER for user to q with a Call-ID and CSeq.
-func register(t *testing.T, q *okRequester, user, callID string, cseq int) {
-	t.Helper()
-	_, err := q.SendMessage(context.Background(), &requesterv2beta1.SendMessageRequest{
-		Target: "10.0.0.1:5060",
-		Message: &sipmessagev2beta1.SIPMessage{
-			CallId:     &sipmessagev2beta1.CallID{CallId: callID},
-			To:         &sipmessagev2beta1.To{Address: &sipmessagev2beta1.Address{Uri: &sipmessagev2beta1.SipURI{User: user, Host: "x"}}},
-			Expires:    &sipmessagev2beta1.Expires{Expires: 600},
-			Extensions: []*sipmessagev2beta1.Extension{{Name: "CSeq", Value: fmt.Sprintf("%d REGISTER", cseq)}},
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-}
-
-func TestTrackingRequesterWatch(t *testing.T) {
-	q := newTrackingRequester(3)
-	register(t, q, "a", "call-a", 1)
-	register(t, q, "b", "call-b", 1)
-	register(t, q, "a", "call-a", 2)
-	if last, ok := q.lastOf("a"); !ok || last.callID != "call-a" || last.cseq != 2 {
-		t.Fatalf("lastOf(a) = %+v, %v", last, ok)
-	}
-	if _, ok := q.lastOf("c"); ok {
-		t.Fatal("lastOf(c): a REGISTER that never came")
-	}
-
-	mark := time.Now()
-	done := q.watchFrom([]string{"a", "b", "c"}, mark)
-	register(t, q, "a", "call-a", 3)
-	register(t, q, "a", "call-a", 4) // not the first after the mark: ignored
-	register(t, q, "b", "call-new", 1)
-	select {
-	case <-done:
-		t.Fatal("done before c got a REGISTER")
-	default:
-	}
-	got, last := q.watched()
-	if !last.IsZero() || len(got) != 2 {
-		t.Fatalf("watched = %v, %v; want two users and no last", got, last)
-	}
-	if a := got["a"]; a.before.cseq != 2 || a.after.cseq != 3 || a.after.callID != "call-a" || a.after.at.Before(mark) {
-		t.Fatalf("a: before %+v after %+v", *a.before, *a.after)
-	}
-	if b := got["b"]; b.before.callID != "call-b" || b.after.callID != "call-new" {
-		t.Fatalf("b: before %+v after %+v", *b.before, *b.after)
-	}
-	register(t, q, "c", "call-c", 1)
-	select {
-	case <-done:
-	default:
-		t.Fatal("not done after every watched user got a REGISTER")
-	}
-	got, last = q.watched()
-	if c := got["c"]; c.before != nil || c.after.cseq != 1 || !last.Equal(c.after.at) {
-		t.Fatalf("c: %+v, last %v", c, last)
-	}
-	if q.distinct.Load() != 3 {
-		t.Fatalf("distinct %d, want 3", q.distinct.Load())
-	}
-	// Nobody to watch: done at once.
-	select {
-	case <-newTrackingRequester(1).watchFrom(nil, time.Now()):
-	default:
-		t.Fatal("watching no user: not done")
-	}
-}
 
 func TestRenewalRounds(t *testing.T) {
 	for _, tc := range []struct {
@@ -134,7 +52,7 @@ func TestPrefixesAndOwners(t *testing.T) {
 }
 
 func TestClusterRegistryConfig(t *testing.T) {
-	cfg := ClusterConfig{LeaseTTL: 10 * time.Second}
+	cfg := Config{LeaseTTL: 10 * time.Second}
 	got, err := clusterRegistryConfig(cfg, "r2", "127.0.0.1:7001", "127.0.0.1:7002", "127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", "bench-ab:")
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +85,7 @@ func TestWriteCluster(t *testing.T) {
 	before := []replicaMetrics{{OK: true, Owned: 33_000}, {OK: true, Owned: 34_000}, {OK: true, Owned: 33_000}}
 	after := []replicaMetrics{{OK: true, Owned: 50_000, Takeovers: 17_000}, {Err: "killed"},
 		{OK: true, Owned: 50_000, Takeovers: 17_000, RenewFailed: 1}}
-	r := ClusterResult{
+	r := Result{
 		Trunks: 100_000, Replicas: []string{"r1", "r2", "r3"}, LeaseTTL: 10 * time.Second, Interval: 60 * time.Second,
 		Registered: true, RegisterTime: 30 * time.Second, RedisCommands: 190_000, RedisRoundTrips: 1_890,
 		RegisterCPU:  []float64{10, 11, 12},
@@ -179,7 +97,7 @@ func TestWriteCluster(t *testing.T) {
 		FailoverTime: 13 * time.Second, Continued: 34_000, MovedTo: map[string]int{"r1": 17_000, "r3": 17_000}, MovedFrom: "r1",
 	}
 	var out bytes.Buffer
-	WriteCluster(&out, r, nil)
+	Write(&out, r, nil)
 	text := out.String()
 	for _, want := range []string{
 		"### Several replicas (3 × registry, 100,000 trunks)",
@@ -208,7 +126,7 @@ func TestWriteCluster(t *testing.T) {
 	// Fewer takeovers than trunks moved: not met, and said in the notes.
 	r.MetricsAfter = []replicaMetrics{after[0], after[1], {OK: true, Takeovers: 10_000}}
 	out.Reset()
-	WriteCluster(&out, r, nil)
+	Write(&out, r, nil)
 	if text := out.String(); !strings.Contains(text, "| 27,000 of 34,000 | = trunks moved | **not met** |") ||
 		!strings.Contains(text, "**the survivors took over 27,000 trunks, 34,000 moved**") {
 		t.Errorf("missing takeovers:\n%s", text)
@@ -216,7 +134,7 @@ func TestWriteCluster(t *testing.T) {
 
 	// Nothing measured: every line says so, and the error is in the notes.
 	out.Reset()
-	WriteCluster(&out, ClusterResult{Trunks: 10, Replicas: []string{"r1", "r2", "r3"}, LeaseTTL: 10 * time.Second},
+	Write(&out, Result{Trunks: 10, Replicas: []string{"r1", "r2", "r3"}, LeaseTTL: 10 * time.Second},
 		fmt.Errorf("replica r2: %w", errors.New("registry exited early")))
 	text = out.String()
 	notMeasuredLines := 0
@@ -236,7 +154,7 @@ func TestWriteCluster(t *testing.T) {
 	r.MetricsAfter = after
 	r.FailoverComplete, r.Refreshed, r.FailoverTimeout, r.Continued = false, 30_000, time.Minute, 30_000
 	out.Reset()
-	WriteCluster(&out, r, nil)
+	Write(&out, r, nil)
 	if text := out.String(); !strings.Contains(text, "| > 60 (30,000 of 34,000) | ≤ 12 (lease TTL 10 s + 2 s) | **not met** |") ||
 		!strings.Contains(text, "| 34,000; 30,000 | all | **not met** |") {
 		t.Errorf("incomplete failover:\n%s", text)
@@ -289,40 +207,5 @@ func TestReadListing(t *testing.T) {
 	}, users)
 	if !maps.Equal(l.owned, map[string]int{"r1": 1, "r2": 2, "": 1}) || l.agree != 2 || l.owners["t3"] != "r2" {
 		t.Fatalf("readListing = %+v", l)
-	}
-}
-
-// TestRedisConnCountsItsCommands needs Redis (REDIS_ADDR, else 127.0.0.1:6379); it is
-// skipped without one. The commands the bench's connection writes are what Redis counts
-// of it: HELLO and PING when it connects, then each INFO in the reading after it.
-func TestRedisConnCountsItsCommands(t *testing.T) {
-	addr := os.Getenv("REDIS_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:6379"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	rc, err := dialRedis(ctx, addr)
-	if err != nil {
-		t.Skipf("no Redis: %v", err)
-	}
-	defer rc.close()
-	if n := rc.sent.Load(); n != 2 {
-		t.Fatalf("after connecting: %d commands sent, want 2 (HELLO, PING)", n)
-	}
-	a, err := rc.stats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := rc.stats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.own != 2 || b.own != 3 {
-		t.Fatalf("own = %d then %d, want 2 then 3", a.own, b.own)
-	}
-	// Other clients of a shared Redis may run commands in between, never fewer than none.
-	if total, _ := b.since(a); total < 0 || b.total-a.total < 1 {
-		t.Fatalf("since = %d (totals %d, %d): the bench's INFO is not taken out right", total, a.total, b.total)
 	}
 }

@@ -1,4 +1,15 @@
-package bench
+// Package cluster is the bench's several-replicas scenario: Replicas registry
+// processes in cluster mode share the trunks on one Redis, each reaching it through the
+// bench's counting proxy (bench/redisproxy). It measures what running several
+// replicas costs and whether a replica's loss is survived: the time until every trunk
+// is registered, the Redis commands and round trips per registration and per
+// lease-renewal round, each replica's idle CPU, and the failover after a SIGKILL of
+// the replica owning the most trunks (every trunk it owned REGISTERed again within the
+// lease TTL plus TargetFailoverSlack, each continuing its binding). Ownership is read
+// from the replicas' control API and /metrics. The single-replica bench (package
+// bench) supplies the fakes, the registry's config and the report's helpers; Write
+// prints this scenario's table after bench.Write's.
+package cluster
 
 import (
 	"context"
@@ -13,25 +24,31 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"sipreg.dev/tools/bench"
+	"sipreg.dev/tools/bench/fakes"
+	"sipreg.dev/tools/bench/proc"
+	"sipreg.dev/tools/bench/redisconn"
+	"sipreg.dev/tools/bench/redisproxy"
 )
 
 // The several-replicas scenario.
 const (
-	// ClusterReplicas is how many registry replicas share the trunks.
-	ClusterReplicas = 3
+	// Replicas is how many registry replicas share the trunks.
+	Replicas = 3
 	// DefaultLeaseTTL is the replicas' spec.leaseTTL.
 	DefaultLeaseTTL = 10 * time.Second
-	// DefaultClusterIdle is the default idle window.
-	DefaultClusterIdle = 60 * time.Second
+	// DefaultIdle is the default idle window.
+	DefaultIdle = 60 * time.Second
 	// TargetFailoverSlack: a SIGKILLed replica's trunks are all REGISTERed again within
 	// the lease TTL plus this (12 s with the default lease TTL).
 	TargetFailoverSlack = 2 * time.Second
 )
 
-// ClusterConfig is the several-replicas scenario: ClusterReplicas registries in
+// Config is the several-replicas scenario: Replicas registries in
 // cluster mode share Trunks trunks on one Redis, each reaching it through the bench's
 // counting proxy.
-type ClusterConfig struct {
+type Config struct {
 	// Registry is the path of the registry binary.
 	Registry string
 	// Trunks is how many trunks the fake API serves (all sendRegister).
@@ -47,7 +64,7 @@ type ClusterConfig struct {
 	// Timeout bounds the registration phase, from the first FindBy.
 	Timeout time.Duration
 	// Idle is the idle window, rounded to whole lease-renewal periods (LeaseTTL/3),
-	// at least one (0: DefaultClusterIdle).
+	// at least one (0: DefaultIdle).
 	Idle time.Duration
 	// FailoverTimeout bounds the wait for the killed replica's trunks to be
 	// REGISTERed again (0: six lease TTLs).
@@ -70,28 +87,28 @@ func clusterPrefix(keyPrefix string) string {
 	return strings.TrimSuffix(keyPrefix, ":") + "-cluster:"
 }
 
-// RunCluster runs the several-replicas scenario: it starts the fakes and
-// ClusterReplicas registries in cluster mode on one Redis (through the counting
+// Run runs the several-replicas scenario: it starts the fakes and
+// Replicas registries in cluster mode on one Redis (through the counting
 // proxy), waits until every trunk is registered, measures an idle window, SIGKILLs
 // the replica owning the most trunks and waits until each of its trunks is
 // REGISTERed again, then stops the others (SIGTERM) and deletes the scenario's Redis
 // keys. It fails only when the scenario cannot be measured; res holds the phases
 // measured before.
-func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err error) {
+func Run(ctx context.Context, cfg Config) (res Result, err error) {
 	if cfg.LeaseTTL <= 0 {
 		cfg.LeaseTTL = DefaultLeaseTTL
 	}
 	if cfg.Idle <= 0 {
-		cfg.Idle = DefaultClusterIdle
+		cfg.Idle = DefaultIdle
 	}
 	if cfg.FailoverTimeout <= 0 {
 		cfg.FailoverTimeout = 6 * cfg.LeaseTTL
 	}
-	res = ClusterResult{Trunks: cfg.Trunks, LeaseTTL: cfg.LeaseTTL, Interval: cfg.Interval, FailoverTimeout: cfg.FailoverTimeout}
+	res = Result{Trunks: cfg.Trunks, LeaseTTL: cfg.LeaseTTL, Interval: cfg.Interval, FailoverTimeout: cfg.FailoverTimeout}
 	if res.Interval <= 0 {
-		res.Interval = DefaultRegisterInterval
+		res.Interval = bench.DefaultRegisterInterval
 	}
-	for i := range ClusterReplicas {
+	for i := range Replicas {
 		res.Replicas = append(res.Replicas, fmt.Sprintf("r%d", i+1))
 	}
 	if cfg.Trunks < 1 {
@@ -102,22 +119,22 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 	}
 	progress := func(format string, args ...any) {
 		if cfg.Progress != nil {
-			fmt.Fprintf(cfg.Progress, "bench: cluster, %d × registry, %d trunks: %s\n", ClusterReplicas, cfg.Trunks, fmt.Sprintf(format, args...))
+			fmt.Fprintf(cfg.Progress, "bench: cluster, %d × registry, %d trunks: %s\n", Replicas, cfg.Trunks, fmt.Sprintf(format, args...))
 		}
 	}
 
 	// Redis: the replicas reach it through the counting proxy, the bench straight.
-	rc, err := dialRedis(ctx, cfg.RedisAddr)
+	rc, err := redisconn.Dial(ctx, cfg.RedisAddr)
 	if err != nil {
 		return res, err
 	}
-	defer rc.close()
-	proxy, err := startRedisProxy(cfg.RedisAddr)
+	defer rc.Close()
+	proxy, err := redisproxy.Start(cfg.RedisAddr)
 	if err != nil {
 		return res, err
 	}
-	defer proxy.close()
-	prefix := "bench-" + randomHex(6) + ":"
+	defer proxy.Close()
+	prefix := "bench-" + bench.RandomHex(6) + ":"
 
 	// The fakes, in process.
 	var pids atomic.Pointer[[]int]
@@ -130,7 +147,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 	// rcFirst keeps the first sample and the clean-up of a scenario that ends early
 	// off rc at the same time; otherwise rc is used only after firstDone is closed.
 	var rcFirst sync.Mutex
-	watch := newFindByWatch(func(at time.Time) {
+	watch := fakes.NewFindByWatch(func(at time.Time) {
 		// In fakeapi's handler, before it answers: nothing of the phase has happened.
 		rcFirst.Lock()
 		defer rcFirst.Unlock()
@@ -144,8 +161,8 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 		first.point, first.err = sampleCluster(*p, proxy, rc)
 	})
 	progress("generating trunks")
-	req := newTrackingRequester(cfg.Trunks)
-	apiAddr, reqAddr, stopFakes, err := serveFakes(cfg.Trunks, watch, req)
+	req := fakes.NewTrackingRequester(cfg.Trunks)
+	apiAddr, reqAddr, stopFakes, err := fakes.Serve(cfg.Trunks, watch, req)
 	if err != nil {
 		return res, err
 	}
@@ -166,19 +183,19 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 			err = serr
 		}
 		for i, rp := range reps {
-			res.LogLines[i], res.LastLog[i] = rp.reg.output()
+			res.LogLines[i], res.LastLog[i] = rp.reg.Output()
 		}
 		rcFirst.Lock()
 		defer rcFirst.Unlock()
 		for _, p := range []string{prefix, clusterPrefix(prefix)} {
-			n, derr := rc.deletePrefix(p)
+			n, derr := rc.DeletePrefix(p)
 			res.RedisKeys += n
 			if derr != nil && err == nil {
 				err = fmt.Errorf("delete the scenario's Redis keys (prefix %s): %w", p, derr)
 			}
 		}
 	}()
-	progress("starting %d replicas of %s", ClusterReplicas, cfg.Registry)
+	progress("starting %d replicas of %s", Replicas, cfg.Registry)
 	for _, id := range res.Replicas {
 		rp := &replica{id: id}
 		if rp.control, err = freeAddr(); err != nil {
@@ -187,7 +204,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 		if rp.metrics, err = freeAddr(); err != nil {
 			return res, err
 		}
-		yaml, err := clusterRegistryConfig(cfg, id, rp.control, rp.metrics, reqAddr, apiAddr, proxy.addr(), prefix)
+		yaml, err := clusterRegistryConfig(cfg, id, rp.control, rp.metrics, reqAddr, apiAddr, proxy.Addr(), prefix)
 		if err != nil {
 			return res, err
 		}
@@ -195,20 +212,20 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 			return res, err
 		}
-		if rp.reg, err = startRegistry(cfg.Registry, path); err != nil {
+		if rp.reg, err = proc.Start(cfg.Registry, path); err != nil {
 			return res, fmt.Errorf("replica %s: %w", id, err)
 		}
 		reps = append(reps, rp)
 	}
 	all := make([]int, len(reps))
 	for i, rp := range reps {
-		all[i] = rp.reg.pid
+		all[i] = rp.reg.PID()
 	}
 	pids.Store(&all)
 	exits := watchExits(reps)
 
 	// Phase 1: the first FindBy (the discovery leader's).
-	if err := exits.wait(ctx, firstDone, startTimeout+cfg.LeaseTTL, "the first FindBy"); err != nil {
+	if err := exits.wait(ctx, firstDone, bench.StartTimeout+cfg.LeaseTTL, "the first FindBy"); err != nil {
 		return res, err
 	}
 	if first.err != nil {
@@ -217,33 +234,33 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 	progress("first FindBy; registering")
 
 	// Phase 2: every trunk answered OK.
-	if err := exits.wait(ctx, req.done, cfg.Timeout-time.Since(first.at), "every trunk to be registered"); err != nil {
-		if errors.Is(err, errTimeout) {
+	if err := exits.wait(ctx, req.Done(), cfg.Timeout-time.Since(first.at), "every trunk to be registered"); err != nil {
+		if errors.Is(err, bench.ErrTimeout) {
 			return res, fmt.Errorf("%w: only %d of %d within %s of the first FindBy (%d REGISTERs)",
-				ErrIncomplete, req.distinct.Load(), cfg.Trunks, cfg.Timeout, req.calls.Load())
+				bench.ErrIncomplete, req.Distinct(), cfg.Trunks, cfg.Timeout, req.Calls())
 		}
 		return res, err
 	}
 	res.Registered = true
-	res.RegisterTime = req.doneAt.Sub(first.at)
-	res.FirstRegister = req.first().Sub(first.at)
-	res.Registers = req.calls.Load()
+	res.RegisterTime = req.DoneAt().Sub(first.at)
+	res.FirstRegister = req.First().Sub(first.at)
+	res.Registers = req.Calls()
 	progress("registered in %.2f s; waiting for the replicas to be quiet", res.RegisterTime.Seconds())
 
 	// Phase 3: quiet again (last records written).
-	end, err := settleCluster(ctx, exits, all, proxy, req.doneAt)
+	end, err := settleCluster(ctx, exits, all, proxy, req.DoneAt())
 	if err != nil {
 		return res, err
 	}
-	if end.redis, err = rc.stats(); err != nil {
+	if end.redis, err = rc.Stats(); err != nil {
 		return res, err
 	}
-	res.Settle, res.Settled = end.at.Sub(req.doneAt), end.quiet
+	res.Settle, res.Settled = end.at.Sub(req.DoneAt()), end.quiet
 	res.RegisterCPU = minus(end.cpu, first.point.cpu)
-	res.FindBysDuringPhase = watch.count()
-	d := end.proxy.since(first.point.proxy)
-	res.RedisCommands, res.RedisRoundTrips, res.RedisByCommand = d.commands, d.trips, d.byName
-	res.RedisServerCommands, _ = end.redis.since(first.point.redis)
+	res.FindBysDuringPhase = watch.Count()
+	d := end.proxy.Since(first.point.proxy)
+	res.RedisCommands, res.RedisRoundTrips, res.RedisByCommand = d.Commands, d.Trips, d.ByName
+	res.RedisServerCommands, _ = end.redis.Since(first.point.redis)
 
 	// Phase 4: an idle window of whole lease-renewal periods. Each replica renews
 	// (and heartbeats) once per period, on its own ticker, so a window of n periods
@@ -254,7 +271,7 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 	if err != nil {
 		return res, err
 	}
-	findBysA, callsA := watch.count(), req.calls.Load()
+	findBysA, callsA := watch.Count(), req.Calls()
 	if err := exits.sleepUntil(ctx, a.at.Add(res.IdleWindow)); err != nil {
 		return res, err
 	}
@@ -265,11 +282,11 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 	res.IdleMeasured = true
 	res.IdleWindow = b.at.Sub(a.at)
 	res.IdleCPU = minus(b.cpu, a.cpu)
-	d = b.proxy.since(a.proxy)
-	res.IdleRedisCommands, res.IdleRedisRoundTrips, res.IdleRedisByCommand = d.commands, d.trips, d.byName
-	res.IdleRedisServerCommands, _ = b.redis.since(a.redis)
-	res.IdleFindBys = watch.count() - findBysA
-	res.IdleRegisters = req.calls.Load() - callsA
+	d = b.proxy.Since(a.proxy)
+	res.IdleRedisCommands, res.IdleRedisRoundTrips, res.IdleRedisByCommand = d.Commands, d.Trips, d.ByName
+	res.IdleRedisServerCommands, _ = b.redis.Since(a.redis)
+	res.IdleFindBys = watch.Count() - findBysA
+	res.IdleRegisters = req.Calls() - callsA
 
 	// Phases 5 and 6: who owns what; SIGKILL the owner of the most trunks and
 	// measure the failover.
@@ -281,9 +298,9 @@ func RunCluster(ctx context.Context, cfg ClusterConfig) (res ClusterResult, err 
 
 // clusterRegistryConfig renders one replica's config: the single-replica bench's
 // config with the redis cache behind redisAddr (the proxy), plus cluster mode.
-func clusterRegistryConfig(cfg ClusterConfig, id, control, metrics, requesterAddr, apiAddr, redisAddr, keyPrefix string) (string, error) {
-	base, err := registryConfig(Config{Cache: CacheRedis, Interval: cfg.Interval, MemoryLimit: cfg.MemoryLimit,
-		controlAddr: control, httpAddr: metrics}, requesterAddr, apiAddr, redisAddr, keyPrefix)
+func clusterRegistryConfig(cfg Config, id, control, metrics, requesterAddr, apiAddr, redisAddr, keyPrefix string) (string, error) {
+	base, err := bench.RegistryConfig(bench.Config{Cache: bench.CacheRedis, Interval: cfg.Interval, MemoryLimit: cfg.MemoryLimit,
+		ControlAddr: control, HTTPAddr: metrics}, requesterAddr, apiAddr, redisAddr, keyPrefix)
 	if err != nil {
 		return "", err
 	}

@@ -1,17 +1,20 @@
-package bench
+package cluster
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"time"
+
+	"sipreg.dev/tools/bench"
+	"sipreg.dev/tools/bench/fakes"
 )
 
 // failover reads who owns what (every page of ListRegistrations through the first
 // replica, and each replica's /metrics), SIGKILLs the replica owning the most trunks,
 // waits until each of its trunks is REGISTERed again, and reads where they went. It
 // fills res's ownership and failover fields.
-func failover(ctx context.Context, cfg ClusterConfig, res *ClusterResult, reps []*replica, req *okRequester,
+func failover(ctx context.Context, cfg Config, res *Result, reps []*replica, req *fakes.OKRequester,
 	progress func(format string, args ...any)) error {
 	// Phase 5: who owns what, from every page of ListRegistrations through the first
 	// replica (its mirror holds every trunk's record with its owner), and each
@@ -47,7 +50,7 @@ func failover(ctx context.Context, cfg ClusterConfig, res *ClusterResult, reps [
 	var watchUsers []string
 	for _, ref := range byOwner[victim] {
 		u := users[ref]
-		if _, ok := req.lastOf(u); u == "" || !ok {
+		if _, ok := req.LastOf(u); u == "" || !ok {
 			res.Unmatched++
 			continue
 		}
@@ -61,17 +64,17 @@ func failover(ctx context.Context, cfg ClusterConfig, res *ClusterResult, reps [
 	}
 	survivorExits := watchExits(survivors)
 	progress("SIGKILL %s (owns %d trunks); waiting up to %s for its trunks to be REGISTERed again", victim, res.Moved, cfg.FailoverTimeout)
-	callsBefore := req.calls.Load()
+	callsBefore := req.Calls()
 	killedAt := time.Now()
-	refreshed := req.watchFrom(watchUsers, killedAt)
+	refreshed := req.WatchFrom(watchUsers, killedAt)
 	killed.killed = true
-	killed.reg.kill()
+	killed.reg.Kill()
 	werr := survivorExits.wait(ctx, refreshed, cfg.FailoverTimeout-time.Since(killedAt), "the killed replica's trunks")
-	if werr != nil && !errors.Is(werr, errTimeout) {
+	if werr != nil && !errors.Is(werr, bench.ErrTimeout) {
 		return werr
 	}
-	res.FailoverRegisters = req.calls.Load() - callsBefore
-	refreshedRegs, last := req.watched()
+	res.FailoverRegisters = req.Calls() - callsBefore
+	refreshedRegs, last := req.Watched()
 	res.FailoverMeasured = true
 	res.FailoverComplete = werr == nil && res.Unmatched == 0
 	res.Refreshed = len(refreshedRegs)
@@ -80,10 +83,10 @@ func failover(ctx context.Context, cfg ClusterConfig, res *ClusterResult, reps [
 	}
 	firstAt := time.Time{}
 	for _, e := range refreshedRegs {
-		if firstAt.IsZero() || e.after.at.Before(firstAt) {
-			firstAt = e.after.at
+		if firstAt.IsZero() || e.After.At.Before(firstAt) {
+			firstAt = e.After.At
 		}
-		if b := e.before; b != nil && b.cseq >= 0 && e.after.callID == b.callID && e.after.cseq > b.cseq {
+		if b := e.Before; b != nil && b.CSeq >= 0 && e.After.CallID == b.CallID && e.After.CSeq > b.CSeq {
 			res.Continued++
 		}
 	}
@@ -93,7 +96,7 @@ func failover(ctx context.Context, cfg ClusterConfig, res *ClusterResult, reps [
 	// Where the trunks went: the survivors' takeovers, and every page of
 	// ListRegistrations through the first survivor. A new owner's record reaches the
 	// survivor's mirror a moment after its REGISTER was answered, so the listing is
-	// read again, up to settleMax, until no moved trunk names the killed replica.
+	// read again, up to bench.SettleMax, until no moved trunk names the killed replica.
 	res.MetricsAfter = scrapeAll(ctx, reps)
 	res.MovedFrom = survivors[0].id
 	listedAt := time.Now()
@@ -107,10 +110,10 @@ func failover(ctx context.Context, cfg ClusterConfig, res *ClusterResult, reps [
 			res.MovedTo[after[ref]]++
 		}
 		res.MovedListedIn = time.Since(listedAt)
-		if res.MovedTo[victim] == 0 || res.MovedListedIn >= settleMax {
+		if res.MovedTo[victim] == 0 || res.MovedListedIn >= bench.SettleMax {
 			break
 		}
-		if err := survivorExits.sleepUntil(ctx, time.Now().Add(10*settlePoll)); err != nil {
+		if err := survivorExits.sleepUntil(ctx, time.Now().Add(10*bench.SettlePoll)); err != nil {
 			return err
 		}
 	}

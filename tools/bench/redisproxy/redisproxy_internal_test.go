@@ -1,4 +1,4 @@
-package bench
+package redisproxy
 
 import (
 	"bufio"
@@ -20,16 +20,16 @@ const stream = "*3\r\n$3\r\nSET\r\n$5\r\nk:one\r\n$4\r\na\r\nb\r\n" +
 func TestRespCounterAnySplit(t *testing.T) {
 	want := []string{"set", "get", "ping", "hello"}
 	for cut := range len(stream) + 1 {
-		var c respCounter
-		got := append(c.feed([]byte(stream[:cut])), c.feed([]byte(stream[cut:]))...)
+		var c CommandCounter
+		got := append(c.Feed([]byte(stream[:cut])), c.Feed([]byte(stream[cut:]))...)
 		if !slices.Equal(got, want) {
 			t.Fatalf("split at %d: %v, want %v", cut, got, want)
 		}
 	}
-	var c respCounter
+	var c CommandCounter
 	var got []string
 	for i := range len(stream) {
-		got = append(got, c.feed([]byte{stream[i]})...)
+		got = append(got, c.Feed([]byte{stream[i]})...)
 	}
 	if !slices.Equal(got, want) {
 		t.Fatalf("byte by byte: %v, want %v", got, want)
@@ -40,12 +40,12 @@ func TestRespCounterAnySplit(t *testing.T) {
 // end, however the stream is cut.
 func TestRespCounterWholeCommands(t *testing.T) {
 	for cut := range len(stream) + 1 {
-		var c respCounter
-		c.feed([]byte(stream[:cut]))
+		var c CommandCounter
+		c.Feed([]byte(stream[:cut]))
 		if c.whole > c.begun || c.begun > c.whole && !c.midCommand() {
 			t.Fatalf("cut at %d: begun %d, whole %d, mid-command %v", cut, c.begun, c.whole, c.midCommand())
 		}
-		c.feed([]byte(stream[cut:]))
+		c.Feed([]byte(stream[cut:]))
 		if c.begun != 4 || c.whole != 4 || c.midCommand() {
 			t.Fatalf("cut at %d: begun %d, whole %d, mid-command %v; want 4, 4, false", cut, c.begun, c.whole, c.midCommand())
 		}
@@ -100,14 +100,14 @@ func fakeRedis(t *testing.T) string {
 			}
 			go func() {
 				defer conn.Close()
-				var c respCounter
+				var c CommandCounter
 				buf := make([]byte, 4096)
 				for {
 					n, err := conn.Read(buf)
 					if n > 0 {
 						// Each command is answered as soon as it is whole, as Redis does.
 						before := c.whole
-						c.feed(buf[:n])
+						c.Feed(buf[:n])
 						if _, err := io.WriteString(conn, strings.Repeat("+OK\r\n", int(c.whole-before))); err != nil {
 							return
 						}
@@ -124,14 +124,14 @@ func fakeRedis(t *testing.T) string {
 
 // dialProxy starts a proxy in front of a fake Redis and connects to it; both close
 // when the test ends.
-func dialProxy(t *testing.T) (*redisProxy, net.Conn, *bufio.Reader) {
+func dialProxy(t *testing.T) (*Proxy, net.Conn, *bufio.Reader) {
 	t.Helper()
-	p, err := startRedisProxy(fakeRedis(t))
+	p, err := Start(fakeRedis(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(p.close)
-	conn, err := net.Dial("tcp", p.addr())
+	t.Cleanup(p.Close)
+	conn, err := net.Dial("tcp", p.Addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,15 +154,15 @@ func TestRedisProxyCountsRoundTrips(t *testing.T) {
 	}
 	exchange(stream, 4)                           // one pipeline: one round trip
 	exchange("*2\r\n$3\r\nGET\r\n$1\r\nk\r\n", 1) // then one more
-	got := p.counts()
-	if got.commands != 5 || got.trips != 2 {
-		t.Fatalf("commands %d, round trips %d; want 5 and 2", got.commands, got.trips)
+	got := p.Counts()
+	if got.Commands != 5 || got.Trips != 2 {
+		t.Fatalf("commands %d, round trips %d; want 5 and 2", got.Commands, got.Trips)
 	}
 	want := map[string]int64{"set": 1, "get": 2, "ping": 1, "hello": 1}
-	if !maps.Equal(got.byName, want) {
-		t.Fatalf("by name %v, want %v", got.byName, want)
+	if !maps.Equal(got.ByName, want) {
+		t.Fatalf("by name %v, want %v", got.ByName, want)
 	}
-	if d := got.since(proxyCounts{commands: 1, trips: 1, byName: map[string]int64{"get": 2}}); d.commands != 4 || d.trips != 1 || len(d.byName) != 3 {
+	if d := got.Since(Counts{Commands: 1, Trips: 1, ByName: map[string]int64{"get": 2}}); d.Commands != 4 || d.Trips != 1 || len(d.ByName) != 3 {
 		t.Fatalf("since = %+v", d)
 	}
 }
@@ -197,12 +197,12 @@ func TestRedisProxyPipelineInChunks(t *testing.T) {
 	read(1)
 	write(set[2:])
 	read(1)
-	if got := p.counts(); got.commands != 4 || got.trips != 1 {
-		t.Fatalf("commands %d, round trips %d; want 4 in one round trip", got.commands, got.trips)
+	if got := p.Counts(); got.Commands != 4 || got.Trips != 1 {
+		t.Fatalf("commands %d, round trips %d; want 4 in one round trip", got.Commands, got.Trips)
 	}
 	write(set)
 	read(1)
-	if got := p.counts(); got.commands != 5 || got.trips != 2 {
-		t.Fatalf("commands %d, round trips %d; want 5 in two round trips", got.commands, got.trips)
+	if got := p.Counts(); got.Commands != 5 || got.Trips != 2 {
+		t.Fatalf("commands %d, round trips %d; want 5 in two round trips", got.Commands, got.Trips)
 	}
 }
