@@ -13,7 +13,7 @@ import (
 
 	"sipreg.dev/services/registry/internal/cluster"
 	"sipreg.dev/services/registry/internal/registration"
-	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/store/recordfmt"
 	"sipreg.dev/services/registry/internal/store/storetest"
 )
 
@@ -212,8 +212,8 @@ func TestFollowChangesBinaryRecords(t *testing.T) {
 				t.Errorf("put[%d]: %s", i, d)
 			}
 			stored, err := b.raw.Get(ctx, b.prefix+"rec:"+want.TrunkRef).Bytes()
-			if err != nil || len(stored) == 0 || stored[0] != store.RecordVersion {
-				t.Errorf("%s stored as %q, %v; want format version %d", want.TrunkRef, stored, err, store.RecordVersion)
+			if err != nil || len(stored) == 0 || stored[0] != recordfmt.Version {
+				t.Errorf("%s stored as %q, %v; want format version %d", want.TrunkRef, stored, err, recordfmt.Version)
 			}
 		}
 	})

@@ -38,7 +38,7 @@
 //	                         as published by the leader. No TTL.
 //
 // Record keys are the store's: storePrefix+ref, written with the value and TTL of
-// store.EncodeRecord.
+// recordfmt.Encode.
 //
 // # Lua scripts and hash slots
 //

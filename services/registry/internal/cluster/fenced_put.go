@@ -9,6 +9,7 @@ import (
 
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/store/recordfmt"
 )
 
 // fencedPutScript writes each record whose lease holds the writer's value, and
@@ -18,7 +19,7 @@ import (
 // lease key of each record, in turn. ARGV: the channel, the message's head,
 // then per record the expected lease value, the record's value and its TTL in
 // ms. Returns a string with '1' for each record written and '0' for each
-// refused. It reads nothing of a value: values are binary (store.EncodeRecord).
+// refused. It reads nothing of a value: values are binary (recordfmt.Encode).
 // #v is the length of v in bytes, which Lua writes in decimal without a
 // fraction (values are far below 2^53).
 var fencedPutScript = redis.NewScript(`
@@ -86,7 +87,7 @@ func (c *Cluster) checkStorePrefix(ctx context.Context, storePrefix string) erro
 }
 
 // FencedPutMany writes records as the store does (key storePrefix+TrunkRef,
-// value and TTL of store.EncodeRecord with grace; grace <= 0 means
+// value and TTL of recordfmt.Encode with grace; grace <= 0 means
 // store.DefaultTTLGrace), each only if the lease of its TrunkRef is held in
 // Redis by this replica with rec.Fence: the check and the write are one Lua
 // call per 500 records (8 calls per round trip). Owner is set to ID() in what
@@ -111,7 +112,7 @@ func (c *Cluster) FencedPutMany(ctx context.Context, storePrefix string, recs []
 			return nil, fmt.Errorf("cluster fenced put: record %d: empty trunk ref", i)
 		}
 		rec.Owner = c.id
-		value, ttl, err := store.EncodeRecord(rec, now, grace)
+		value, ttl, err := recordfmt.Encode(rec, now, grace)
 		if err != nil {
 			return nil, fmt.Errorf("cluster fenced put %s: %w", rec.TrunkRef, err)
 		}

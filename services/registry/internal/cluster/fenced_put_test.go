@@ -9,6 +9,7 @@ import (
 	"sipreg.dev/services/registry/internal/cluster"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/store/recordfmt"
 )
 
 func TestFencedPutManyRefusedAfterTakeover(t *testing.T) {
@@ -52,7 +53,7 @@ func TestFencedPutManyRefusedAfterTakeover(t *testing.T) {
 			t.Errorf("t1 after A's write: owner %q fence %d reason %q", rec.Owner, rec.Fence, rec.LastReason)
 		}
 		// The value and TTL are the store's own.
-		want, wantTTL, err := store.EncodeRecord(rec, written, grace)
+		want, wantTTL, err := recordfmt.Encode(rec, written, grace)
 		if err != nil {
 			t.Fatal(err)
 		}

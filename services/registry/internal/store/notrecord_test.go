@@ -16,6 +16,7 @@ import (
 	"sipreg.dev/services/registry/internal/redistest"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/store/recordfmt"
 	"sipreg.dev/services/registry/internal/store/storetest"
 )
 
@@ -115,7 +116,7 @@ func testSkips(t *testing.T, s *store.Redis, prefix string, log *skipLog, exactT
 	if _, err := s.PutMany(ctx, []registration.Record{good["trunk-1"], good["trunk-2"]}); err != nil {
 		t.Fatalf("PutMany: %v", err)
 	}
-	elsewhere, _, err := store.EncodeRecord(storetest.Record("trunk-elsewhere"), fixedClock, time.Hour)
+	elsewhere, _, err := recordfmt.Encode(storetest.Record("trunk-elsewhere"), fixedClock, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func testSkips(t *testing.T, s *store.Redis, prefix string, log *skipLog, exactT
 			if !errors.Is(reason, store.ErrCorrupt) || !strings.HasPrefix(reason.Error(), bad[ref]) {
 				t.Errorf("%s reported %s: %v; want ErrCorrupt, %q", op, ref, reason, bad[ref])
 			}
-			if version := strings.Contains(bad[ref], "version"); errors.Is(reason, store.ErrUnknownVersion) != version {
+			if version := strings.Contains(bad[ref], "version"); errors.Is(reason, recordfmt.ErrUnknownVersion) != version {
 				t.Errorf("%s reported %s: %v; matches ErrUnknownVersion: %v, want %v",
 					op, ref, reason, !version, version)
 			}
@@ -273,7 +274,7 @@ func testSkips(t *testing.T, s *store.Redis, prefix string, log *skipLog, exactT
 
 // TestRedisOldRecordLoads reads a record written before records carried a
 // format version: Get, GetMany and List all load it, and a Put writes it back
-// in the format of RecordVersion, which reads back as the same record.
+// in the format of recordfmt.Version, which reads back as the same record.
 func TestRedisOldRecordLoads(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, b backend) {
 		var log skipLog
@@ -308,10 +309,10 @@ func TestRedisOldRecordLoads(t *testing.T) {
 		if err != nil {
 			t.Fatalf("raw GET: %v", err)
 		}
-		if len(value) == 0 || value[0] != store.RecordVersion {
-			t.Errorf("written back as %q; want the byte %d first", value, store.RecordVersion)
+		if len(value) == 0 || value[0] != recordfmt.Version {
+			t.Errorf("written back as %q; want the byte %d first", value, recordfmt.Version)
 		}
-		if back, err := store.DecodeRecord(value); err != nil || storetest.Diff(back, want) != "" {
+		if back, err := recordfmt.Decode(value); err != nil || storetest.Diff(back, want) != "" {
 			t.Errorf("written back as %q: %+v, %v", value, back, err)
 		}
 	})

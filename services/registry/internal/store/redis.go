@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"sipreg.dev/services/registry/internal/registration"
+	"sipreg.dev/services/registry/internal/store/recordfmt"
 )
 
 // The defaults of RedisOptions.
@@ -64,8 +65,8 @@ type RedisOptions struct {
 	// OnSkip, when not nil, is told of each key under Prefix that holds no
 	// record this code can read (another type than string, a value that is not
 	// a record, a record of another trunk or of an unknown version): the full Redis
-	// key, and a reason wrapping ErrCorrupt (and ErrUnknownVersion for an
-	// unknown version). List and GetMany skip such a key and Get returns the
+	// key, and a reason wrapping ErrCorrupt (and recordfmt.ErrUnknownVersion
+	// for an unknown version). List and GetMany skip such a key and Get returns the
 	// reason; each call reports each such key once, just before it returns,
 	// and only when it does not fail otherwise. It runs on the goroutine of the
 	// call, so concurrent calls may run it at once: it must be safe for
@@ -149,7 +150,7 @@ func (o RedisOptions) universal() *redis.UniversalOptions {
 
 // Redis is a Store in Redis (single server, Sentinel or Cluster): each record is
 // a string under Prefix+TrunkRef, with a TTL, holding the registration.Record
-// in the format of EncodeRecord (a version byte and a protobuf; older JSON
+// in the format of recordfmt.Encode (a version byte and a protobuf; older JSON
 // records are still read).
 type Redis struct {
 	client redis.UniversalClient
@@ -223,7 +224,7 @@ func (r *Redis) TTLGrace() time.Duration { return r.opts.TTLGrace }
 
 func (r *Redis) key(trunkRef string) string { return r.opts.Prefix + trunkRef }
 
-// ttl is how long Redis keeps rec when written now (see recordTTL).
+// ttl is how long Redis keeps rec when written now (see recordfmt.TTL).
 func (r *Redis) ttl(rec registration.Record) time.Duration {
-	return recordTTL(rec, r.opts.Now(), r.opts.TTLGrace)
+	return recordfmt.TTL(rec, r.opts.Now(), r.opts.TTLGrace)
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"sipreg.dev/services/registry/internal/registration"
+	"sipreg.dev/services/registry/internal/store/recordfmt"
 )
 
 // Get returns the record of trunkRef, an error wrapping ErrNotFound, or one
@@ -223,7 +224,7 @@ func (r *Redis) scan(ctx context.Context) ([]string, error) {
 // decode reads back the record stored under the key of trunkRef. Every error
 // wraps ErrCorrupt.
 func decode(trunkRef string, data []byte) (registration.Record, error) {
-	rec, err := DecodeRecord(data)
+	rec, err := recordfmt.Decode(data)
 	switch {
 	case err != nil:
 		return registration.Record{}, err

@@ -8,6 +8,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"sipreg.dev/services/registry/internal/registration"
+	"sipreg.dev/services/registry/internal/store/recordfmt"
 )
 
 // Put writes one record with its TTL, in one round trip.
@@ -18,7 +19,7 @@ func (r *Redis) Put(ctx context.Context, rec registration.Record) error {
 	if rec.TrunkRef == "" {
 		return fmt.Errorf("redis put: %w", errEmptyTrunkRef)
 	}
-	data, ttl, err := EncodeRecord(rec, r.opts.Now(), r.opts.TTLGrace)
+	data, ttl, err := recordfmt.Encode(rec, r.opts.Now(), r.opts.TTLGrace)
 	if err != nil {
 		return fmt.Errorf("redis put %s: %w", rec.TrunkRef, err)
 	}
@@ -44,7 +45,7 @@ func (r *Redis) PutMany(ctx context.Context, recs []registration.Record) ([]stri
 		if rec.TrunkRef == "" {
 			return nil, fmt.Errorf("redis put many: record %d: %w", i, errEmptyTrunkRef)
 		}
-		data, ttl, err := EncodeRecord(rec, now, r.opts.TTLGrace)
+		data, ttl, err := recordfmt.Encode(rec, now, r.opts.TTLGrace)
 		if err != nil {
 			return nil, fmt.Errorf("redis put many %s: %w", rec.TrunkRef, err)
 		}

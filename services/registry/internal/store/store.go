@@ -14,8 +14,9 @@
 // format version byte, then the record as a protobuf message (version 3, the
 // compact RecordV3 of proto/sipreg/registry/store/v1; the field-for-field
 // Record of version 2 and the JSON of version 1 are still read, so records an
-// older release wrote load). RecordVersion tells the formats apart and says how
-// to roll back to a release that does not read version 3.
+// older release wrote load). Package recordfmt reads and writes them; its
+// documentation tells the formats apart and says how to roll back to a release
+// that does not read version 3.
 package store
 
 import (
@@ -23,6 +24,7 @@ import (
 	"errors"
 
 	"sipreg.dev/services/registry/internal/registration"
+	"sipreg.dev/services/registry/internal/store/recordfmt"
 )
 
 // ErrNotFound is returned by Get for an unknown trunk. It is wrapped with the
@@ -33,17 +35,12 @@ var ErrNotFound = errors.New("registration not found")
 // of a trunk holds something this code cannot read back as a Record: a key of
 // another type than string, a value that is neither a record of version 3 or
 // 2 (a protobuf) nor one of version 1 (JSON), a record of another trunk, or a
-// record of an unknown format version (see ErrUnknownVersion and
-// RecordVersion).
+// record of an unknown format version (see recordfmt.ErrUnknownVersion and
+// recordfmt.Version). It is recordfmt.ErrCorrupt, which every error of
+// recordfmt.Decode wraps.
 // Overwriting the trunk with Put repairs it. It is wrapped; test for it with
 // errors.Is.
-var ErrCorrupt = errors.New("corrupt registration record")
-
-// ErrUnknownVersion is wrapped, next to ErrCorrupt, by the error for a record
-// whose format version (see RecordVersion) this code does not know: most likely
-// written by a newer release. Such a record is skipped and reported, never
-// rewritten by a read; a later Put of its trunk replaces it.
-var ErrUnknownVersion = errors.New("unknown record version")
+var ErrCorrupt = recordfmt.ErrCorrupt
 
 // errEmptyTrunkRef rejects a record that could never be found again.
 var errEmptyTrunkRef = errors.New("empty trunk ref")
@@ -85,14 +82,4 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the backend's resources.
 	Close() error
-}
-
-// normalize returns rec with every time in UTC and without a monotonic clock
-// reading, as JSON would bring it back.
-func normalize(rec registration.Record) registration.Record {
-	rec.ExpiresAt = rec.ExpiresAt.UTC()
-	rec.RegisteredSince = rec.RegisteredSince.UTC()
-	rec.NextActionAt = rec.NextActionAt.UTC()
-	rec.UpdatedAt = rec.UpdatedAt.UTC()
-	return rec
 }

@@ -21,7 +21,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"sipreg.dev/services/registry/internal/registration"
-	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/store/recordfmt"
 )
 
 // Change is one message of the changes channel: records one replica wrote
@@ -47,7 +47,7 @@ var errNoClient = errors.New("no redis client")
 // The changes channel carries two kinds of message:
 //
 //   - Records written: fencedPutScript publishes the byte 'P', then the
-//     replica's ID and each value it stored, as written (store.EncodeRecord:
+//     replica's ID and each value it stored, as written (recordfmt.Encode:
 //     binary, of any byte), each in a frame: its length in bytes in decimal
 //     (no sign, no leading zero), ':', then its bytes. A frame needs no escape
 //     and no byte of a value can end it early, whatever the value holds.
@@ -140,7 +140,7 @@ func SplitPut(msg string) (replica string, values []string, err error) {
 
 // parseChange reads a message of the changes channel (see putMark): records
 // written, in either shape, or records deleted. Each record is read by
-// store.DecodeRecord, so a value of any version it reads is read; one it
+// recordfmt.Decode, so a value of any version it reads is read; one it
 // cannot read, or one without trunk ref, makes the whole message unreadable.
 func parseChange(msg string) (Change, error) {
 	var (
@@ -171,7 +171,7 @@ func parseChange(msg string) (Change, error) {
 		}
 	}
 	for i, v := range values {
-		rec, err := store.DecodeRecord([]byte(v))
+		rec, err := recordfmt.Decode([]byte(v))
 		if err != nil {
 			return Change{}, fmt.Errorf("record %d: %w", i, err)
 		}
@@ -225,7 +225,7 @@ func (f *Feed) PublishDeleted(ctx context.Context, refs []string) error {
 // restarted, connection lost). Changes published while the
 // subscription was down are lost, so a caller that keeps a copy of the records
 // reads them again on synced; every change published after synced returned
-// reaches onChange. Each record is read by store.DecodeRecord, from a message
+// reaches onChange. Each record is read by recordfmt.Decode, from a message
 // of either shape (see putMark); a message that cannot be read, or that holds
 // a record that cannot (one of a newer format version, say), is logged and
 // skipped whole. The callbacks are called from one goroutine, never at once.

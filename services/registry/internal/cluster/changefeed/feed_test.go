@@ -10,7 +10,7 @@ import (
 	"sipreg.dev/services/registry/internal/cluster/changefeed"
 	"sipreg.dev/services/registry/internal/redistest"
 	"sipreg.dev/services/registry/internal/registration"
-	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/store/recordfmt"
 )
 
 // TestFeed follows the channel with one Feed and publishes with another, and by
@@ -34,7 +34,7 @@ func TestFeed(t *testing.T) {
 		t.Fatal("never synced")
 	}
 	put := func(replica, ref string) {
-		v, _, err := store.EncodeRecord(registration.Record{TrunkRef: ref}, time.Now(), 0)
+		v, _, err := recordfmt.Encode(registration.Record{TrunkRef: ref}, time.Now(), 0)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,11 +9,12 @@ import (
 
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/store/recordfmt"
 )
 
 // Memory is a store.Store held in a map, for tests: it passes the contract, and it
-// brings records back as Redis would, each one through store.EncodeRecord and
-// store.DecodeRecord. It ignores expiry: records stay until deleted. The zero value
+// brings records back as Redis would, each one through recordfmt.Encode and
+// recordfmt.Decode. It ignores expiry: records stay until deleted. The zero value
 // is an empty store, as NewMemory returns.
 type Memory struct {
 	mu   sync.RWMutex
@@ -77,9 +78,9 @@ func (m *Memory) PutMany(ctx context.Context, recs []registration.Record) ([]str
 		if rec.TrunkRef == "" {
 			return nil, fmt.Errorf("memory put many: record %d: %w", i, errEmptyTrunkRef)
 		}
-		data, _, err := store.EncodeRecord(rec, time.Now(), store.DefaultTTLGrace)
+		data, _, err := recordfmt.Encode(rec, time.Now(), store.DefaultTTLGrace)
 		if err == nil {
-			stored[i], err = store.DecodeRecord(data)
+			stored[i], err = recordfmt.Decode(data)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("memory put many %s: %w", rec.TrunkRef, err)

@@ -1,6 +1,6 @@
 // The value the Redis store kept for each trunk before version 3 (RecordV3,
 // record_v3.proto): format version 2 of a stored registration record
-// (services/registry/internal/store, encode_v2.go). It is not an API: the store
+// (services/registry/internal/store/recordfmt, encode_v2.go). It is not an API: the store
 // wrote one version byte, 2, then this message. It still reads such values, and
 // writes them again when its writeVersion says so (a rollback). Values of format
 // version 1 (JSON) are still read by the store.

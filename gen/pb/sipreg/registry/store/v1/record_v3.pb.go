@@ -1,5 +1,5 @@
 // The value the Redis store keeps for each trunk: format version 3 of a stored
-// registration record (services/registry/internal/store, encode_v3.go). It is not
+// registration record (services/registry/internal/store/recordfmt, encode_v3.go). It is not
 // an API: the store writes one version byte, 3, then this message. Values of
 // format version 2 (Record, record.proto) and 1 (JSON) are still read.
 //

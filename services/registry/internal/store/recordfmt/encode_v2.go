@@ -1,4 +1,4 @@
-package store
+package recordfmt
 
 import (
 	"fmt"
@@ -76,7 +76,7 @@ func recordToProto(rec registration.Record) (*storepb.Record, error) {
 	return m, err
 }
 
-// recordFromProto is the record m of version 2 holds, checked as EncodeRecord
+// recordFromProto is the record m of version 2 holds, checked as Encode
 // checks it, so that whatever decodes encodes again.
 func recordFromProto(m *storepb.Record) (registration.Record, error) {
 	var err error

@@ -1,4 +1,4 @@
-package store_test
+package recordfmt_test
 
 import (
 	"fmt"
@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"sipreg.dev/services/registry/internal/registration"
-	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/store/recordfmt"
 )
 
 // everyField returns a record whose every field is set, to a value of its own,
@@ -43,17 +43,17 @@ func everyField(t testing.TB, seed int) registration.Record {
 	return rec
 }
 
-// writeVersions are the format versions EncodeRecord can write in protobuf:
-// RecordVersion, and version 2 for a rollback (see writeVersion). The round
+// writeVersions are the format versions Encode can write in protobuf:
+// Version, and version 2 for a rollback (see writeVersion). The round
 // trips below run with each.
-var writeVersions = []int{store.RecordVersion, store.ProtoV2Version}
+var writeVersions = []int{recordfmt.Version, recordfmt.ProtoV2Version}
 
-// forEachVersion runs f once for each of writeVersions, with EncodeRecord
+// forEachVersion runs f once for each of writeVersions, with Encode
 // writing that version.
 func forEachVersion(t *testing.T, f func(t *testing.T)) {
 	for _, v := range writeVersions {
 		t.Run(fmt.Sprintf("version %d", v), func(t *testing.T) {
-			store.WriteVersion(t, v)
+			recordfmt.WriteVersion(t, v)
 			f(t)
 		})
 	}
@@ -70,13 +70,13 @@ func TestEncodeRecordEveryField(t *testing.T) {
 func testEveryField(t *testing.T) {
 	check := func(name string, rec registration.Record) {
 		t.Helper()
-		value, _, err := store.EncodeRecord(rec, fixedClock, time.Hour)
+		value, _, err := recordfmt.Encode(rec, fixedClock, time.Hour)
 		if err != nil {
-			t.Fatalf("%s: EncodeRecord: %v", name, err)
+			t.Fatalf("%s: Encode: %v", name, err)
 		}
-		got, err := store.DecodeRecord(value)
+		got, err := recordfmt.Decode(value)
 		if err != nil {
-			t.Fatalf("%s: DecodeRecord: %v", name, err)
+			t.Fatalf("%s: Decode: %v", name, err)
 		}
 		if got != rec {
 			g, w := reflect.ValueOf(got), reflect.ValueOf(rec)
@@ -154,16 +154,16 @@ func testEdgeValues(t *testing.T) {
 					*p = p.UTC().Round(-1)
 				}
 			}
-			value, _, err := store.EncodeRecord(tc.rec, fixedClock, time.Hour)
+			value, _, err := recordfmt.Encode(tc.rec, fixedClock, time.Hour)
 			if err != nil {
-				t.Fatalf("EncodeRecord: %v", err)
+				t.Fatalf("Encode: %v", err)
 			}
-			got, err := store.DecodeRecord(value)
+			got, err := recordfmt.Decode(value)
 			if err != nil {
-				t.Fatalf("DecodeRecord: %v", err)
+				t.Fatalf("Decode: %v", err)
 			}
 			if got != want {
-				t.Errorf("DecodeRecord = %+v\nwant %+v", got, want)
+				t.Errorf("Decode = %+v\nwant %+v", got, want)
 			}
 			if !got.ExpiresAt.IsZero() && got.ExpiresAt.Location() != time.UTC {
 				t.Errorf("ExpiresAt in %v", got.ExpiresAt.Location())
@@ -176,9 +176,9 @@ func testEdgeValues(t *testing.T) {
 		time.Date(9999, 12, 31, 23, 0, 0, 0, zone), // year 10000 in UTC
 	} {
 		rec := registration.Record{TrunkRef: "t", NextActionAt: bad}
-		if _, _, err := store.EncodeRecord(rec, fixedClock, time.Hour); err == nil ||
+		if _, _, err := recordfmt.Encode(rec, fixedClock, time.Hour); err == nil ||
 			!strings.HasPrefix(err.Error(), "encode: nextActionAt: time outside years 0-9999") {
-			t.Errorf("EncodeRecord with NextActionAt %v: %v", bad, err)
+			t.Errorf("Encode with NextActionAt %v: %v", bad, err)
 		}
 	}
 }

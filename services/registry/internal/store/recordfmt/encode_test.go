@@ -1,4 +1,4 @@
-package store_test
+package recordfmt_test
 
 import (
 	"errors"
@@ -7,125 +7,71 @@ import (
 	"time"
 
 	"sipreg.dev/services/registry/internal/registration"
-	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/store/recordfmt"
 	"sipreg.dev/services/registry/internal/store/storetest"
 )
 
-// TestEncodeRecordIsWhatPutWrites checks that EncodeRecord gives the value and
-// TTL Put and PutMany write, and that Client and Prefix name them.
-func TestEncodeRecordIsWhatPutWrites(t *testing.T) {
-	const grace = time.Hour
-	forEachBackend(t, func(t *testing.T, b backend) {
-		s, prefix := b.open(t, store.RedisOptions{TTLGrace: grace, Now: func() time.Time { return fixedClock }})
-		if s.Prefix() != prefix {
-			t.Errorf("Prefix() = %q, want %q", s.Prefix(), prefix)
-		}
-		rec := storetest.Record("trunk-1")
-		rec.ExpiresAt = fixedClock.Add(30 * time.Minute)
-		rec.Owner, rec.Fence = "replica-a", 3
-		many := rec
-		many.TrunkRef = "trunk-2"
-		if err := s.Put(t.Context(), rec); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := s.PutMany(t.Context(), []registration.Record{many}); err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range []registration.Record{rec, many} {
-			value, ttl, err := store.EncodeRecord(r, fixedClock, grace)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if ttl != 30*time.Minute+grace {
-				t.Errorf("EncodeRecord TTL = %v, want %v", ttl, 30*time.Minute+grace)
-			}
-			// Through the store's own client.
-			got, err := s.Client().Get(t.Context(), s.Prefix()+r.TrunkRef).Bytes()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if string(got) != string(value) {
-				t.Errorf("stored %s\nEncodeRecord %s", got, value)
-			}
-			pttl := s.Client().PTTL(t.Context(), s.Prefix()+r.TrunkRef).Val()
-			if pttl > ttl || pttl < ttl-5*time.Second {
-				t.Errorf("stored TTL %v, EncodeRecord %v", pttl, ttl)
-			}
-		}
-	})
-}
+// fixedClock is the time the tests encode records at.
+var fixedClock = time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC)
 
 func TestEncodeRecordErrors(t *testing.T) {
-	if _, _, err := store.EncodeRecord(registration.Record{}, fixedClock, time.Hour); err == nil ||
+	if _, _, err := recordfmt.Encode(registration.Record{}, fixedClock, time.Hour); err == nil ||
 		!strings.Contains(err.Error(), "empty trunk ref") {
 		t.Errorf("empty ref: %v", err)
 	}
 	bad := storetest.Record("trunk-1")
 	bad.UpdatedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
-	_, _, err := store.EncodeRecord(bad, fixedClock, time.Hour)
+	_, _, err := recordfmt.Encode(bad, fixedClock, time.Hour)
 	if err == nil || !strings.HasPrefix(err.Error(), "encode: ") {
 		t.Errorf("unencodable record: %v", err)
-	}
-	// Put reports it as before the refactoring.
-	b, _ := miniBackend(t)
-	s, _ := b.open(t, store.RedisOptions{})
-	if err := s.Put(t.Context(), bad); err == nil || !strings.HasPrefix(err.Error(), "redis put trunk-1: encode: ") {
-		t.Errorf("Put of an unencodable record: %v", err)
-	}
-	if _, err := s.PutMany(t.Context(), []registration.Record{bad}); err == nil ||
-		!strings.HasPrefix(err.Error(), "redis put many trunk-1: encode: ") {
-		t.Errorf("PutMany of an unencodable record: %v", err)
-	}
-	if _, err := s.Get(t.Context(), "trunk-1"); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("Get after failed writes: %v", err)
 	}
 }
 
 // TestEncodeRecordVersion checks the value starts with the version byte
-// RecordVersion and that DecodeRecord reads it back.
+// Version and that Decode reads it back.
 func TestEncodeRecordVersion(t *testing.T) {
 	rec := storetest.FullRecord("trunk-1")
-	value, _, err := store.EncodeRecord(rec, fixedClock, time.Hour)
+	value, _, err := recordfmt.Encode(rec, fixedClock, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if store.RecordVersion != 3 || len(value) == 0 || value[0] != store.RecordVersion {
-		t.Errorf("EncodeRecord = %q; want it to start with the byte %d", value, store.RecordVersion)
+	if recordfmt.Version != 3 || len(value) == 0 || value[0] != recordfmt.Version {
+		t.Errorf("Encode = %q; want it to start with the byte %d", value, recordfmt.Version)
 	}
-	got, err := store.DecodeRecord(value)
+	got, err := recordfmt.Decode(value)
 	if err != nil {
-		t.Fatalf("DecodeRecord: %v", err)
+		t.Fatalf("Decode: %v", err)
 	}
 	if d := storetest.Diff(got, rec); d != "" {
-		t.Errorf("DecodeRecord(EncodeRecord): %s", d)
+		t.Errorf("Decode(Encode): %s", d)
 	}
 	if got != storetest.Normalized(rec) {
-		t.Errorf("DecodeRecord(EncodeRecord) = %+v\nwant %+v (UTC, no monotonic reading)", got, storetest.Normalized(rec))
+		t.Errorf("Decode(Encode) = %+v\nwant %+v (UTC, no monotonic reading)", got, storetest.Normalized(rec))
 	}
 }
 
 // TestEncodeRecordRollback checks the rollback lever: with writeVersion set to
-// version 2 or 1, EncodeRecord writes what the releases before wrote, which
-// DecodeRecord reads back.
+// version 2 or 1, Encode writes what the releases before wrote, which
+// Decode reads back.
 func TestEncodeRecordRollback(t *testing.T) {
 	rec := storetest.FullRecord("trunk-1")
 	for _, tc := range []struct {
 		version int
 		prefix  string
 	}{
-		{store.ProtoV2Version, "\x02\x0a\x07trunk-1"},
-		{store.JSONVersion, `{"v":1,"trunkRef":"trunk-1",`},
+		{recordfmt.ProtoV2Version, "\x02\x0a\x07trunk-1"},
+		{recordfmt.JSONVersion, `{"v":1,"trunkRef":"trunk-1",`},
 	} {
-		store.WriteVersion(t, tc.version)
-		value, _, err := store.EncodeRecord(rec, fixedClock, time.Hour)
+		recordfmt.WriteVersion(t, tc.version)
+		value, _, err := recordfmt.Encode(rec, fixedClock, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !strings.HasPrefix(string(value), tc.prefix) {
-			t.Errorf("EncodeRecord = %q; want the format of version %d", value, tc.version)
+			t.Errorf("Encode = %q; want the format of version %d", value, tc.version)
 		}
-		if got, err := store.DecodeRecord(value); err != nil || got != storetest.Normalized(rec) {
-			t.Errorf("version %d: DecodeRecord(EncodeRecord) = %+v, %v", tc.version, got, err)
+		if got, err := recordfmt.Decode(value); err != nil || got != storetest.Normalized(rec) {
+			t.Errorf("version %d: Decode(Encode) = %+v, %v", tc.version, got, err)
 		}
 	}
 }
@@ -173,21 +119,21 @@ func TestDecodeRecord(t *testing.T) {
 		{"empty", "", "corrupt registration record: unreadable JSON: ", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			rec, err := store.DecodeRecord([]byte(tc.value))
+			rec, err := recordfmt.Decode([]byte(tc.value))
 			if tc.wantErr == "" {
 				if err != nil || rec.TrunkRef != "trunk-1" {
-					t.Errorf("DecodeRecord(%s) = %+v, %v; want trunk-1", tc.value, rec, err)
+					t.Errorf("Decode(%s) = %+v, %v; want trunk-1", tc.value, rec, err)
 				}
 				return
 			}
-			if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) || !errors.Is(err, store.ErrCorrupt) {
-				t.Errorf("DecodeRecord(%s): %v; want ErrCorrupt, %q", tc.value, err, tc.wantErr)
+			if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr) || !errors.Is(err, recordfmt.ErrCorrupt) {
+				t.Errorf("Decode(%s): %v; want ErrCorrupt, %q", tc.value, err, tc.wantErr)
 			}
-			if errors.Is(err, store.ErrUnknownVersion) != tc.unknownVersion {
-				t.Errorf("DecodeRecord(%s): %v; want ErrUnknownVersion: %v", tc.value, err, tc.unknownVersion)
+			if errors.Is(err, recordfmt.ErrUnknownVersion) != tc.unknownVersion {
+				t.Errorf("Decode(%s): %v; want ErrUnknownVersion: %v", tc.value, err, tc.unknownVersion)
 			}
 			if rec != (registration.Record{}) {
-				t.Errorf("DecodeRecord(%s) with an error returned %+v", tc.value, rec)
+				t.Errorf("Decode(%s) with an error returned %+v", tc.value, rec)
 			}
 		})
 	}

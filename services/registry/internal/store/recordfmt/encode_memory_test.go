@@ -1,4 +1,4 @@
-package store_test
+package recordfmt_test
 
 import (
 	"fmt"
@@ -11,6 +11,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/store/recordfmt"
 )
 
 // measureDB is the database TestRedisUsedMemoryPerTrunk fills: it must be
@@ -37,7 +38,7 @@ func TestRedisUsedMemoryPerTrunk(t *testing.T) {
 		t.Fatalf("database %d of %s holds %d keys (%v): it must be empty", measureDB, addr, n, err)
 	}
 	for _, v := range writeVersions {
-		store.WriteVersion(t, v)
+		recordfmt.WriteVersion(t, v)
 		for _, n := range []int{10_000, 100_000} {
 			perTrunk, sample := fill(t, c, n)
 			t.Logf("version %d, %d trunks: used_memory %.1f B per trunk; MEMORY USAGE %.1f B per key (mean of 100)",
@@ -45,7 +46,7 @@ func TestRedisUsedMemoryPerTrunk(t *testing.T) {
 			if err := c.FlushDB(ctx).Err(); err != nil {
 				t.Fatal(err)
 			}
-			if v == store.RecordVersion && perTrunk > 400 {
+			if v == recordfmt.Version && perTrunk > 400 {
 				t.Errorf("version %d: %.1f B per trunk, want at most 400", v, perTrunk)
 			}
 		}
@@ -67,7 +68,7 @@ func fill(t *testing.T, c *redis.Client, n int) (perTrunk, sample float64) {
 		rec.AOR = fmt.Sprintf("sip:user%06d@sip.acme.example", i)
 		rec.CallID = fmt.Sprintf("%032x@sipreg", uint64(i)*0x9e3779b97f4a7c15)
 		rec.UpdatedAt = rec.UpdatedAt.Add(time.Duration(i) * time.Microsecond)
-		value, ttl, err := store.EncodeRecord(rec, fixedClock, store.DefaultTTLGrace)
+		value, ttl, err := recordfmt.Encode(rec, fixedClock, store.DefaultTTLGrace)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package store_test
+package recordfmt_test
 
 import (
 	"encoding/hex"
@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/store/recordfmt"
 	"sipreg.dev/services/registry/internal/store/storetest"
 )
 
-// FuzzDecodeRecord checks that DecodeRecord never panics, fails only with
-// ErrCorrupt, and that whatever it reads EncodeRecord writes again, as a value
+// FuzzDecodeRecord checks that Decode never panics, fails only with
+// ErrCorrupt, and that whatever it reads Encode writes again, as a value
 // that reads back as the same record (in UTC, as the store returns records).
 // The seed corpus, testdata/fuzz/FuzzDecodeRecord, holds the fixtures of every
 // format version, and values of version 3 in its long forms and with times
@@ -30,18 +30,18 @@ func FuzzDecodeRecord(f *testing.F) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, value []byte) {
-		rec, err := store.DecodeRecord(value)
+		rec, err := recordfmt.Decode(value)
 		if err != nil {
-			if !errors.Is(err, store.ErrCorrupt) {
-				t.Fatalf("DecodeRecord: %v, not ErrCorrupt", err)
+			if !errors.Is(err, recordfmt.ErrCorrupt) {
+				t.Fatalf("Decode: %v, not ErrCorrupt", err)
 			}
 			return
 		}
 		if rec.TrunkRef == "" {
-			return // EncodeRecord refuses it; Get reports it corrupt
+			return // Encode refuses it; Get reports it corrupt
 		}
-		again, _, err := store.EncodeRecord(rec, fixedClock, time.Hour)
-		if err != nil && value[0] != store.RecordVersion && value[0] != store.ProtoV2Version && strings.Contains(err.Error(), "time outside years 0-9999") {
+		again, _, err := recordfmt.Encode(rec, fixedClock, time.Hour)
+		if err != nil && value[0] != recordfmt.Version && value[0] != recordfmt.ProtoV2Version && strings.Contains(err.Error(), "time outside years 0-9999") {
 			// JSON of version 1 is read as before: it may hold a time
 			// with an offset that puts it outside years 0-9999 in UTC,
 			// which no writer produced (they wrote UTC) and which no
@@ -49,11 +49,11 @@ func FuzzDecodeRecord(f *testing.F) {
 			return
 		}
 		if err != nil {
-			t.Fatalf("EncodeRecord of the record %q decodes to: %v", value, err)
+			t.Fatalf("Encode of the record %q decodes to: %v", value, err)
 		}
-		got, err := store.DecodeRecord(again)
+		got, err := recordfmt.Decode(again)
 		if err != nil {
-			t.Fatalf("DecodeRecord(EncodeRecord(%+v)): %v", rec, err)
+			t.Fatalf("Decode(Encode(%+v)): %v", rec, err)
 		}
 		if want := storetest.Normalized(rec); got != want {
 			t.Fatalf("round trip of %q:\n got %+v\nwant %+v", value, got, want)

@@ -1,4 +1,4 @@
-package store_test
+package recordfmt_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"sipreg.dev/services/registry/internal/redistest"
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/store/recordfmt"
 )
 
 // typicalRecord is a registered trunk as the engine writes it: a Call-ID of 32
@@ -59,7 +60,7 @@ func longRecord() registration.Record {
 	return rec
 }
 
-// v1JSON is rec as EncodeRecord wrote it with format version 1.
+// v1JSON is rec as Encode wrote it with format version 1.
 func v1JSON(t testing.TB, rec registration.Record) []byte {
 	t.Helper()
 	b, err := json.Marshal(struct {
@@ -78,8 +79,8 @@ func formats(t *testing.T, rec registration.Record) map[string][]byte {
 	values := map[string][]byte{"v1": v1JSON(t, rec)}
 	for _, v := range writeVersions {
 		t.Run(fmt.Sprintf("encode version %d", v), func(t *testing.T) {
-			store.WriteVersion(t, v)
-			value, _, err := store.EncodeRecord(rec, fixedClock, time.Hour)
+			recordfmt.WriteVersion(t, v)
+			value, _, err := recordfmt.Encode(rec, fixedClock, time.Hour)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -112,8 +113,8 @@ func TestEncodeRecordTypicalSize(t *testing.T) {
 	} {
 		values := formats(t, tc.rec)
 		for name, value := range values {
-			if got, err := store.DecodeRecord(value); err != nil || got != tc.rec {
-				t.Fatalf("%s %s: DecodeRecord = %+v, %v", tc.name, name, got, err)
+			if got, err := recordfmt.Decode(value); err != nil || got != tc.rec {
+				t.Fatalf("%s %s: Decode = %+v, %v", tc.name, name, got, err)
 			}
 		}
 		t.Logf("%s record: %d bytes (version 3), %d (version 2), %d (JSON, version 1)",
@@ -131,7 +132,7 @@ func TestRedisMemoryUsage(t *testing.T) {
 	srv := redistest.Real(t)
 	ctx := t.Context()
 	for _, rec := range []registration.Record{typicalRecord(), longRecord()} {
-		_, ttl, err := store.EncodeRecord(rec, fixedClock, time.Hour)
+		_, ttl, err := recordfmt.Encode(rec, fixedClock, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,4 +1,4 @@
-package store
+package recordfmt
 
 import (
 	"encoding/json"
@@ -13,93 +13,51 @@ import (
 	"sipreg.dev/services/registry/internal/registration"
 )
 
-// RecordVersion is the format version of the records the Redis store writes:
-// the first byte of each value, followed by the record as a protobuf message,
-// sipreg.registry.store.v1.RecordV3 (proto/sipreg/registry/store/v1/record_v3.proto).
-//
-// Version 1 was JSON: the fields of registration.Record with "v":1, or, written
-// before versions existed, without "v". Version 2 was the byte 2 followed by
-// sipreg.registry.store.v1.Record (record.proto next to record_v3.proto), the
-// record field for field. DecodeRecord reads both still, so that records an
-// older release wrote load; EncodeRecord writes them only when writeVersion
-// says so.
-//
-// A JSON text never starts with a byte below 0x20 other than its whitespace
-// (tab, line feed, carriage return), so such a first byte, from 1 to 31, is a
-// format version: 2 and 3 are read, any other is an unknown version
-// (ErrUnknownVersion), as is a JSON value whose "v" is not 1. Every other
-// value (a first byte 0 included) is read as JSON.
-//
-// Version 2 is protobuf rather than a hand-written binary layout: the library
-// brings the framing, the bounds checks on untrusted input and a schema that
-// can grow. Numbers are varints, so small ones take a byte or two; a field
-// left at its zero value takes nothing. A typical record took 314 bytes, 44%
-// of its JSON, and 408 bytes of Redis memory with its key (MEMORY USAGE, see
-// encode_size_test.go), 469 per trunk of INFO used_memory: more than the 400
-// bytes per trunk the registry is allowed.
-//
-// Version 3 keeps the protobuf and writes the same record in fewer bytes: a
-// typical record takes 212 bytes, in jemalloc's 224-byte class, and 312 bytes
-// of Redis memory with its key (373 per trunk of INFO used_memory over 100,000
-// trunks, against 469 for version 2; see encode_memory_test.go). Times are
-// varints of nanoseconds, the later ones counted from UpdatedAt, rather than
-// Timestamp messages; the state, the next action and the transport are enum
-// numbers rather than strings; the From-tag, the fingerprint and the Call-ID,
-// hex digits the registry makes, are the bytes the digits spell; the AOR
-// leaves out its "sip:", and the target, the AOR's host and a port, is its
-// port alone. What these short forms cannot hold (a state this release does
-// not know, a Call-ID another program made, a time centuries from UpdatedAt)
-// takes a long form, so that every record EncodeRecord took before still
-// encodes, and comes back as it was (see RecordV3 in record_v3.proto).
-//
-// An older release reads no version 3: it skips such a record as of an
-// unknown version (and reports it), and that trunk gets a fresh REGISTER, a
-// new binding, as if it had no record. See writeVersion for a rollback that
-// keeps the bindings. The cluster package's change feed carries stored values
-// as they are, in a length-prefixed frame (see cluster/changefeed), and
-// reads them with DecodeRecord; no Lua script reads a stored value.
-const RecordVersion = 3
+// Version is the format version of the records Encode writes (see
+// writeVersion): the first byte of each value, followed by the record as a
+// RecordV3. The package documentation tells the versions apart.
+const Version = 3
 
-// The earlier format versions (see RecordVersion).
+// The earlier format versions (see Version).
 const (
 	jsonVersion    = 1
 	protoV2Version = 2
 )
 
-// writeVersion is the format version EncodeRecord writes: RecordVersion. It is
-// the rollback lever. Set to protoV2Version, EncodeRecord writes version 2,
-// which the release before reads, while DecodeRecord still reads version 3: a
-// build of this release with that one line changed, run until every record has
+// writeVersion is the format version Encode writes: Version. It is the
+// rollback lever. Set to protoV2Version, Encode writes version 2, which the
+// release before reads, while Decode still reads version 3: a build of this
+// release with that one line changed, run until every record has
 // been written again (each refresh writes its trunk's record), lets the release
 // before take over with every binding kept. Set to jsonVersion, it writes the
 // JSON of version 1, for a release older still. Tests set it; nothing else
 // changes it.
-var writeVersion = RecordVersion
+var writeVersion = Version
 
-// storedRecord is the value of version 1 EncodeRecord wrote (see writeVersion):
+// storedRecord is the value of version 1 Encode wrote (see writeVersion):
 // "v" first, then the fields of the record.
 type storedRecord struct {
 	V int `json:"v"`
 	registration.Record
 }
 
-// readRecord is what DecodeRecord reads of a JSON value: V is nil when the
+// readRecord is what Decode reads of a JSON value: V is nil when the
 // value has no "v".
 type readRecord struct {
 	V *int `json:"v"`
 	registration.Record
 }
 
-// EncodeRecord returns the value the Redis store keeps for rec (the byte
-// RecordVersion followed by the record as protobuf; see writeVersion) and the
-// TTL it is written with at now: grace after the later of ExpiresAt and
-// NextActionAt, never less than grace, rounded up to the millisecond. Put and
-// PutMany write exactly this; a writer of its own (the cluster package's
-// fenced writes) uses it to stay readable by Get and List. The value is
-// binary: any byte, NUL included, may occur in it. It fails on a record with
-// an empty TrunkRef and on one that cannot be encoded (a time outside years
-// 0-9999, the range the JSON of version 1 had).
-func EncodeRecord(rec registration.Record, now time.Time, grace time.Duration) (value []byte, ttl time.Duration, err error) {
+// Encode returns the value the Redis store keeps for rec (the byte Version
+// followed by the record as protobuf; see writeVersion) and the TTL it is
+// written with at now: grace after the later of ExpiresAt and NextActionAt,
+// never less than grace, rounded up to the millisecond (see TTL). The store's
+// Put and PutMany write exactly this; a writer of its own (the cluster
+// package's fenced writes) uses it to stay readable by the store's Get and
+// List. The value is binary: any byte, NUL included, may occur in it. It fails
+// on a record with an empty TrunkRef and on one that cannot be encoded (a time
+// outside years 0-9999, the range the JSON of version 1 had).
+func Encode(rec registration.Record, now time.Time, grace time.Duration) (value []byte, ttl time.Duration, err error) {
 	if rec.TrunkRef == "" {
 		return nil, 0, fmt.Errorf("encode: %w", errEmptyTrunkRef)
 	}
@@ -114,13 +72,13 @@ func EncodeRecord(rec registration.Record, now time.Time, grace time.Duration) (
 	if err != nil {
 		return nil, 0, fmt.Errorf("encode: %w", err)
 	}
-	return value, recordTTL(rec, now, grace), nil
+	return value, TTL(rec, now, grace), nil
 }
 
-// recordTTL is how long Redis keeps rec written at now: until grace after the
+// TTL is how long Redis keeps rec written at now: until grace after the
 // later of ExpiresAt and NextActionAt, and never less than grace. It is rounded
 // up to the millisecond, Redis's unit.
-func recordTTL(rec registration.Record, now time.Time, grace time.Duration) time.Duration {
+func TTL(rec registration.Record, now time.Time, grace time.Duration) time.Duration {
 	last := rec.ExpiresAt
 	if rec.NextActionAt.After(last) {
 		last = rec.NextActionAt
@@ -135,7 +93,7 @@ func recordTTL(rec registration.Record, now time.Time, grace time.Duration) time
 	return ttl
 }
 
-// DecodeRecord reads back a value EncodeRecord wrote, or one of version 2 or 1
+// Decode reads back a value Encode wrote, or one of version 2 or 1
 // (JSON, with "v":1 or without "v") an older release wrote. It reads no value
 // of another version: the error then wraps ErrUnknownVersion, whichever fields
 // the value holds. Every error wraps ErrCorrupt and names what is wrong (the
@@ -145,7 +103,7 @@ func recordTTL(rec registration.Record, now time.Time, grace time.Duration) time
 // A record of version 3 or 2 comes back with every time in UTC, without a
 // monotonic reading; fields this release does not know (written by a newer
 // one) are ignored. One of version 1 comes back as before.
-func DecodeRecord(value []byte) (registration.Record, error) {
+func Decode(value []byte) (registration.Record, error) {
 	if len(value) == 0 || !isVersionByte(value[0]) {
 		return decodeJSON(value)
 	}
@@ -154,7 +112,7 @@ func DecodeRecord(value []byte) (registration.Record, error) {
 		err error
 	)
 	switch value[0] {
-	case RecordVersion:
+	case Version:
 		rec, err = decodeV3(value[1:])
 	case protoV2Version:
 		rec, err = decodeV2(value[1:])
@@ -168,7 +126,7 @@ func DecodeRecord(value []byte) (registration.Record, error) {
 }
 
 // isVersionByte reports whether b, the first byte of a value, is a format
-// version rather than the start of a JSON text (see RecordVersion).
+// version rather than the start of a JSON text (see Version).
 func isVersionByte(b byte) bool {
 	return 0 < b && b < 0x20 && b != '\t' && b != '\n' && b != '\r'
 }

@@ -1,4 +1,4 @@
-package store_test
+package recordfmt_test
 
 import (
 	"encoding/hex"
@@ -12,7 +12,7 @@ import (
 
 	storepb "sipreg.dev/gen/pb/sipreg/registry/store/v1"
 	"sipreg.dev/services/registry/internal/registration"
-	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/store/recordfmt"
 )
 
 // fixtureRecord is the record the fixtures below hold: every field set.
@@ -34,7 +34,7 @@ func fixtureRecord() registration.Record {
 
 // The values of fixtureRecord as each format version wrote it: the JSON of
 // version 1 with "v":1, the older one without "v", version 2 and version 3
-// (hex, in its short forms), as EncodeRecord first wrote each. The same values seed FuzzDecodeRecord
+// (hex, in its short forms), as Encode first wrote each. The same values seed FuzzDecodeRecord
 // (testdata/fuzz/FuzzDecodeRecord).
 const (
 	fixtureV0 = `{"trunkRef":"trunk-fixture","trunkName":"Fixture trunk","aor":"sip:alice@sip.example.net","target":"sip.example.net:5080","transport":"tcp","edgePort":"edgeport-01:5060","fingerprint":"9f86d081884c7d65","state":"registered","callId":"0123456789abcdef0123456789abcdef@sipreg","fromTag":"0123456789abcdef","cseq":7,"cseqCeiling":106,"requestedExpires":3600,"minExpires":1800,"noGin":true,"grantedExpires":1800,"expiresAt":"2026-11-23T10:30:00.123456789Z","registeredSince":"2026-11-21T10:00:00.123456789Z","nextAction":"refresh","nextActionAt":"2026-11-23T10:27:00.123456789Z","lastResponseCode":200,"lastResponseType":"OK","lastReason":"OK ünïcode","lastError":"earlier: 503 Service Unavailable","failures":2,"owner":"registry-7d9f-0","fence":42,"updatedAt":"2026-11-23T10:00:00.123456789Z"}`
@@ -62,26 +62,26 @@ func TestDecodeRecordFixtures(t *testing.T) {
 		"v2":      mustHex(t, fixtureV2),
 		"v3":      mustHex(t, fixtureV3),
 	} {
-		got, err := store.DecodeRecord(value)
+		got, err := recordfmt.Decode(value)
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
 		if got != want {
-			t.Errorf("%s: DecodeRecord = %+v\nwant %+v", name, got, want)
+			t.Errorf("%s: Decode = %+v\nwant %+v", name, got, want)
 		}
 	}
-	// EncodeRecord writes version 3 only, as it first did.
-	value, _, err := store.EncodeRecord(want, fixedClock, time.Hour)
+	// Encode writes version 3 only, as it first did.
+	value, _, err := recordfmt.Encode(want, fixedClock, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := store.DecodeRecord(value); err != nil || got != want || value[0] != 3 {
-		t.Errorf("EncodeRecord = %x: %+v, %v", value, got, err)
+	if got, err := recordfmt.Decode(value); err != nil || got != want || value[0] != 3 {
+		t.Errorf("Encode = %x: %+v, %v", value, got, err)
 	}
 }
 
-// TestDecodeRecordBadV2 reads values of version 2 that EncodeRecord never
+// TestDecodeRecordBadV2 reads values of version 2 that Encode never
 // writes: each fails with ErrCorrupt, and no prefix of a good value panics.
 func TestDecodeRecordBadV2(t *testing.T) {
 	v2 := func(m *storepb.Record) []byte {
@@ -108,20 +108,20 @@ func TestDecodeRecordBadV2(t *testing.T) {
 		{"an unknown field cut short", "corrupt registration record: unreadable record: ",
 			[]byte("\x02\x0a\x01t\xf8\x3e")},
 	} {
-		got, err := store.DecodeRecord(tc.value)
-		if err == nil || !errors.Is(err, store.ErrCorrupt) || errors.Is(err, store.ErrUnknownVersion) ||
+		got, err := recordfmt.Decode(tc.value)
+		if err == nil || !errors.Is(err, recordfmt.ErrCorrupt) || errors.Is(err, recordfmt.ErrUnknownVersion) ||
 			!strings.HasPrefix(err.Error(), tc.wantErr) || got != (registration.Record{}) {
-			t.Errorf("%s: DecodeRecord(%x) = %+v, %v; want %q", tc.name, tc.value, got, err, tc.wantErr)
+			t.Errorf("%s: Decode(%x) = %+v, %v; want %q", tc.name, tc.value, got, err, tc.wantErr)
 		}
 	}
 	good := mustHex(t, fixtureV2)
 	for n := range len(good) {
-		rec, err := store.DecodeRecord(good[:n])
-		if err != nil && !errors.Is(err, store.ErrCorrupt) {
-			t.Errorf("DecodeRecord of %d bytes: %v, not ErrCorrupt", n, err)
+		rec, err := recordfmt.Decode(good[:n])
+		if err != nil && !errors.Is(err, recordfmt.ErrCorrupt) {
+			t.Errorf("Decode of %d bytes: %v, not ErrCorrupt", n, err)
 		}
 		if err == nil && rec == fixtureRecord() {
-			t.Errorf("DecodeRecord of %d bytes of %d read the whole record", n, len(good))
+			t.Errorf("Decode of %d bytes of %d read the whole record", n, len(good))
 		}
 	}
 }

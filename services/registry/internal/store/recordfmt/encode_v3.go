@@ -1,4 +1,4 @@
-package store
+package recordfmt
 
 import (
 	"encoding/hex"
@@ -106,11 +106,11 @@ func encodeV3(rec registration.Record) ([]byte, error) {
 			return nil, fmt.Errorf("%s: %w", t.name, err)
 		}
 	}
-	return proto.MarshalOptions{}.MarshalAppend([]byte{RecordVersion}, m)
+	return proto.MarshalOptions{}.MarshalAppend([]byte{Version}, m)
 }
 
 // decodeV3 reads the RecordV3 of a value of version 3 (the version byte left
-// out), checked as EncodeRecord checks a record, so that whatever decodes
+// out), checked as Encode checks a record, so that whatever decodes
 // encodes again.
 func decodeV3(b []byte) (registration.Record, error) {
 	var m storepb.RecordV3

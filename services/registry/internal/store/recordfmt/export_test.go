@@ -1,15 +1,15 @@
-package store
+package recordfmt
 
 import "testing"
 
-// The format versions EncodeRecord can write (see writeVersion).
+// The format versions Encode can write (see writeVersion).
 const (
 	JSONVersion    = jsonVersion
 	ProtoV2Version = protoV2Version
 )
 
-// WriteVersion makes EncodeRecord write format version v (JSONVersion,
-// ProtoV2Version or RecordVersion), as a rollback build would, until t ends.
+// WriteVersion makes Encode write format version v (JSONVersion,
+// ProtoV2Version or Version), as a rollback build would, until t ends.
 // Tests that call it must not run in parallel with others.
 func WriteVersion(t testing.TB, v int) {
 	old := writeVersion

@@ -1,4 +1,4 @@
-package store_test
+package recordfmt_test
 
 import (
 	"errors"
@@ -12,19 +12,19 @@ import (
 
 	storepb "sipreg.dev/gen/pb/sipreg/registry/store/v1"
 	"sipreg.dev/services/registry/internal/registration"
-	"sipreg.dev/services/registry/internal/store"
+	"sipreg.dev/services/registry/internal/store/recordfmt"
 )
 
-// encodeV3 is rec as EncodeRecord writes it, read back as the message of
+// encodeV3 is rec as Encode writes it, read back as the message of
 // version 3.
 func encodeV3(t *testing.T, rec registration.Record) (*storepb.RecordV3, []byte) {
 	t.Helper()
-	value, _, err := store.EncodeRecord(rec, fixedClock, time.Hour)
+	value, _, err := recordfmt.Encode(rec, fixedClock, time.Hour)
 	if err != nil {
-		t.Fatalf("EncodeRecord: %v", err)
+		t.Fatalf("Encode: %v", err)
 	}
 	if value[0] != 3 {
-		t.Fatalf("EncodeRecord wrote version %d", value[0])
+		t.Fatalf("Encode wrote version %d", value[0])
 	}
 	var m storepb.RecordV3
 	if err := proto.Unmarshal(value[1:], &m); err != nil {
@@ -129,8 +129,8 @@ func TestEncodeRecordV3Forms(t *testing.T) {
 			if !tc.form(m) {
 				t.Errorf("not in the %s form: %v", map[bool]string{true: "short", false: "long"}[tc.short], m)
 			}
-			if got, err := store.DecodeRecord(value); err != nil || got != want {
-				t.Errorf("DecodeRecord = %+v, %v\nwant %+v", got, err, want)
+			if got, err := recordfmt.Decode(value); err != nil || got != want {
+				t.Errorf("Decode = %+v, %v\nwant %+v", got, err, want)
 			}
 		})
 	}
@@ -143,7 +143,7 @@ func TestEncodeRecordV3Forms(t *testing.T) {
 	}
 }
 
-// TestDecodeRecordBadV3 reads values of version 3 that EncodeRecord never
+// TestDecodeRecordBadV3 reads values of version 3 that Encode never
 // writes: each fails with ErrCorrupt, an error that names the field, and no
 // prefix of a good value panics.
 func TestDecodeRecordBadV3(t *testing.T) {
@@ -197,20 +197,20 @@ func TestDecodeRecordBadV3(t *testing.T) {
 			[]byte("\x03\x0a\x01t\x52\x01\x00")},
 		{"an unknown field cut short", bad + "unreadable record: ", []byte("\x03\x0a\x01t\xf8\x3e")},
 	} {
-		got, err := store.DecodeRecord(tc.value)
-		if err == nil || !errors.Is(err, store.ErrCorrupt) || errors.Is(err, store.ErrUnknownVersion) ||
+		got, err := recordfmt.Decode(tc.value)
+		if err == nil || !errors.Is(err, recordfmt.ErrCorrupt) || errors.Is(err, recordfmt.ErrUnknownVersion) ||
 			!strings.HasPrefix(err.Error(), tc.wantErr) || got != (registration.Record{}) {
-			t.Errorf("%s: DecodeRecord(%x) = %+v, %v; want %q", tc.name, tc.value, got, err, tc.wantErr)
+			t.Errorf("%s: Decode(%x) = %+v, %v; want %q", tc.name, tc.value, got, err, tc.wantErr)
 		}
 	}
 	good := mustHex(t, fixtureV3)
 	for n := range len(good) {
-		rec, err := store.DecodeRecord(good[:n])
-		if err != nil && !errors.Is(err, store.ErrCorrupt) {
-			t.Errorf("DecodeRecord of %d bytes: %v, not ErrCorrupt", n, err)
+		rec, err := recordfmt.Decode(good[:n])
+		if err != nil && !errors.Is(err, recordfmt.ErrCorrupt) {
+			t.Errorf("Decode of %d bytes: %v, not ErrCorrupt", n, err)
 		}
 		if err == nil && rec == fixtureRecord() {
-			t.Errorf("DecodeRecord of %d bytes of %d read the whole record", n, len(good))
+			t.Errorf("Decode of %d bytes of %d read the whole record", n, len(good))
 		}
 	}
 }
