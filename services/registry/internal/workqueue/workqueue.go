@@ -10,7 +10,6 @@
 package workqueue
 
 import (
-	"container/heap"
 	"sync"
 	"time"
 )
@@ -114,7 +113,10 @@ func NewSchedule() *Schedule {
 func (s *Schedule) At(key string, t time.Time) {
 	s.mu.Lock()
 	s.due[key] = t
-	heap.Push(&s.h, item{key: key, at: t})
+	if len(s.h) >= 2*len(s.due)+compactSlack {
+		s.compact()
+	}
+	s.h.push(item{key: key, at: t})
 	first := s.h[0].key == key && s.h[0].at.Equal(t)
 	s.mu.Unlock()
 	if first {
@@ -140,13 +142,13 @@ func (s *Schedule) Pop(now time.Time, out []string) ([]string, time.Time) {
 	for len(s.h) > 0 {
 		top := s.h[0]
 		if want, ok := s.due[top.key]; !ok || !want.Equal(top.at) {
-			heap.Pop(&s.h) // stale: cancelled or rescheduled
+			s.h.pop() // stale: cancelled or rescheduled
 			continue
 		}
 		if top.at.After(now) {
 			return out, top.at
 		}
-		heap.Pop(&s.h)
+		s.h.pop()
 		delete(s.due, top.key)
 		out = append(out, top.key)
 	}
@@ -160,21 +162,80 @@ func (s *Schedule) Next(key string) time.Time {
 	return s.due[key]
 }
 
+// compactSlack is how many stale items the heap may hold beyond as many as the live
+// ones before compact drops them.
+const compactSlack = 1024
+
+// compact rebuilds the heap from the live schedules, dropping the stale items (of
+// keys rescheduled or cancelled since): a key rescheduled many times before its time
+// comes would otherwise hold an item per schedule. Amortised over the pushes that
+// made the stale items, it costs O(1) each.
+func (s *Schedule) compact() {
+	h := s.h[:0]
+	for _, it := range s.h {
+		if want, ok := s.due[it.key]; ok && want.Equal(it.at) {
+			h = append(h, it)
+		}
+	}
+	clear(s.h[len(h):])
+	s.h = h
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
+
 type item struct {
 	key string
 	at  time.Time
 }
 
+// timeHeap is a binary min-heap of items by time. It is written out rather than
+// container/heap, whose interface boxes every item pushed and popped (an allocation
+// per schedule, at 100,000 trunks a measurable part of the start's garbage).
 type timeHeap []item
 
-func (h timeHeap) Len() int           { return len(h) }
-func (h timeHeap) Less(i, j int) bool { return h[i].at.Before(h[j].at) }
-func (h timeHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timeHeap) Push(x any)        { *h = append(*h, x.(item)) }
-func (h *timeHeap) Pop() any {
+func (h *timeHeap) push(it item) {
+	*h = append(*h, it)
+	h.up(len(*h) - 1)
+}
+
+// pop removes the soonest item.
+func (h *timeHeap) pop() item {
 	old := *h
-	n := len(old)
-	x := old[n-1]
-	*h = old[:n-1]
-	return x
+	n := len(old) - 1
+	old[0], old[n] = old[n], old[0]
+	it := old[n]
+	old[n] = item{}
+	*h = old[:n]
+	h.down(0)
+	return it
+}
+
+func (h timeHeap) up(i int) {
+	for i > 0 {
+		p := (i - 1) / 2
+		if !h[i].at.Before(h[p].at) {
+			return
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+}
+
+func (h timeHeap) down(i int) {
+	for {
+		l := 2*i + 1
+		if l >= len(h) {
+			return
+		}
+		m := l
+		if r := l + 1; r < len(h) && h[r].at.Before(h[l].at) {
+			m = r
+		}
+		if !h[m].at.Before(h[i].at) {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
 }

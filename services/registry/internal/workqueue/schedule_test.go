@@ -1,0 +1,82 @@
+package workqueue
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestScheduleMatchesModel runs random At, Cancel and Pop against a plain map of due
+// times: Pop returns exactly the keys the model says are due, soonest first, and Next
+// agrees with the model throughout (rescheduling, cancelling and compaction included).
+func TestScheduleMatchesModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	s := NewSchedule()
+	model := map[string]time.Time{}
+	base := time.Unix(1_700_000_000, 0)
+	now := base
+	for step := range 200_000 {
+		key := fmt.Sprintf("k%d", rng.IntN(300))
+		switch op := rng.IntN(10); {
+		case op < 6:
+			at := now.Add(time.Duration(rng.IntN(5000)) * time.Millisecond)
+			s.At(key, at)
+			model[key] = at
+		case op < 7:
+			s.Cancel(key)
+			delete(model, key)
+		default:
+			now = now.Add(time.Duration(rng.IntN(400)) * time.Millisecond)
+			got, next := s.Pop(now, nil)
+			var want []string
+			for k, at := range model {
+				if !at.After(now) {
+					want = append(want, k)
+				}
+			}
+			slices.SortFunc(want, func(a, b string) int { return model[a].Compare(model[b]) })
+			for i := range got {
+				if i >= len(want) || model[got[i]] != model[want[i]] {
+					t.Fatalf("step %d: Pop = %v, want %v (due times in order)", step, got, want)
+				}
+			}
+			if len(got) != len(want) {
+				t.Fatalf("step %d: Pop = %d keys, want %d", step, len(got), len(want))
+			}
+			for _, k := range got {
+				delete(model, k)
+			}
+			var soonest time.Time
+			for _, at := range model {
+				if soonest.IsZero() || at.Before(soonest) {
+					soonest = at
+				}
+			}
+			if !next.Equal(soonest) {
+				t.Fatalf("step %d: next due %v, want %v", step, next, soonest)
+			}
+		}
+		if got := s.Next(key); !got.Equal(model[key]) {
+			t.Fatalf("step %d: Next(%s) = %v, want %v", step, key, got, model[key])
+		}
+	}
+}
+
+// TestScheduleDropsStaleItems: a key rescheduled again and again before its time
+// comes does not leave an item per schedule behind.
+func TestScheduleDropsStaleItems(t *testing.T) {
+	s := NewSchedule()
+	at := time.Unix(1_700_000_000, 0)
+	for i := range 100_000 {
+		s.At("k", at.Add(time.Duration(i)*time.Millisecond))
+	}
+	if n := len(s.h); n > 2+compactSlack {
+		t.Fatalf("heap holds %d items for one scheduled key", n)
+	}
+	got, _ := s.Pop(at.Add(time.Hour), nil)
+	if !slices.Equal(got, []string{"k"}) {
+		t.Fatalf("Pop = %v, want [k]", got)
+	}
+}
