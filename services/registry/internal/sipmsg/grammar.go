@@ -172,6 +172,13 @@ func ParseHost(s string) (string, error) {
 
 // isIPv4 reports whether s is a dotted-quad IPv4 address.
 func isIPv4(s string) bool {
+	// Only digits and dots can make one: a hostname is refused without parsing it (a
+	// failed netip.ParseAddr allocates its error).
+	for i := 0; i < len(s); i++ {
+		if !isDigit(s[i]) && s[i] != '.' {
+			return false
+		}
+	}
 	a, err := netip.ParseAddr(s)
 	return err == nil && a.Is4()
 }
@@ -182,8 +189,8 @@ func isHostname(s string) bool {
 	if s == "" {
 		return false
 	}
-	labels := strings.Split(s, ".")
-	for i, l := range labels {
+	for s != "" {
+		l, rest, more := strings.Cut(s, ".")
 		if l == "" || !isAlnum(l[0]) || !isAlnum(l[len(l)-1]) {
 			return false
 		}
@@ -192,15 +199,22 @@ func isHostname(s string) bool {
 				return false
 			}
 		}
-		if i == len(labels)-1 && !isAlpha(l[0]) {
+		if !more && !isAlpha(l[0]) {
 			return false // toplabel = ALPHA / ALPHA *( alphanum / "-" ) alphanum
 		}
+		if more && rest == "" {
+			return false // an empty label ("a..b" or a dot left after the trailing one)
+		}
+		s = rest
 	}
 	return true
 }
 
 // isIPv6 reports whether s (without brackets) is an IPv6 address.
 func isIPv6(s string) bool {
+	if strings.IndexByte(s, ':') < 0 {
+		return false // not parsed: a failed netip.ParseAddr allocates its error
+	}
 	a, err := netip.ParseAddr(s)
 	return err == nil && a.Is6() && a.Zone() == ""
 }
@@ -258,10 +272,26 @@ func checkTarget(t string) error {
 	if err := checkURIHost(h); err != nil {
 		return err
 	}
-	if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != p {
+	if !isPort(p) {
 		return fmt.Errorf("%q: bad port", t)
 	}
 	return nil
+}
+
+// isPort reports whether p is a port 1..65535 written as strconv.Itoa writes it: digits
+// only, no sign, no leading zero.
+func isPort(p string) bool {
+	if p == "" || len(p) > 5 || p[0] == '0' {
+		return false
+	}
+	n := 0
+	for i := 0; i < len(p); i++ {
+		if !isDigit(p[i]) {
+			return false
+		}
+		n = n*10 + int(p[i]-'0')
+	}
+	return n <= 65535
 }
 
 // CheckToken checks a non-empty RFC 3261 token (a method name, a header parameter):
