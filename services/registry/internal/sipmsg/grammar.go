@@ -350,7 +350,19 @@ const (
 
 // checkText reports the first character of s the rule forbids.
 func checkText(s string, rule textRule) error {
-	for i := 0; i < len(s); {
+	i := 0
+	// The usual value is printable ASCII: pass over it byte by byte; the first other
+	// byte goes to the rune by rune check.
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 || isCTL(c) || rule == ruleQuoted && (c == '"' || c == '\\') {
+			if c == '\t' && rule != ruleLine {
+				continue
+			}
+			break
+		}
+	}
+	for i < len(s) {
 		r, n := utf8.DecodeRuneInString(s[i:])
 		if bad, why := badRune(r, n, rule); bad {
 			return errors.New(why)

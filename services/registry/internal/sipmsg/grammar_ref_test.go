@@ -1,10 +1,12 @@
 package sipmsg
 
 import (
+	"errors"
 	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // The implementations these replaced (they allocated), kept as the reference the
@@ -69,6 +71,33 @@ func FuzzGrammarReference(f *testing.F) {
 		}
 		if got, want := isPort(s), refIsPort(s); got != want {
 			t.Fatalf("isPort(%q) = %v, want %v", s, got, want)
+		}
+	})
+}
+
+func refCheckText(s string, rule textRule) error {
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if bad, why := badRune(r, n, rule); bad {
+			return errors.New(why)
+		}
+		i += n
+	}
+	return nil
+}
+
+// FuzzCheckTextReference compares checkText (an ASCII fast path) with its reference.
+func FuzzCheckTextReference(f *testing.F) {
+	for _, s := range []string{"", "Routr Registry (sipreg)", "a\tb", "a\"b", "a\\b", "a\r\nb",
+		"\x00", "\x7f", "é", "\u0085", "\xff", "ok\xc3", "x\u200by"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, rule := range []textRule{ruleLine, ruleText, ruleQuoted} {
+			got, want := checkText(s, rule), refCheckText(s, rule)
+			if (got == nil) != (want == nil) || got != nil && got.Error() != want.Error() {
+				t.Fatalf("checkText(%q, %d) = %v, want %v", s, rule, got, want)
+			}
 		}
 	})
 }
