@@ -162,6 +162,7 @@ func FromProto(p *trunksv2beta1.Trunk) (Trunk, error) {
 		t.Warnings = append(t.Warnings, fmt.Sprintf("no URI is enabled: all %d used (Routr's file data server sends enabled=false when a file omits it)", len(uris)))
 	}
 	var skipped []string
+	t.URIs = make([]URI, 0, len(uris))
 	for i, u := range uris {
 		if !u.GetEnabled() && !t.AllDisabled {
 			continue
@@ -180,6 +181,7 @@ func FromProto(p *trunksv2beta1.Trunk) (Trunk, error) {
 		return b.Weight - a.Weight
 	})
 	if len(t.URIs) == 0 {
+		t.URIs = nil // as before the slice was made ahead
 		if len(skipped) > 0 {
 			return t, fmt.Errorf("%w: %s: no usable URI (%s)", ErrInvalid, t.Ref, joinReasons(skipped))
 		}
