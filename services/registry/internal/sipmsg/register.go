@@ -111,11 +111,15 @@ func BuildChecked(r Register) (*requesterv2beta1.SendMessageRequest, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	req := build(r)
-	if err := Check(req); err != nil {
-		return nil, err
+	b := buildBlock(r)
+	if r.Auth != nil || b.check() != nil {
+		// The walk over every field: the digest answer's messages, or the error that
+		// names the field (b.check only says whether there is one).
+		if err := Check(&b.req); err != nil {
+			return nil, err
+		}
 	}
-	return req, nil
+	return &b.req, nil
 }
 
 // Validate checks every value of r that goes into the request against its RFC 3261
@@ -231,7 +235,10 @@ func (b *block) ext(name, value string) {
 
 // build makes the request without scrubbing it: one allocation for its messages (block)
 // and one for its strings (the target and the CSeq value share theirs).
-func build(r Register) *requesterv2beta1.SendMessageRequest {
+func build(r Register) *requesterv2beta1.SendMessageRequest { return &buildBlock(r).req }
+
+// buildBlock is build, answering the block the request is in.
+func buildBlock(r Register) *block {
 	transport, _ := TransportProto(r.Transport)
 	user, domain := escapeUser(r.User), uriHost(r.Domain)
 	target, cseq := targetAndCSeq(r)
@@ -289,7 +296,7 @@ func build(r Register) *requesterv2beta1.SendMessageRequest {
 	b.req.Method = processorv2beta1.Method_REGISTER
 	b.req.Transport = transport
 	b.req.Message = msg
-	return &b.req
+	return b
 }
 
 // targetAndCSeq returns r.Target() and the CSeq value ("7 REGISTER") from one string.

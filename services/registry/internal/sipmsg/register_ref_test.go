@@ -132,6 +132,19 @@ func FuzzBuildReference(f *testing.F) {
 		if (e1 == nil) != (e2 == nil) || e1 != nil && e1.Error() != e2.Error() {
 			t.Fatalf("Check: %v, reference %v", e1, e2)
 		}
+		if r.Auth == nil {
+			if fast := buildBlock(r).check(); (fast == nil) != (e2 == nil) {
+				t.Fatalf("block check: %v, Check: %v", fast, e2)
+			}
+		}
+		_, e3 := BuildChecked(r)
+		e4 := r.Validate()
+		if e4 == nil {
+			e4 = e2
+		}
+		if (e3 == nil) != (e4 == nil) || e3 != nil && e3.Error() != e4.Error() {
+			t.Fatalf("BuildChecked: %v, reference %v", e3, e4)
+		}
 		scrub(got)
 		scrub(want)
 		sameWire(t, "scrubbed", got, want)
@@ -167,5 +180,46 @@ func TestBuildReference(t *testing.T) {
 		{Domain: "[::1]", Methods: make([]string, 2*blockExts)},
 	} {
 		sameWire(t, "case "+strconv.Itoa(i), build(r), refBuild(r))
+	}
+}
+
+// TestBlockCheckVerdict: for a valid Register and each one-field spoiling of it, the
+// block's check and Check agree on whether the request may go out.
+func TestBlockCheckVerdict(t *testing.T) {
+	base := Register{Domain: "sip.provider.net", Transport: "udp", User: "alice", CallID: "c@h", FromTag: "t",
+		CSeq: 1, Expires: 600, EdgePortHost: "ep.example", EdgePortPort: 5060, Methods: []string{"INVITE"},
+		UserAgent: "ua", Gin: true, GatewayAuth: "gw"}
+	spoil := []func(*Register){
+		func(*Register) {},
+		func(r *Register) { r.Domain = "" },
+		func(r *Register) { r.Domain = "bad host" },
+		func(r *Register) { r.Domain = "::1" },
+		func(r *Register) { r.Domain = "1.2.3.4" },
+		func(r *Register) { r.Port = 70000 },
+		func(r *Register) { r.Port = -5 },
+		func(r *Register) { r.Transport = "t t" },
+		func(r *Register) { r.Transport = "" },
+		func(r *Register) { r.User = "" },
+		func(r *Register) { r.User = "a\r\nb" },
+		func(r *Register) { r.CallID = "" },
+		func(r *Register) { r.CallID = "a b" },
+		func(r *Register) { r.FromTag = "a;b" },
+		func(r *Register) { r.EdgePortHost = "bad host" },
+		func(r *Register) { r.EdgePortPort = 70000 },
+		func(r *Register) { r.EdgePortPort = 0 },
+		func(r *Register) { r.Methods = []string{"IN VITE"} },
+		func(r *Register) { r.Methods = []string{""} },
+		func(r *Register) { r.UserAgent = "a\rb" },
+		func(r *Register) { r.UserAgent = "a\tb" },
+		func(r *Register) { r.UserAgent = "\xff" },
+		func(r *Register) { r.GatewayAuth = "a\x00" },
+	}
+	for i, f := range spoil {
+		r := base
+		f(&r)
+		fast, full := buildBlock(r).check(), Check(build(r))
+		if (fast == nil) != (full == nil) {
+			t.Errorf("case %d: block check %v, Check %v", i, fast, full)
+		}
 	}
 }
