@@ -193,8 +193,9 @@ func (r Register) Validate() error {
 }
 
 // blockExts is how many extensions a block holds: CSeq, User-Agent, Supported, Require,
-// Proxy-Require and X-Gateway-Auth, and up to six Allow. More are allocated one by one.
-const blockExts = 12
+// Proxy-Require and X-Gateway-Auth, and two Allow (none by default). More are allocated
+// one by one.
+const blockExts = 8
 
 // block holds every message of one request, so that build allocates them at once (the
 // REGISTER is built at every refresh of every binding). The messages are never copied out
