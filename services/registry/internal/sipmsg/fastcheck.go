@@ -1,6 +1,10 @@
 package sipmsg
 
-import "errors"
+import (
+	"errors"
+
+	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
+)
 
 // The rules Check applies to the strings of a request without a digest answer, looked
 // up once.
@@ -32,10 +36,10 @@ func (b *block) check() error {
 		ruleTag.checkString(b.from.Tag) != nil || ruleTag.checkString(b.to.Tag) != nil {
 		return errRefused
 	}
-	if !uriOK(b.ruriURI.User, b.ruriURI.Host, b.ruriURI.TransportParam, b.ruriURI.Port) ||
-		!uriOK(b.fromURI.User, b.fromURI.Host, b.fromURI.TransportParam, b.fromURI.Port) ||
-		!uriOK(b.toURI.User, b.toURI.Host, b.toURI.TransportParam, b.toURI.Port) ||
-		len(b.msg.Route) > 0 && !uriOK(b.epURI.User, b.epURI.Host, b.epURI.TransportParam, b.epURI.Port) {
+	// The URIs share their host (and From and To their user): a value already passed
+	// for the same field of an earlier URI is not checked again.
+	if !uriOK(&b.ruriURI, nil) || !uriOK(&b.fromURI, &b.ruriURI) || !uriOK(&b.toURI, &b.fromURI) ||
+		len(b.msg.Route) > 0 && !uriOK(&b.epURI, &b.ruriURI) {
 		return errRefused
 	}
 	for _, e := range b.msg.Extensions {
@@ -46,8 +50,12 @@ func (b *block) check() error {
 	return nil
 }
 
-// uriOK applies Check's rules to the strings and the port of a SipURI.
-func uriOK(user, host, transport string, port int32) bool {
-	return ruleURIUser.checkString(user) == nil && ruleURIHost.checkString(host) == nil &&
-		ruleURITransp.checkString(transport) == nil && (port == -1 || port >= 1 && port <= 65535)
+// uriOK applies Check's rules to the strings and the port of u; a string equal to the
+// same field of prev (nil: none), which passed, passes.
+func uriOK(u, prev *sipmessagev2beta1.SipURI) bool {
+	p := prev != nil
+	return (p && u.User == prev.User || ruleURIUser.checkString(u.User) == nil) &&
+		(p && u.Host == prev.Host || ruleURIHost.checkString(u.Host) == nil) &&
+		(p && u.TransportParam == prev.TransportParam || ruleURITransp.checkString(u.TransportParam) == nil) &&
+		(u.Port == -1 || u.Port >= 1 && u.Port <= 65535)
 }
