@@ -2,8 +2,6 @@ package sipmsg
 
 import (
 	"fmt"
-	"slices"
-	"strconv"
 	"strings"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -145,7 +143,8 @@ func scrub(req *requesterv2beta1.SendMessageRequest) {
 // an error on its way back up, so a request that passes costs no path.
 type visitor interface {
 	str(rule fieldRule, v string) (repl string, err error)
-	int(fd protoreflect.FieldDescriptor, v int64) error
+	// int sees an integer; port marks a SipURI's port.
+	int(port bool, v int64) error
 }
 
 type checkVisitor struct{}
@@ -154,8 +153,8 @@ func (checkVisitor) str(rule fieldRule, v string) (string, error) {
 	return v, rule.checkString(v)
 }
 
-func (checkVisitor) int(fd protoreflect.FieldDescriptor, v int64) error {
-	if fd.FullName() == pbSIP+"SipURI.port" && v != -1 && (v < 1 || v > 65535) {
+func (checkVisitor) int(port bool, v int64) error {
+	if port && v != -1 && (v < 1 || v > 65535) {
 		return fmt.Errorf("%d (want -1 for none, or 1-65535)", v)
 	}
 	return nil
@@ -167,7 +166,7 @@ func (scrubVisitor) str(rule fieldRule, v string) (string, error) {
 	return scrubText(v, rule.text), nil
 }
 
-func (scrubVisitor) int(protoreflect.FieldDescriptor, int64) error { return nil }
+func (scrubVisitor) int(bool, int64) error { return nil }
 
 // fieldError is an error about one field, with the path to it: segs holds the path's
 // segments innermost first (a field's name, or "[i]" for an index, or "[key]"), as the
@@ -204,150 +203,4 @@ func at(err error, seg string) error {
 		return fe
 	}
 	return &fieldError{segs: []string{seg}, err: err}
-}
-
-// walk visits every field of m in field number order: strings (also unset ones, which
-// are empty, so that required values are checked), ints, set messages, list elements and
-// map entries.
-func walk(m protoreflect.Message, vis visitor) error {
-	fields := m.Descriptor().Fields()
-	for i := 0; i < fields.Len(); i++ {
-		fd := fields.Get(i)
-		switch {
-		case fd.IsMap():
-			if !m.Has(fd) {
-				continue
-			}
-			if err := walkMap(m, fd, vis); err != nil {
-				return at(err, fd.TextName())
-			}
-		case fd.IsList():
-			if !m.Has(fd) {
-				continue
-			}
-			if err := walkList(m.Mutable(fd).List(), fd, vis); err != nil {
-				return at(err, fd.TextName())
-			}
-		case fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind:
-			if !m.Has(fd) {
-				continue
-			}
-			if err := walk(m.Get(fd).Message(), vis); err != nil {
-				return at(err, fd.TextName())
-			}
-		case fd.Kind() == protoreflect.StringKind:
-			if fd.ContainingOneof() != nil && !m.Has(fd) {
-				continue
-			}
-			v := m.Get(fd).String()
-			repl, err := vis.str(ruleOf(fd), v)
-			if err != nil {
-				return at(err, fd.TextName())
-			}
-			if repl != v {
-				m.Set(fd, protoreflect.ValueOfString(repl))
-			}
-		case isInt(fd.Kind()):
-			if !m.Has(fd) && fd.FullName() != pbSIP+"SipURI.port" {
-				continue
-			}
-			if err := vis.int(fd, m.Get(fd).Int()); err != nil {
-				return at(err, fd.TextName())
-			}
-		}
-	}
-	return nil
-}
-
-func isInt(k protoreflect.Kind) bool {
-	switch k {
-	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind,
-		protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
-		return true
-	}
-	return false
-}
-
-func walkList(l protoreflect.List, fd protoreflect.FieldDescriptor, vis visitor) error {
-	for i := 0; i < l.Len(); i++ {
-		switch {
-		case fd.Kind() == protoreflect.MessageKind || fd.Kind() == protoreflect.GroupKind:
-			em := l.Get(i).Message()
-			if err := walk(em, vis); err != nil {
-				return at(withHeaderName(err, em), "["+strconv.Itoa(i)+"]")
-			}
-		case fd.Kind() == protoreflect.StringKind:
-			v := l.Get(i).String()
-			repl, err := vis.str(ruleOf(fd), v)
-			if err != nil {
-				return at(err, "["+strconv.Itoa(i)+"]")
-			}
-			if repl != v {
-				l.Set(i, protoreflect.ValueOfString(repl))
-			}
-		}
-	}
-	return nil
-}
-
-// withHeaderName adds the name of an extension to an error about it, when the name is a
-// token (safe to show).
-func withHeaderName(err error, m protoreflect.Message) error {
-	fe, ok := err.(*fieldError)
-	if !ok || fe.note != "" || m.Descriptor().FullName() != pbSIP+"Extension" {
-		return err
-	}
-	name := m.Get(m.Descriptor().Fields().ByName("name")).String()
-	if checkToken(name) != nil {
-		return err
-	}
-	fe.note = " (header " + name + ")"
-	return fe
-}
-
-func walkMap(m protoreflect.Message, fd protoreflect.FieldDescriptor, vis visitor) error {
-	mp := m.Mutable(fd).Map()
-	type entry struct {
-		k protoreflect.MapKey
-		v protoreflect.Value
-	}
-	var entries []entry
-	mp.Range(func(k protoreflect.MapKey, v protoreflect.Value) bool {
-		entries = append(entries, entry{k, v})
-		return true
-	})
-	// Map order is random: visit the keys in sorted order, so the first error is stable.
-	slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.k.String(), b.k.String()) })
-	vd := fd.MapValue()
-	for _, e := range entries {
-		k := e.k
-		seg := "[" + strconv.Quote(k.String()) + "]"
-		if fd.MapKey().Kind() == protoreflect.StringKind {
-			repl, err := vis.str(mapKeyRule, k.String())
-			if err != nil {
-				return at(err, seg+" (key)")
-			}
-			if repl != k.String() {
-				mp.Clear(k)
-				k = protoreflect.ValueOfString(repl).MapKey()
-				mp.Set(k, e.v)
-			}
-		}
-		switch {
-		case vd.Kind() == protoreflect.MessageKind || vd.Kind() == protoreflect.GroupKind:
-			if err := walk(mp.Get(k).Message(), vis); err != nil {
-				return at(err, seg)
-			}
-		case vd.Kind() == protoreflect.StringKind:
-			v := mp.Get(k).String()
-			repl, err := vis.str(ruleOf(vd), v)
-			if err != nil {
-				return at(err, seg)
-			}
-			if repl != v {
-				mp.Set(k, protoreflect.ValueOfString(repl))
-			}
-		}
-	}
-	return nil
 }

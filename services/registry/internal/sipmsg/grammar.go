@@ -3,9 +3,6 @@ package sipmsg
 import (
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
-	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -135,135 +132,6 @@ func isEscaped(s string, ok func(byte) bool) bool {
 	return true
 }
 
-// ParseHost checks a registrar host against the RFC 3261 `host` grammar and returns it in
-// the form the registry keeps: a hostname (labels of alphanumerics and '-', the last one
-// starting with a letter, an optional trailing dot) or an IPv4 address as given, an IPv6
-// address without its brackets ("[::1]" and "::1" both give "::1"). Anything else (empty,
-// a control character, a space, '@', '/', a port, an IPv6 zone, ...) is an error that
-// describes the problem (quoting the value in Go syntax, safe to log).
-func ParseHost(s string) (string, error) {
-	if s == "" {
-		return "", errors.New("empty")
-	}
-	if err := controlError(s); err != nil {
-		return "", err
-	}
-	if !utf8.ValidString(s) {
-		return "", errors.New("invalid UTF-8")
-	}
-	inner, bracketed := s, false
-	if s[0] == '[' {
-		if len(s) < 2 || s[len(s)-1] != ']' {
-			return "", fmt.Errorf("%q: unterminated IPv6 reference", s)
-		}
-		inner, bracketed = s[1:len(s)-1], true
-	}
-	if strings.Contains(inner, ":") || bracketed {
-		if a, err := netip.ParseAddr(inner); err == nil && a.Is6() && a.Zone() == "" {
-			return inner, nil
-		}
-		return "", fmt.Errorf("%q is not an IPv6 address", s)
-	}
-	if isIPv4(inner) || isHostname(inner) {
-		return inner, nil
-	}
-	return "", fmt.Errorf("%q is not a hostname, IPv4 or IPv6 address", s)
-}
-
-// isIPv4 reports whether s is a dotted-quad IPv4 address.
-func isIPv4(s string) bool {
-	a, err := netip.ParseAddr(s)
-	return err == nil && a.Is4()
-}
-
-// isHostname reports whether s matches RFC 3261 `hostname`.
-func isHostname(s string) bool {
-	s = strings.TrimSuffix(s, ".")
-	if s == "" {
-		return false
-	}
-	labels := strings.Split(s, ".")
-	for i, l := range labels {
-		if l == "" || !isAlnum(l[0]) || !isAlnum(l[len(l)-1]) {
-			return false
-		}
-		for j := 0; j < len(l); j++ {
-			if !isAlnum(l[j]) && l[j] != '-' {
-				return false
-			}
-		}
-		if i == len(labels)-1 && !isAlpha(l[0]) {
-			return false // toplabel = ALPHA / ALPHA *( alphanum / "-" ) alphanum
-		}
-	}
-	return true
-}
-
-// isIPv6 reports whether s (without brackets) is an IPv6 address.
-func isIPv6(s string) bool {
-	a, err := netip.ParseAddr(s)
-	return err == nil && a.Is6() && a.Zone() == ""
-}
-
-// uriHost writes a host for a SIP URI: an IPv6 address (bare or bracketed) in brackets,
-// anything else as it is.
-func uriHost(h string) string {
-	if inner := strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"); isIPv6(inner) {
-		return "[" + inner + "]"
-	}
-	return h
-}
-
-// bareHost is h without the brackets of an IPv6 reference (for net.JoinHostPort).
-func bareHost(h string) string {
-	if len(h) > 2 && h[0] == '[' && h[len(h)-1] == ']' && isIPv6(h[1:len(h)-1]) {
-		return h[1 : len(h)-1]
-	}
-	return h
-}
-
-// HostPort joins a host (IPv6 bare or bracketed) and a port (0 means 5060) as the
-// Requester's target: "sip.example.com:5060", "10.0.0.1:5080", "[::1]:5060".
-func HostPort(host string, port int) string {
-	if port == 0 {
-		port = 5060
-	}
-	return net.JoinHostPort(bareHost(host), strconv.Itoa(port))
-}
-
-// checkURIHost checks the host of a SipURI as written: hostname, IPv4, or an IPv6
-// reference in brackets.
-func checkURIHost(h string) error {
-	if h == "" {
-		return errors.New("empty")
-	}
-	if strings.Contains(h, ":") && (h[0] != '[' || h[len(h)-1] != ']') {
-		return fmt.Errorf("%q: an IPv6 address must be in brackets", h)
-	}
-	_, err := ParseHost(h)
-	return err
-}
-
-// checkTarget checks the Requester's target: host ":" port, the host as in a URI.
-func checkTarget(t string) error {
-	h, p, err := net.SplitHostPort(t)
-	if err != nil {
-		return fmt.Errorf("%q is not host:port", t)
-	}
-	if strings.Contains(h, ":") {
-		h = "[" + h + "]"
-	} else if strings.HasPrefix(t, "[") {
-		return fmt.Errorf("%q: brackets around a host that is not an IPv6 address", t)
-	}
-	if err := checkURIHost(h); err != nil {
-		return err
-	}
-	if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != p {
-		return fmt.Errorf("%q: bad port", t)
-	}
-	return nil
-}
-
 // CheckToken checks a non-empty RFC 3261 token (a method name, a header parameter):
 // 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~").
 func CheckToken(s string) error { return checkToken(s) }
@@ -320,7 +188,19 @@ const (
 
 // checkText reports the first character of s the rule forbids.
 func checkText(s string, rule textRule) error {
-	for i := 0; i < len(s); {
+	i := 0
+	// The usual value is printable ASCII: pass over it byte by byte; the first other
+	// byte goes to the rune by rune check.
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x80 || isCTL(c) || rule == ruleQuoted && (c == '"' || c == '\\') {
+			if c == '\t' && rule != ruleLine {
+				continue
+			}
+			break
+		}
+	}
+	for i < len(s) {
 		r, n := utf8.DecodeRuneInString(s[i:])
 		if bad, why := badRune(r, n, rule); bad {
 			return errors.New(why)

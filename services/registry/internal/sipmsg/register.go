@@ -6,6 +6,7 @@ package sipmsg
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	commonv2beta1 "sipreg.dev/gen/pb/fonoster/routr/common/v2beta1"
 	processorv2beta1 "sipreg.dev/gen/pb/fonoster/routr/processor/v2beta1"
@@ -110,11 +111,15 @@ func BuildChecked(r Register) (*requesterv2beta1.SendMessageRequest, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
 	}
-	req := build(r)
-	if err := Check(req); err != nil {
-		return nil, err
+	b := buildBlock(r)
+	if r.Auth != nil || b.check() != nil {
+		// The walk over every field: the digest answer's messages, or the error that
+		// names the field (b.check only says whether there is one).
+		if err := Check(&b.req); err != nil {
+			return nil, err
+		}
 	}
-	return req, nil
+	return &b.req, nil
 }
 
 // Validate checks every value of r that goes into the request against its RFC 3261
@@ -187,61 +192,143 @@ func (r Register) Validate() error {
 	return nil
 }
 
-// build makes the request without scrubbing it.
-func build(r Register) *requesterv2beta1.SendMessageRequest {
+// blockExts is how many extensions a block holds: CSeq, User-Agent, Supported, Require,
+// Proxy-Require and X-Gateway-Auth, and two Allow (none by default). More are allocated
+// one by one.
+const blockExts = 8
+
+// block holds every message of one request, so that build allocates them at once (the
+// REGISTER is built at every refresh of every binding). The messages are never copied out
+// of it: the request points into it, and the block lives as long as any of them.
+type block struct {
+	req      requesterv2beta1.SendMessageRequest
+	msg      sipmessagev2beta1.SIPMessage
+	ruri     sipmessagev2beta1.SIPMessage_RequestUri
+	ruriURI  sipmessagev2beta1.SipURI
+	from     sipmessagev2beta1.From
+	fromAddr sipmessagev2beta1.Address
+	fromURI  sipmessagev2beta1.SipURI
+	to       sipmessagev2beta1.To
+	toAddr   sipmessagev2beta1.Address
+	toURI    sipmessagev2beta1.SipURI
+	callID   sipmessagev2beta1.CallID
+	expires  sipmessagev2beta1.Expires
+	maxFwd   sipmessagev2beta1.MaxForwards
+	route    [1]*sipmessagev2beta1.Route
+	routeMsg sipmessagev2beta1.Route
+	epAddr   sipmessagev2beta1.Address
+	epURI    sipmessagev2beta1.SipURI
+	extPtrs  [blockExts]*sipmessagev2beta1.Extension
+	exts     [blockExts]sipmessagev2beta1.Extension
+}
+
+// ext appends the extension name: value to the message, in the block while it has room.
+func (b *block) ext(name, value string) {
+	n := len(b.msg.Extensions)
+	if n < blockExts {
+		e := &b.exts[n]
+		e.Name, e.Value = name, value
+		b.msg.Extensions = append(b.msg.Extensions, e)
+		return
+	}
+	b.msg.Extensions = append(b.msg.Extensions, &sipmessagev2beta1.Extension{Name: name, Value: value})
+}
+
+// build makes the request without scrubbing it: one allocation for its messages (block)
+// and one for its strings (the target and the CSeq value share theirs).
+func build(r Register) *requesterv2beta1.SendMessageRequest { return &buildBlock(r).req }
+
+// buildBlock is build, answering the block the request is in.
+func buildBlock(r Register) *block {
 	transport, _ := TransportProto(r.Transport)
 	user, domain := escapeUser(r.User), uriHost(r.Domain)
-	aor := func() *sipmessagev2beta1.Address {
-		return &sipmessagev2beta1.Address{Uri: &sipmessagev2beta1.SipURI{User: user, Host: domain, Port: -1}}
-	}
+	target, cseq := targetAndCSeq(r)
 	port := int32(r.Port)
 	if port == 0 {
 		port = 5060
 	}
-	msg := &sipmessagev2beta1.SIPMessage{
-		MessageType: &sipmessagev2beta1.SIPMessage_RequestUri{RequestUri: &sipmessagev2beta1.SipURI{
-			Host: domain, Port: port, TransportParam: r.Transport,
-		}},
-		From:        &sipmessagev2beta1.From{Address: aor(), Tag: r.FromTag},
-		To:          &sipmessagev2beta1.To{Address: aor()},
-		CallId:      &sipmessagev2beta1.CallID{CallId: r.CallID},
-		Expires:     &sipmessagev2beta1.Expires{Expires: int32(r.Expires)},
-		MaxForwards: &sipmessagev2beta1.MaxForwards{MaxForwards: MaxForwards},
-	}
+	b := new(block)
+	b.ruriURI = sipmessagev2beta1.SipURI{Host: domain, Port: port, TransportParam: r.Transport}
+	b.ruri.RequestUri = &b.ruriURI
+	b.fromURI = sipmessagev2beta1.SipURI{User: user, Host: domain, Port: -1}
+	b.fromAddr.Uri = &b.fromURI
+	b.from.Address, b.from.Tag = &b.fromAddr, r.FromTag
+	b.toURI = sipmessagev2beta1.SipURI{User: user, Host: domain, Port: -1}
+	b.toAddr.Uri = &b.toURI
+	b.to.Address = &b.toAddr
+	b.callID.CallId = r.CallID
+	b.expires.Expires = int32(r.Expires)
+	b.maxFwd.MaxForwards = MaxForwards
+	msg := &b.msg
+	msg.MessageType = &b.ruri
+	msg.From, msg.To, msg.CallId = &b.from, &b.to, &b.callID
+	msg.Expires, msg.MaxForwards = &b.expires, &b.maxFwd
 	if r.EdgePortHost != "" {
 		ep := int32(r.EdgePortPort)
 		if ep == 0 {
 			ep = -1
 		}
-		msg.Route = []*sipmessagev2beta1.Route{{Address: &sipmessagev2beta1.Address{Uri: &sipmessagev2beta1.SipURI{
-			Host: uriHost(r.EdgePortHost), Port: ep, TransportParam: r.Transport, LrParam: true,
-		}}}}
+		b.epURI = sipmessagev2beta1.SipURI{Host: uriHost(r.EdgePortHost), Port: ep, TransportParam: r.Transport, LrParam: true}
+		b.epAddr.Uri = &b.epURI
+		b.routeMsg.Address = &b.epAddr
+		b.route[0] = &b.routeMsg
+		msg.Route = b.route[:]
 	}
-	ext := func(name, value string) {
-		msg.Extensions = append(msg.Extensions, &sipmessagev2beta1.Extension{Name: name, Value: value})
-	}
-	ext("CSeq", strconv.FormatUint(uint64(r.CSeq), 10)+" REGISTER")
+	msg.Extensions = b.extPtrs[:0]
+	b.ext("CSeq", cseq)
 	if r.UserAgent != "" {
-		ext("User-Agent", r.UserAgent)
+		b.ext("User-Agent", r.UserAgent)
 	}
 	for _, m := range r.Methods {
-		ext("Allow", m)
+		b.ext("Allow", m)
 	}
-	ext("Supported", "path")
+	b.ext("Supported", "path")
 	if r.Gin {
-		ext("Require", "gin")
-		ext("Proxy-Require", "gin")
+		b.ext("Require", "gin")
+		b.ext("Proxy-Require", "gin")
 	}
 	if r.GatewayAuth != "" {
-		ext(GatewayAuthHeader, r.GatewayAuth)
+		b.ext(GatewayAuthHeader, r.GatewayAuth)
 	}
 	if r.Auth != nil {
 		r.Auth.Apply(msg, "REGISTER")
 	}
-	return &requesterv2beta1.SendMessageRequest{
-		Target:    r.Target(),
-		Method:    processorv2beta1.Method_REGISTER,
-		Transport: transport,
-		Message:   msg,
+	b.req.Target = target
+	b.req.Method = processorv2beta1.Method_REGISTER
+	b.req.Transport = transport
+	b.req.Message = msg
+	return b
+}
+
+// targetAndCSeq returns r.Target() and the CSeq value ("7 REGISTER") from one string.
+func targetAndCSeq(r Register) (target, cseq string) {
+	host := bareHost(r.Domain)
+	port := r.Port
+	if port == 0 {
+		port = 5060
 	}
+	var num [24]byte
+	p := strconv.AppendInt(num[:0], int64(port), 10)
+	bracket := strings.IndexByte(host, ':') >= 0 // as net.JoinHostPort does
+	n := len(host) + 1 + len(p)
+	if bracket {
+		n += 2
+	}
+	var c [24]byte
+	cs := strconv.AppendUint(c[:0], uint64(r.CSeq), 10)
+	var sb strings.Builder
+	sb.Grow(n + len(cs) + len(" REGISTER"))
+	if bracket {
+		sb.WriteByte('[')
+	}
+	sb.WriteString(host)
+	if bracket {
+		sb.WriteByte(']')
+	}
+	sb.WriteByte(':')
+	sb.Write(p)
+	sb.Write(cs)
+	sb.WriteString(" REGISTER")
+	s := sb.String()
+	return s[:n], s[n:]
 }

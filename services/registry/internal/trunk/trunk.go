@@ -81,13 +81,32 @@ func (t Trunk) Equal(o Trunk) bool {
 
 // Fingerprint changes when anything that identifies the binding changes: URIs, users
 // or credentials. It is a hash: it never reveals the password.
+//
+// It is kept in the store with the binding, so its value must never change for the same
+// trunk: the first 16 hex digits of the SHA-256 of, for each URI,
+// "host|port|transport|user\n", then "username\x00password" (as fmt wrote them before the
+// bytes were written by hand; TestFingerprintPinned holds the value).
 func (t Trunk) Fingerprint() string {
-	h := sha256.New()
+	var stack [256]byte
+	b := stack[:0]
 	for _, u := range t.URIs {
-		fmt.Fprintf(h, "%s|%d|%s|%s\n", u.Host, u.Port, u.Transport, u.User)
+		b = append(b, u.Host...)
+		b = append(b, '|')
+		b = strconv.AppendInt(b, int64(u.Port), 10)
+		b = append(b, '|')
+		b = append(b, u.Transport...)
+		b = append(b, '|')
+		b = append(b, u.User...)
+		b = append(b, '\n')
 	}
-	fmt.Fprintf(h, "%s\x00%s", t.Username, t.Password)
-	return hex.EncodeToString(h.Sum(nil))[:16]
+	b = append(b, t.Username...)
+	b = append(b, 0)
+	b = append(b, t.Password...)
+	sum := sha256.Sum256(b)
+	clear(b) // the password does not stay on the stack (or heap) longer than needed
+	var out [16]byte
+	hex.Encode(out[:], sum[:8])
+	return string(out[:])
 }
 
 // ErrInvalid marks API data the registry cannot use.
@@ -143,6 +162,7 @@ func FromProto(p *trunksv2beta1.Trunk) (Trunk, error) {
 		t.Warnings = append(t.Warnings, fmt.Sprintf("no URI is enabled: all %d used (Routr's file data server sends enabled=false when a file omits it)", len(uris)))
 	}
 	var skipped []string
+	t.URIs = make([]URI, 0, len(uris))
 	for i, u := range uris {
 		if !u.GetEnabled() && !t.AllDisabled {
 			continue
@@ -161,6 +181,7 @@ func FromProto(p *trunksv2beta1.Trunk) (Trunk, error) {
 		return b.Weight - a.Weight
 	})
 	if len(t.URIs) == 0 {
+		t.URIs = nil // as before the slice was made ahead
 		if len(skipped) > 0 {
 			return t, fmt.Errorf("%w: %s: no usable URI (%s)", ErrInvalid, t.Ref, joinReasons(skipped))
 		}
