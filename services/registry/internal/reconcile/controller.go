@@ -28,7 +28,6 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/sync/semaphore"
 	"golang.org/x/time/rate"
 
 	"sipreg.dev/services/registry/internal/cluster/mirror"
@@ -62,8 +61,11 @@ type Reconciler struct {
 	queue   *workqueue.Queue
 	sched   *workqueue.Schedule
 	limiter *rate.Limiter
-	// sending bounds the SendMessage calls in flight (spec.maxInFlight).
-	sending *semaphore.Weighted
+	// sending bounds the SendMessage calls in flight (spec.maxInFlight): a slot is a
+	// value in the channel. (A channel rather than semaphore.Weighted, which allocates
+	// a waiter whenever it is contended, as it is at every big start; blocked senders
+	// are served in order just the same.)
+	sending chan struct{}
 	commit  *groupcommit.Committer
 	// durable: records outlive the process (Redis), so CSeqs are reserved (cseq.go).
 	durable   bool
@@ -159,7 +161,7 @@ func New(o Options) *Reconciler {
 		queue:     workqueue.New(),
 		sched:     workqueue.NewSchedule(),
 		limiter:   newLimiter(o.Spec.RegistersPerSecond),
-		sending:   semaphore.NewWeighted(int64(max(1, o.Spec.MaxInFlight))),
+		sending:   make(chan struct{}, max(1, o.Spec.MaxInFlight)),
 		durable:   durable,
 		cseqBlock: cseqBlock,
 		entries:   map[string]*entry{},

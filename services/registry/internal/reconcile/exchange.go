@@ -39,10 +39,12 @@ func (r *Reconciler) sender(rec *registration.Record, base registration.Record) 
 		if err := r.reserveCSeq(rec, base); err != nil {
 			return nil, 0, err
 		}
-		if err := r.sending.Acquire(ctx, 1); err != nil {
-			return nil, 0, err
+		select {
+		case r.sending <- struct{}{}:
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
 		}
-		defer r.sending.Release(1)
+		defer func() { <-r.sending }()
 		if fence, ok := r.own.Valid(rec.TrunkRef); !ok || fence != rec.Fence {
 			// Not held, or held again under another fence: another replica may have
 			// owned the trunk in between, and this REGISTER was built before that.
