@@ -14,8 +14,13 @@ import (
 func (r *Reconciler) persist(key string, rec registration.Record) {
 	if !r.durable {
 		// The memory cache writes nowhere: no batch to share, so no group commit
-		// window to wait out. The record is stamped as a write would (cseq.go).
-		_, _ = r.writeRecords(context.Background(), []registration.Record{rec})
+		// window to wait out. The record is stamped and confirmed as a write that
+		// landed would be (cseq.go), in place: no copy of it on the heap per outcome.
+		one := [1]registration.Record{rec}
+		r.mu.Lock()
+		r.stampLocked(one[:])
+		r.confirmLocked(one[:], nil)
+		r.mu.Unlock()
 		return
 	}
 	if r.storeErr.Load() == nil {
