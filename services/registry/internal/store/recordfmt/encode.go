@@ -151,6 +151,18 @@ func decodeJSON(value []byte) (registration.Record, error) {
 	return v.Record, nil
 }
 
+// unmarshalKnown decodes b into m and refuses a known field that came with another
+// wire type (checkUnknown); fields this release does not know are kept aside.
+func unmarshalKnown(b []byte, m proto.Message) error {
+	if err := proto.Unmarshal(b, m); err != nil {
+		return fmt.Errorf("unreadable record: %w", err)
+	}
+	if err := checkUnknown(m); err != nil {
+		return fmt.Errorf("unreadable record: %w", err)
+	}
+	return nil
+}
+
 // checkUnknown rejects a field of m the message knows by its number but that
 // came with another wire type (protobuf keeps it aside as an unknown field): a
 // value a newer release wrote may hold fields this one does not know, but not

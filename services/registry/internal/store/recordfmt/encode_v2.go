@@ -24,11 +24,8 @@ func encodeV2(rec registration.Record) ([]byte, error) {
 // out).
 func decodeV2(b []byte) (registration.Record, error) {
 	var m storepb.Record
-	if err := proto.Unmarshal(b, &m); err != nil {
-		return registration.Record{}, fmt.Errorf("unreadable record: %w", err)
-	}
-	if err := checkUnknown(&m); err != nil {
-		return registration.Record{}, fmt.Errorf("unreadable record: %w", err)
+	if err := unmarshalKnown(b, &m); err != nil {
+		return registration.Record{}, err
 	}
 	return recordFromProto(&m)
 }

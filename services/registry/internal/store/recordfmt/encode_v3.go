@@ -114,11 +114,8 @@ func encodeV3(rec registration.Record) ([]byte, error) {
 // encodes again.
 func decodeV3(b []byte) (registration.Record, error) {
 	var m storepb.RecordV3
-	if err := proto.Unmarshal(b, &m); err != nil {
-		return registration.Record{}, fmt.Errorf("unreadable record: %w", err)
-	}
-	if err := checkUnknown(&m); err != nil {
-		return registration.Record{}, fmt.Errorf("unreadable record: %w", err)
+	if err := unmarshalKnown(b, &m); err != nil {
+		return registration.Record{}, err
 	}
 	var err error
 	keep := func(name string, e error) {
