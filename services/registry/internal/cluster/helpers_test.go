@@ -113,25 +113,3 @@ func refs(prefix string, n int) []string {
 	}
 	return out
 }
-
-// poll calls f until it returns nil, failing the test at the deadline.
-func poll(t *testing.T, limit time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %v", limit, err)
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("test ended: %v", err)
-		case <-tick.C:
-		}
-	}
-}

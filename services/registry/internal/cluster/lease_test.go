@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"sipreg.dev/services/registry/internal/cluster"
+	"sipreg.dev/services/registry/internal/redistest"
 	"sipreg.dev/services/registry/internal/registration"
 )
 
@@ -162,7 +163,7 @@ func TestClaimAfterExpiryReal(t *testing.T) {
 		t.Fatalf("A claim = %v, %v", got, err)
 	}
 	var got map[string]int64
-	poll(t, 10*time.Second, func() error {
+	redistest.Poll(t, 10*time.Second, func() error {
 		var err error
 		got, err = bb.Claim(ctx, []string{"t1"})
 		if err != nil {

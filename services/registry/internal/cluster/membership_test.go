@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"sipreg.dev/services/registry/internal/cluster"
+	"sipreg.dev/services/registry/internal/redistest"
 )
 
 // waitMembers waits until c sees exactly the members ids (sorted), woken by
@@ -239,7 +240,7 @@ func TestDiscovery(t *testing.T) {
 			b.mini.FastForward(ttl)
 		}
 		next := -1
-		poll(t, 10*time.Second, func() error {
+		redistest.Poll(t, 10*time.Second, func() error {
 			for i, c := range cs {
 				if i == leader {
 					continue

@@ -99,3 +99,26 @@ func Each(t *testing.T, f func(t *testing.T, s Server)) {
 	t.Run("real", func(t *testing.T) { f(t, Real(t)) })
 	t.Run("miniredis", func(t *testing.T) { f(t, Mini(t)) })
 }
+
+// Poll calls f until it returns nil, failing the test if it has not within limit
+// (for state another process or a server changes: a Redis restart, a lease expiring).
+func Poll(t *testing.T, limit time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %v", limit, err)
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatalf("test ended: %v", err)
+		case <-tick.C:
+		}
+	}
+}

@@ -38,7 +38,7 @@ func TestMiniredisServerDownAndBack(t *testing.T) {
 	if err := m.Restart(); err != nil {
 		t.Fatalf("restart miniredis: %v", err)
 	}
-	poll(t, 10*time.Second, func() error { return s.Ping(ctx) })
+	redistest.Poll(t, 10*time.Second, func() error { return s.Ping(ctx) })
 	if _, err := s.Get(ctx, "trunk-1"); err != nil {
 		t.Errorf("Get after restart: %v", err)
 	}
@@ -67,7 +67,7 @@ func TestRedisDownAtStart(t *testing.T) {
 	if err := m.StartAddr(addr); err != nil {
 		t.Fatalf("start miniredis at %s: %v", addr, err)
 	}
-	poll(t, 10*time.Second, func() error { return s.Ping(t.Context()) })
+	redistest.Poll(t, 10*time.Second, func() error { return s.Ping(t.Context()) })
 	if err := s.Put(t.Context(), storetest.Record("trunk-1")); err != nil {
 		t.Errorf("Put once up: %v", err)
 	}
@@ -109,7 +109,7 @@ func TestMiniredisBlockedServer(t *testing.T) {
 	}
 
 	unblock()
-	poll(t, 10*time.Second, func() error { return s.Ping(t.Context()) })
+	redistest.Poll(t, 10*time.Second, func() error { return s.Ping(t.Context()) })
 	if _, err := s.Get(t.Context(), "trunk-1"); err != nil {
 		t.Errorf("Get once unblocked: %v", err)
 	}
@@ -171,7 +171,7 @@ func TestRedisPasswordNotInErrors(t *testing.T) {
 	if err := m.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, 10*time.Second, func() error { return s.Ping(t.Context()) })
+	redistest.Poll(t, 10*time.Second, func() error { return s.Ping(t.Context()) })
 	if err := s.Put(t.Context(), storetest.Record("trunk-1")); err != nil {
 		t.Errorf("Put with the right password: %v", err)
 	}
@@ -203,23 +203,5 @@ func withTimeout(t *testing.T, d time.Duration) func() context.Context {
 		ctx, cancel := context.WithTimeout(t.Context(), d)
 		t.Cleanup(cancel)
 		return ctx
-	}
-}
-
-// poll calls f until it succeeds, failing the test if it has not within limit.
-func poll(t *testing.T, limit time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %v", limit, err)
-		}
-		<-tick.C
 	}
 }

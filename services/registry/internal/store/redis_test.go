@@ -162,7 +162,7 @@ func TestRedisEntryExpires(t *testing.T) {
 	if _, err := s.Get(t.Context(), "trunk-1"); err != nil {
 		t.Fatalf("Get right after Put: %v", err)
 	}
-	poll(t, 10*time.Second, func() error {
+	redistest.Poll(t, 10*time.Second, func() error {
 		_, err := s.Get(t.Context(), "trunk-1")
 		if errors.Is(err, store.ErrNotFound) {
 			return nil
