@@ -1,8 +1,8 @@
 package e2e
 
 // Replicas paused (SIGSTOP) while their REGISTERs wait in the rate limiter or are in
-// flight; the helpers and the invariant's checker (chaosCheckCSeq) are in
-// chaos_test.go.
+// flight; the helpers are in chaos_test.go and chaos_replica_test.go, the invariant's
+// checker (chaosCheckCSeq) in chaos_test.go.
 
 import (
 	"context"
