@@ -65,7 +65,8 @@ func serveOK(tb testing.TB, resp *requesterv2beta1.SendMessageResponse) string {
 }
 
 // BenchmarkSendMessage is one SendMessage round trip to an in-process Requester
-// answering routrOK: the client's cost (and the server's, the same for every client).
+// answering routrOK (the server's cost included, the same for both): /proto through
+// the generated client and gRPC's proto codec, /lean through RequesterClient.
 func BenchmarkSendMessage(b *testing.B) {
 	rc, err := DialRequester(serveOK(b, routrOK()), 10*time.Second)
 	if err != nil {
@@ -74,17 +75,32 @@ func BenchmarkSendMessage(b *testing.B) {
 	defer rc.Close()
 	req := secretRequest("pw")
 	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		resp, err := rc.SendMessage(ctx, req)
-		if err != nil || resp.GetMessage().GetResponseType() != pb.ResponseType_OK {
-			b.Fatal(resp, err)
-		}
+	generated := requesterv2beta1.NewRequesterClient(rc.conn)
+	for _, c := range []struct {
+		name string
+		send func(context.Context, *requesterv2beta1.SendMessageRequest) (*requesterv2beta1.SendMessageResponse, error)
+	}{
+		{"proto", func(ctx context.Context, req *requesterv2beta1.SendMessageRequest) (*requesterv2beta1.SendMessageResponse, error) {
+			ctx, cancel := context.WithTimeout(ctx, rc.timeout)
+			defer cancel()
+			return generated.SendMessage(ctx, req)
+		}},
+		{"lean", rc.SendMessage},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				resp, err := c.send(ctx, req)
+				if err != nil || resp.GetMessage().GetResponseType() != pb.ResponseType_OK {
+					b.Fatal(resp, err)
+				}
+			}
+		})
 	}
 }
 
-// BenchmarkDecodeAnswer/proto is the decode of routrOK by proto.Unmarshal, as gRPC's
-// proto codec does it.
+// BenchmarkDecodeAnswer is the decode of routrOK: /proto by proto.Unmarshal, as gRPC's
+// proto codec does it, /lean by the lean decoder.
 func BenchmarkDecodeAnswer(b *testing.B) {
 	raw, err := proto.Marshal(routrOK())
 	if err != nil {
@@ -95,6 +111,15 @@ func BenchmarkDecodeAnswer(b *testing.B) {
 		for b.Loop() {
 			var resp requesterv2beta1.SendMessageResponse
 			if err := proto.Unmarshal(raw, &resp); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("lean", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			a := new(leanAnswer)
+			if err := a.decode(raw); err != nil {
 				b.Fatal(err)
 			}
 		}
