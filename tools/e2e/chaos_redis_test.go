@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -199,9 +200,9 @@ type chaosRecord struct {
 }
 
 // chaosReadRecord reads one trunk's record from Redis (ok false: none, or unreadable).
-// The registry writes the compact format (a version byte, 2, then the protobuf of
-// proto/sipreg/registry/store/v1/record.proto); JSON records of older releases are
-// read too. raw is the stored value, for messages.
+// The registry writes the compact format (a version byte, 3, then the protobuf of
+// proto/sipreg/registry/store/v1/record_v3.proto); version 2 and the JSON records of
+// older releases are read too. raw is the stored value, for messages.
 func chaosReadRecord(t *testing.T, host, port, key string) (chaosRecord, string, bool) {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: net.JoinHostPort(host, port)})
@@ -216,6 +217,24 @@ func chaosReadRecord(t *testing.T, host, port, key string) (chaosRecord, string,
 		t.Fatalf("redis GET %s: %v", key, err)
 	}
 	var rec chaosRecord
+	if len(raw) > 0 && raw[0] == 3 {
+		// Format version 3: the state as an enum (or its text), a registry-made Call-ID
+		// as the bytes its hex digits spell (the "@sipreg" suffix left out), or as text.
+		var m storev1.RecordV3
+		if proto.Unmarshal([]byte(raw[1:]), &m) != nil {
+			return rec, raw, false
+		}
+		state := m.GetStateText()
+		if m.GetState() != storev1.State_STATE_UNSPECIFIED {
+			state = strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(m.GetState().String(), "STATE_")), "_", "-")
+		}
+		callID := m.GetCallIdText()
+		if len(m.GetCallId()) > 0 {
+			callID = hex.EncodeToString(m.GetCallId()) + "@sipreg"
+		}
+		rec = chaosRecord{TrunkRef: m.GetTrunkRef(), State: state, CallID: callID, CSeq: int(m.GetCseq()), Failures: int(m.GetFailures())}
+		return rec, raw, true
+	}
 	if len(raw) > 0 && raw[0] == 2 {
 		var m storev1.Record
 		if proto.Unmarshal([]byte(raw[1:]), &m) != nil {
