@@ -137,8 +137,13 @@ type entry struct {
 	cseqTried uint32
 }
 
-// workersPerSlot is how many workers run per SendMessage slot (spec.maxInFlight).
-const workersPerSlot = 4
+// workersPerSlot is how many workers run per SendMessage slot (spec.maxInFlight). A
+// worker holds no slot while it waits for its outcome to be written (the group
+// commit gathers writes for up to groupcommit.Window), so with the Redis cache the
+// workers, not the slots, bound the rate: 8 a slot start 100,000 trunks 15-20 %
+// faster than 4 a slot did (A/B runs of the bench, interleaved), with less CPU. A
+// registrar still has at most a quarter of the slots' worth of syncs (perTargetCap).
+const workersPerSlot = 8
 
 // New builds a Reconciler; nothing runs until Run.
 func New(o Options) *Reconciler {
