@@ -272,12 +272,11 @@ func (s *Source) findBy(ctx context.Context) (raw []byte, set []Trunk, unchanged
 // rejected with the reason (and so does any other item of the same ref): it is neither
 // sent nor unregistered as gone.
 func (s *Source) decode(raw []byte) (set []Trunk, n int, err error) {
-	size, err := upstream.CountFindBy(raw)
-	if err != nil {
-		return nil, 0, err
+	var seen map[string]bool
+	sized := func(size int) {
+		seen = make(map[string]bool, size)
+		set = make([]Trunk, 0, size)
 	}
-	seen := make(map[string]bool, size)
-	set = make([]Trunk, 0, size)
 	add := func(p *trunksv2beta1.Trunk) {
 		n++
 		t, err := trunk.FromProto(p)
@@ -291,7 +290,7 @@ func (s *Source) decode(raw []byte) (set []Trunk, n int, err error) {
 		seen[t.Ref] = true
 		set = append(set, Trunk{Trunk: t, Err: err})
 	}
-	skipped, err := upstream.EachFindBy(raw, add)
+	skipped, err := upstream.EachFindBy(raw, sized, add)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -51,19 +51,18 @@ const trunkRef protowire.Number = 1
 // (proto.Unmarshal keeps both as unknown fields): when proto.Unmarshal reads raw without
 // error, DecodeFindBy returns the same items and skips none.
 func DecodeFindBy(raw []byte) (items []*trunksv2beta1.Trunk, skipped []SkippedItem, err error) {
-	n, err := CountFindBy(raw)
+	skipped, err = EachFindBy(raw, func(n int) { items = make([]*trunksv2beta1.Trunk, 0, n) },
+		func(t *trunksv2beta1.Trunk) { items = append(items, t) })
 	if err != nil {
 		return nil, nil, err
 	}
-	items = make([]*trunksv2beta1.Trunk, 0, n)
-	skipped, err = EachFindBy(raw, func(t *trunksv2beta1.Trunk) { items = append(items, t) })
-	return items, skipped, err
+	return items, skipped, nil
 }
 
-// CountFindBy checks the framing of a FindByResponse (its wire bytes) and counts its
+// countFindBy checks the framing of a FindByResponse (its wire bytes) and counts its
 // items, decoding none: the error DecodeFindBy returns for a broken answer, else the
 // number of items (decodable or not).
-func CountFindBy(raw []byte) (int, error) {
+func countFindBy(raw []byte) (int, error) {
 	n := 0
 	for b := raw; len(b) > 0; {
 		num, typ, l := protowire.ConsumeField(b)
@@ -84,12 +83,16 @@ func CountFindBy(raw []byte) (int, error) {
 
 // EachFindBy is DecodeFindBy handing each decoded item to each, in the answer's order,
 // instead of collecting them, so that a caller that converts the items can drop each
-// once read: a large answer is then never held decoded all at once. Nothing is handed
-// over from an answer whose framing is broken (the error of CountFindBy).
-func EachFindBy(raw []byte, each func(*trunksv2beta1.Trunk)) (skipped []SkippedItem, err error) {
-	if _, err := CountFindBy(raw); err != nil {
+// once read: a large answer is then never held decoded all at once. sized is told
+// first how many items the answer holds (decodable or not), from the pass that checks
+// its framing, so that the caller can size what it fills. Nothing is handed over from
+// an answer whose framing is broken.
+func EachFindBy(raw []byte, sized func(n int), each func(*trunksv2beta1.Trunk)) (skipped []SkippedItem, err error) {
+	n, err := countFindBy(raw)
+	if err != nil {
 		return nil, err
 	}
+	sized(n)
 	index := 0
 	for b := raw; len(b) > 0; {
 		num, typ, tl := protowire.ConsumeTag(b)
