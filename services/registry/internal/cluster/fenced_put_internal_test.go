@@ -10,30 +10,12 @@ import (
 	"sipreg.dev/services/registry/internal/redistest"
 )
 
-// awkward are values whose bytes a careless framing would trip on (the same as
-// changefeed's frame tests use).
-var awkward = []string{
-	"",
-	":",
-	`"`,
-	`\`,
-	"\x00",
-	"\x00\x00:12:\x00",
-	"\xff\xfe\x80",
-	"\x02\x0a\x05trunk",
-	`{"v":1,"trunkRef":"t"}`,
-	"]}",
-	"P3:abc",
-	"10:",
-	"é€",
-}
-
 // TestFencedPutScriptFrames runs the fenced write script itself with values of
 // every byte (not records: the script must not look into them) and reads what
 // it published: every value it wrote, byte for byte, in order, none it refused.
 func TestFencedPutScriptFrames(t *testing.T) {
 	long := strings.Repeat("\x00\xff:\"\\", 30000) // a length of 6 digits
-	values := append(slices.Clone(awkward), long)
+	values := append(redistest.AwkwardValues(), long)
 	redistest.Each(t, func(t *testing.T, s redistest.Server) {
 		ctx := t.Context()
 		prefix := s.Prefix

@@ -122,3 +122,25 @@ func Poll(t *testing.T, limit time.Duration, f func() error) {
 		}
 	}
 }
+
+// AwkwardValues returns values whose bytes a careless framing would trip on (NUL,
+// separators, quotes, invalid UTF-8, what looks like a length or a record), for the
+// tests of what carries stored values as they are: the change feed's frames and the
+// fenced write script. A new slice each time: callers may append to it.
+func AwkwardValues() []string {
+	return []string{
+		"",
+		":",
+		`"`,
+		`\`,
+		"\x00",
+		"\x00\x00:12:\x00",
+		"\xff\xfe\x80",
+		"\x02\x0a\x05trunk",
+		`{"v":1,"trunkRef":"t"}`,
+		"]}",
+		"P3:abc",
+		"10:",
+		"é€",
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"sipreg.dev/services/registry/internal/redistest"
 )
 
 // putMessage is the message fencedPutScript publishes for replica and values,
@@ -17,23 +19,6 @@ func putMessage(replica string, values ...string) string {
 	return string(b)
 }
 
-// awkward are values whose bytes a careless framing would trip on.
-var awkward = []string{
-	"",
-	":",
-	`"`,
-	`\`,
-	"\x00",
-	"\x00\x00:12:\x00",
-	"\xff\xfe\x80",
-	"\x02\x0a\x05trunk",
-	`{"v":1,"trunkRef":"t"}`,
-	"]}",
-	"P3:abc",
-	"10:",
-	"é€",
-}
-
 func TestSplitPut(t *testing.T) {
 	t.Parallel()
 	long := strings.Repeat("\x00:\xff", 40000)
@@ -42,7 +27,7 @@ func TestSplitPut(t *testing.T) {
 		values  []string
 	}{
 		{"a", []string{"x"}},
-		{"replica-a", awkward},
+		{"replica-a", redistest.AwkwardValues()},
 		{":", []string{""}},
 		{"r\x00:\"", []string{long, "", long[:9], long[:10]}},
 	} {
@@ -82,7 +67,7 @@ func TestSplitPut(t *testing.T) {
 // returns gives the input back, so no two messages read the same. The seed
 // corpus is in testdata/fuzz/FuzzSplitPut.
 func FuzzSplitPut(f *testing.F) {
-	f.Add(putMessage("replica-a", awkward...))
+	f.Add(putMessage("replica-a", redistest.AwkwardValues()...))
 	f.Add(putMessage("a", "x"))
 	f.Add("P1:a01:x")
 	f.Fuzz(func(t *testing.T, msg string) {
