@@ -120,13 +120,13 @@ func (r *Reconciler) claim(ctx context.Context, set []desired.Trunk, idx []int, 
 		if k := r.apply(d.Trunk, d.Err, now, window); k != "" {
 			due = append(due, k)
 		}
-		e.rec.Owner, e.rec.Fence = me, c.Fence
+		e.rec.SetOwner(me, c.Fence)
 		switch {
-		case c.Takeover && e.rec.State == registration.StateRegistered:
+		case c.Takeover && e.rec.State() == registration.StateRegistered:
 			// Failover: the provider must see a refresh before anything can lapse. Its
 			// outcome, within a second, shows the new owner: no record write before it
 			// (half the writes of a failover, and no wait for them).
-			e.rec.NextAction, e.rec.NextActionAt = registration.ActionRefresh, c.RefreshAt
+			e.rec.SetNext(registration.ActionRefresh, c.RefreshAt)
 			r.sched.At(c.Ref, c.RefreshAt)
 			from[c.From]++
 			r.log.Debug("trunk taken over from a replica that left", "trunk", c.Ref, "from", c.From, "fence", c.Fence)
@@ -135,7 +135,7 @@ func (r *Reconciler) claim(ctx context.Context, set []desired.Trunk, idx []int, 
 			// shows who holds the trunk now (its next REGISTER may be minutes away).
 			// Its worker waits for this write, so it never overwrites a newer outcome.
 			e.claiming = true
-			taken = append(taken, e.rec)
+			taken = append(taken, e.record())
 		}
 	})
 	if len(taken) > 0 {
@@ -212,8 +212,8 @@ func (r *Reconciler) reclaim(ctx context.Context, lost []string) []string {
 			gone = append(gone, ref)
 			continue
 		}
-		e.rec.Owner, e.rec.Fence = me, fence
-		recs = append(recs, e.rec)
+		e.rec.SetOwner(me, fence)
+		recs = append(recs, e.record())
 	}
 	r.mu.Unlock()
 	if len(recs) > 0 {

@@ -41,7 +41,7 @@ var errNotDurable = exchange.NotSent("CSeq not durable in the cache")
 
 // newBinding makes rec, a fresh binding, the entry's record (r.mu held).
 func (e *entry) newBinding(rec registration.Record) {
-	e.rec = rec
+	e.rec.Set(rec)
 	e.cseqFree, e.cseqTried = true, 0
 }
 
@@ -50,8 +50,15 @@ func (e *entry) newBinding(rec registration.Record) {
 func (e *entry) adopt(rec registration.Record) {
 	top := rec.TopCSeq()
 	rec.CSeq, rec.CSeqCeiling = top, top
-	e.rec = rec
+	e.rec.Set(rec)
 	e.cseqFree, e.cseqTried = false, top
+}
+
+// raiseCeiling brings the CSeq ceiling of e's record up to c (r.mu held).
+func (e *entry) raiseCeiling(c uint32) {
+	if c > e.rec.CSeqCeiling() {
+		e.rec.SetCSeq(e.rec.CSeq(), c)
+	}
 }
 
 // stampLocked sets the ceiling each record is written with (r.mu held): cseqBlock above
@@ -60,14 +67,14 @@ func (r *Reconciler) stampLocked(recs []registration.Record) {
 	for i := range recs {
 		rec := &recs[i]
 		c := max(rec.CSeqCeiling, rec.CSeq+r.cseqBlock)
-		if e := r.entries[rec.TrunkRef]; e != nil && e.rec.CallID == rec.CallID {
+		if e := r.entries[rec.TrunkRef]; e != nil && e.rec.CallID() == rec.CallID {
 			c = max(c, e.cseqTried)
 			e.cseqTried = c
 			if e.cseqFree {
 				// From now on the store may hold this binding: its limit is the
 				// ceiling of this first write, landed or not.
 				e.cseqFree = false
-				e.rec.CSeqCeiling = max(e.rec.CSeqCeiling, c)
+				e.raiseCeiling(c)
 			}
 		}
 		rec.CSeqCeiling = c
@@ -87,8 +94,8 @@ func (r *Reconciler) confirmLocked(recs []registration.Record, refused []string)
 		if no[rec.TrunkRef] {
 			continue
 		}
-		if e := r.entries[rec.TrunkRef]; e != nil && e.rec.CallID == rec.CallID {
-			e.rec.CSeqCeiling = max(e.rec.CSeqCeiling, rec.CSeqCeiling)
+		if e := r.entries[rec.TrunkRef]; e != nil && e.rec.CallID() == rec.CallID {
+			e.raiseCeiling(rec.CSeqCeiling)
 		}
 	}
 }
@@ -101,8 +108,8 @@ func (r *Reconciler) covered(rec *registration.Record) bool {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if e := r.entries[rec.TrunkRef]; e != nil && e.rec.CallID == rec.CallID {
-		rec.CSeqCeiling = max(rec.CSeqCeiling, e.rec.CSeqCeiling)
+	if e := r.entries[rec.TrunkRef]; e != nil && e.rec.CallID() == rec.CallID {
+		rec.CSeqCeiling = max(rec.CSeqCeiling, e.rec.CSeqCeiling())
 		if e.cseqFree {
 			return true
 		}
@@ -151,11 +158,11 @@ func (r *Reconciler) continueStored(ctx context.Context, refs []string) {
 	defer r.mu.Unlock()
 	for ref, rec := range stored {
 		e := r.entries[ref]
-		if e == nil || e.rec.CallID != rec.CallID || rec.TopCSeq() <= e.rec.TopCSeq() {
+		if e == nil || e.rec.CallID() != rec.CallID || rec.TopCSeq() <= e.rec.TopCSeq() {
 			continue
 		}
 		top := rec.TopCSeq()
-		e.rec.CSeq, e.rec.CSeqCeiling = top, top
+		e.rec.SetCSeq(top, top)
 		e.cseqTried = max(e.cseqTried, top)
 	}
 }

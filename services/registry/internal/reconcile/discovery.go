@@ -92,7 +92,7 @@ func (r *Reconciler) reconcileDesired(ctx context.Context, set []desired.Trunk) 
 		if e.first {
 			// Applied below, once the pass knows how many first REGISTERs it spreads.
 			firsts = append(firsts, i)
-			if !keepsTime(e.rec, now) {
+			if !keepsTime(e.record(), now) {
 				spread++
 			}
 			continue
@@ -116,7 +116,7 @@ func (r *Reconciler) reconcileDesired(ctx context.Context, set []desired.Trunk) 
 			e.wanted = false
 			r.log.Info("trunk no longer registered by the API; unregistering", "trunk", ref)
 			due = append(due, ref)
-		} else if !seen[ref] && !e.valid && e.rec.State != registration.StateUnregistering {
+		} else if !seen[ref] && !e.valid && e.rec.State() != registration.StateUnregistering {
 			// Loaded from the cache, never wanted in this run: remove what may remain.
 			due = append(due, ref)
 		}
@@ -149,59 +149,62 @@ func (r *Reconciler) apply(t trunk.Trunk, terr error, now time.Time, window time
 	if terr != nil {
 		// Bad API data: visible as rejected with the reason; re-read at every discovery.
 		e.valid = false
-		if e.rec.TrunkRef == "" {
-			e.rec = registration.Record{TrunkRef: t.Ref}
+		if e.rec.TrunkRef() == "" {
+			e.rec.Set(registration.Record{TrunkRef: t.Ref})
 		}
-		if e.rec.LastError != terr.Error() {
+		if e.rec.LastError() != terr.Error() {
 			r.log.Warn("trunk data unusable", "trunk", t.Ref, "err", terr)
-			e.rec.TrunkName = t.Name
-			e.rec.State = registration.StateRejected
-			e.rec.LastError = terr.Error()
-			e.rec.NextAction = registration.ActionNone
-			e.rec.NextActionAt = time.Time{}
-			e.rec.UpdatedAt = now
-			r.publishLocked(e.rec, false)
+			rec := e.record()
+			rec.TrunkName = t.Name
+			rec.State = registration.StateRejected
+			rec.LastError = terr.Error()
+			rec.NextAction = registration.ActionNone
+			rec.NextActionAt = time.Time{}
+			rec.UpdatedAt = now
+			e.rec.Set(rec)
+			r.publishLocked(rec, false)
 		}
 		return ""
 	}
-	if e.valid && !e.first && e.rec.CallID != "" && e.trunk.Equal(t) {
+	if e.valid && !e.first && e.rec.CallID() != "" && e.trunk.Equal(t) {
 		// The usual discovery tick: nothing changed (no hashing, no new strings kept).
 		e.wanted = true
 		return ""
 	}
 	fp := t.Fingerprint()
-	changed := e.valid && e.rec.Fingerprint != fp || !e.valid && e.rec.Fingerprint != "" && e.rec.Fingerprint != fp
+	changed := e.valid && e.rec.Fingerprint() != fp || !e.valid && e.rec.Fingerprint() != "" && e.rec.Fingerprint() != fp
 	// Unusable API data that became usable again: register now.
-	repaired := !e.valid && !e.first && e.rec.State == registration.StateRejected && e.rec.NextActionAt.IsZero()
+	repaired := !e.valid && !e.first && e.rec.State() == registration.StateRejected && e.rec.NextActionAt().IsZero()
 	if len(t.Warnings) > 0 && !slices.Equal(e.trunk.Warnings, t.Warnings) {
 		// Once per change: a URI dropped for bad data, all URIs disabled (Routr's
 		// file data server leaves enabled false when a file omits it), a name cleaned.
 		r.log.Warn("trunk data partly unusable", "trunk", t.Ref, "warnings", t.Warnings)
 	}
 	e.trunk, e.valid = t, true
-	e.rec.TrunkRef, e.rec.TrunkName = t.Ref, t.Name
-	if e.uriIdx >= len(t.URIs) {
+	if int(e.uriIdx) >= len(t.URIs) {
 		e.uriIdx = 0
 	}
 	if changed {
-		if hadBinding(e.rec) {
-			old := e.rec
-			e.old = &old
+		if old := e.record(); hadBinding(old) {
+			e.extra().old = &old
 		}
 		r.log.Info("trunk changed; replacing its binding", "trunk", t.Ref)
-		e.newBinding(r.freshRecord(t))
-		e.rec.Fingerprint = fp
+		e.newBinding(r.freshRecord(t, fp))
 		return t.Ref
 	}
-	if e.rec.CallID == "" {
-		e.newBinding(r.freshRecord(t))
+	if e.rec.CallID() == "" {
+		e.newBinding(r.freshRecord(t, fp))
 	}
-	e.rec.Fingerprint = fp
+	e.edit(func(rec *registration.Record) {
+		rec.TrunkRef, rec.TrunkName, rec.Fingerprint = t.Ref, t.Name, fp
+		if repaired && !e.first {
+			rec.LastError = ""
+		}
+	})
 	if e.first {
 		e.first = false
 		r.scheduleFirst(e, now, window)
 	} else if repaired {
-		e.rec.LastError = ""
 		return t.Ref
 	}
 	return ""

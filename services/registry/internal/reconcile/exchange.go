@@ -214,8 +214,8 @@ func (r *Reconciler) unregisterAll(ctx context.Context) {
 	r.mu.Lock()
 	var jobs []job
 	for _, e := range r.entries {
-		if hadBinding(e.rec) {
-			jobs = append(jobs, job{e.trunk, e.rec})
+		if rec := e.record(); hadBinding(rec) {
+			jobs = append(jobs, job{e.trunk, rec})
 		}
 	}
 	r.mu.Unlock()
@@ -234,11 +234,11 @@ func (r *Reconciler) unregisterAll(ctx context.Context) {
 			j.rec.NextAction, j.rec.NextActionAt = registration.ActionRegister, time.Time{}
 			j.rec.ExpiresAt, j.rec.GrantedExpires = time.Time{}, 0
 			r.mu.Lock()
-			if e := r.entries[j.rec.TrunkRef]; e != nil && e.rec.CallID == j.rec.CallID {
+			if e := r.entries[j.rec.TrunkRef]; e != nil && e.rec.CallID() == j.rec.CallID {
 				// The entry too: a record not written now (the writer stopped at the
 				// drain deadline) is written from the entry at the very end.
-				j.rec.CSeqCeiling = max(j.rec.CSeqCeiling, e.rec.CSeqCeiling)
-				e.rec = j.rec
+				j.rec.CSeqCeiling = max(j.rec.CSeqCeiling, e.rec.CSeqCeiling())
+				e.rec.Set(j.rec)
 			}
 			r.mu.Unlock()
 			r.persist(j.rec.TrunkRef, j.rec)

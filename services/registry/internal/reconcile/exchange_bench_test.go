@@ -41,7 +41,7 @@ func benchExchange(b *testing.B) (*Reconciler, exchange.Exchange, registration.R
 	if err != nil {
 		b.Fatal(err)
 	}
-	rec := r.freshRecord(t)
+	rec := r.freshRecord(t, t.Fingerprint())
 	u := t.URIs[0]
 	rec.AOR, rec.Target, rec.Transport = "sip:alice@sip.one.net", "sip.one.net:5060", u.Transport
 	x, err := r.newExchange(t, rec, u.Host, u.Port, u.Transport, t.User(u), spec.EdgePorts[0])

@@ -31,7 +31,7 @@ func (r *Reconciler) Explain(ref string) (Explanation, error) {
 		}
 		return Explanation{}, fmt.Errorf("%w: %s", ErrUnknownTrunk, ref)
 	}
-	t, rec, uriIdx, epIdx, wanted, valid := e.trunk, e.rec, e.uriIdx, e.epIdx, e.wanted, e.valid
+	t, rec, uriIdx, epIdx, wanted, valid := e.trunk, e.record(), int(e.uriIdx), int(e.epIdx), e.wanted, e.valid
 	r.mu.Unlock()
 	x := Explanation{Record: rec}
 	if due := r.sched.Next(ref); !due.IsZero() {

@@ -52,18 +52,19 @@ func keepsTime(rec registration.Record, now time.Time) bool {
 // binding loaded from the cache keeps its refresh time; anything else is spread over
 // the startup window.
 func (r *Reconciler) scheduleFirst(e *entry, now time.Time, window time.Duration) {
-	ref := e.rec.TrunkRef
-	if liveBinding(e.rec, now) {
-		at := e.rec.NextActionAt
-		if latest := e.rec.ExpiresAt.Add(-registration.RefreshMargin); at.After(latest) {
+	rec := e.record()
+	ref := rec.TrunkRef
+	if liveBinding(rec, now) {
+		at := rec.NextActionAt
+		if latest := rec.ExpiresAt.Add(-registration.RefreshMargin); at.After(latest) {
 			at = latest
 		}
 		r.sched.At(ref, at)
 		return
 	}
-	if keepsTime(e.rec, now) {
+	if keepsTime(rec, now) {
 		// A retry or a long wait after a refusal survives the restart.
-		r.sched.At(ref, e.rec.NextActionAt)
+		r.sched.At(ref, rec.NextActionAt)
 		return
 	}
 	var spread time.Duration
@@ -71,10 +72,11 @@ func (r *Reconciler) scheduleFirst(e *entry, now time.Time, window time.Duration
 		spread = time.Duration(mrand.Int64N(int64(window)))
 	}
 	at := now.Add(spread)
-	e.rec.NextAction, e.rec.NextActionAt = registration.ActionRegister, at
-	if e.rec.State == "" {
-		e.rec.State = registration.StatePending
+	rec.NextAction, rec.NextActionAt = registration.ActionRegister, at
+	if rec.State == "" {
+		rec.State = registration.StatePending
 	}
+	e.rec.Set(rec)
 	r.sched.At(ref, at)
 }
 
@@ -86,9 +88,9 @@ func hadBinding(rec registration.Record) bool {
 	return false
 }
 
-func (r *Reconciler) freshRecord(t trunk.Trunk) registration.Record {
+func (r *Reconciler) freshRecord(t trunk.Trunk, fingerprint string) registration.Record {
 	return registration.Record{
-		TrunkRef: t.Ref, TrunkName: t.Name, State: registration.StatePending,
+		TrunkRef: t.Ref, TrunkName: t.Name, State: registration.StatePending, Fingerprint: fingerprint,
 		CallID: randomID(16) + "@sipreg", FromTag: randomID(8),
 	}
 }

@@ -82,7 +82,7 @@ func (r *Reconciler) flushDirty(ctx context.Context) error {
 	var keys []string
 	for k, e := range r.entries {
 		if e.dirty {
-			recs = append(recs, e.rec)
+			recs = append(recs, e.record())
 			keys = append(keys, k)
 		}
 	}

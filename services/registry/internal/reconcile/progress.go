@@ -39,7 +39,7 @@ func (r *Reconciler) capacityLoop(ctx context.Context) {
 		var need float64
 		r.mu.Lock()
 		for _, e := range r.entries {
-			need += progress.RefreshLoad(e.rec)
+			need += progress.RefreshLoad(e.record())
 		}
 		r.mu.Unlock()
 		c.Check(need)
@@ -67,7 +67,7 @@ func (r *Reconciler) progressNow() progress.Counts {
 			continue
 		}
 		p.Total++
-		switch e.rec.State {
+		switch e.rec.State() {
 		case registration.StateRegistered:
 			p.Registered++
 		case registration.StatePending, registration.StateRegistering, "":

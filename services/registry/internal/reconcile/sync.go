@@ -19,9 +19,9 @@ func (r *Reconciler) syncKey(ctx context.Context, key string) {
 		r.mu.Unlock()
 		return
 	}
-	target := e.rec.Target
+	target := e.rec.Target()
 	if e.valid && len(e.trunk.URIs) > 0 {
-		u := e.trunk.URIs[e.uriIdx%len(e.trunk.URIs)]
+		u := e.trunk.URIs[int(e.uriIdx)%len(e.trunk.URIs)]
 		target = targetOf(u)
 	}
 	if r.targets[target] >= r.perTargetCap() {
@@ -48,18 +48,16 @@ func (r *Reconciler) syncKey(ctx context.Context, key string) {
 		return
 	}
 	r.targets[target]++
-	waiters := e.waiters
-	e.waiters = nil
+	waiters := e.takeWaiters()
 	e.forcePending = false
 	if len(waiters) > 0 {
-		e.forcedAt = r.clock()
+		e.more.forcedAt = r.clock()
 	}
 	e.inflight = e.wanted && e.valid
-	old := e.old
-	e.old = nil
+	old := e.takeOld()
 	wanted, valid := e.wanted, e.valid
-	t, rec, uriIdx, epIdx := e.trunk, e.rec, e.uriIdx, e.epIdx
-	gen := e.rec.CallID
+	t, rec, uriIdx, epIdx := e.trunk, e.record(), int(e.uriIdx), int(e.epIdx)
+	gen := rec.CallID
 	r.mu.Unlock()
 	defer r.releaseTarget(target)
 
@@ -137,42 +135,43 @@ func (r *Reconciler) update(key string, e *entry, gen string, rec registration.R
 	r.mu.Lock()
 	cur := r.entries[key]
 	inFlight := rec.State == registration.StateRegistering || rec.State == registration.StateUnregistering
-	if cur != e || e.rec.CallID != gen {
+	if cur != e || e.rec.CallID() != gen {
 		if !inFlight {
 			e.inflight = false
 		}
 		// The trunk changed while the REGISTER was in flight: this binding is the old one.
-		if cur != nil && hadBinding(rec) && cur.old == nil && rec.CallID != cur.rec.CallID {
+		if cur != nil && hadBinding(rec) && (cur.more == nil || cur.more.old == nil) && rec.CallID != cur.rec.CallID() {
 			// (The same Call-ID is the live binding, taken back by this replica
 			// meanwhile: never unregistered as an old one.)
 			old := rec
-			cur.old = &old
+			cur.extra().old = &old
 		}
 		r.mu.Unlock()
 		notify(waiters, rec)
 		r.queue.Add(key)
 		return
 	}
-	fp, name := e.rec.Fingerprint, e.rec.TrunkName
-	rec.Fingerprint, rec.TrunkName = fp, name
-	if e.rec.Fence > rec.Fence {
+	was := e.record()
+	rec.Fingerprint, rec.TrunkName = was.Fingerprint, was.TrunkName
+	if was.Fence > rec.Fence {
 		// The lease was taken again meanwhile (a new fence): the record says so.
-		rec.Owner, rec.Fence = e.rec.Owner, e.rec.Fence
+		rec.Owner, rec.Fence = was.Owner, was.Fence
 	}
 	// A write confirmed meanwhile may have raised the binding's CSeq ceiling.
-	rec.CSeqCeiling = max(rec.CSeqCeiling, e.rec.CSeqCeiling)
-	e.rec, e.uriIdx, e.epIdx = rec, uriIdx, epIdx
+	rec.CSeqCeiling = max(rec.CSeqCeiling, was.CSeqCeiling)
+	e.rec.Set(rec)
+	e.uriIdx, e.epIdx = int32(uriIdx), int32(epIdx)
 	r.publishLocked(rec, false)
 	var riders []chan registration.Record
 	if !inFlight && e.inflight {
 		// Forces that came while the REGISTER was in flight take its outcome: they
 		// coalesce, and send nothing more.
 		e.inflight = false
-		riders, e.waiters = e.waiters, nil
+		riders = e.takeWaiters()
 	}
 	// Forces still waiting need a sync of their own, unless this is the in-flight
 	// state of a REGISTER they ride: its outcome's update hands it to them.
-	again := len(e.waiters) > 0 && !(inFlight && e.inflight)
+	again := len(e.waiters()) > 0 && !(inFlight && e.inflight)
 	r.mu.Unlock()
 	notify(waiters, rec)
 	notify(riders, rec)
@@ -196,7 +195,7 @@ func (r *Reconciler) remove(ctx context.Context, key string, e *entry) {
 		return
 	}
 	delete(r.entries, key)
-	rec := e.rec
+	rec := e.record()
 	rec.State = registration.StateUnregistered
 	r.mu.Unlock()
 	r.sched.Cancel(key)

@@ -22,7 +22,7 @@ func (r *Reconciler) LocalRecords() []registration.Record {
 // appendLocal appends this replica's records to out (r.mu held).
 func (r *Reconciler) appendLocal(out []registration.Record) []registration.Record {
 	for _, e := range r.entries {
-		out = append(out, e.rec)
+		out = append(out, e.record())
 	}
 	return out
 }
@@ -74,7 +74,7 @@ func (r *Reconciler) Record(ref string) (registration.Record, bool) {
 	e, ok := r.entries[ref]
 	var rec registration.Record
 	if ok {
-		rec = e.rec
+		rec = e.record()
 	}
 	r.mu.Unlock()
 	if ok || r.coord == nil {
@@ -110,18 +110,24 @@ func (r *Reconciler) Force(ctx context.Context, ref string) (registration.Record
 		return registration.Record{}, r.notOwner(ref)
 	}
 	if !ok || !e.wanted || !e.valid {
+		var rec registration.Record
+		unusable := ok && !e.valid && e.wanted
+		if unusable {
+			rec = e.record()
+		}
 		r.mu.Unlock()
-		if ok && !e.valid && e.wanted {
-			return e.rec, fmt.Errorf("trunk %s cannot be registered: %s", ref, e.rec.LastError)
+		if unusable {
+			return rec, fmt.Errorf("trunk %s cannot be registered: %s", ref, rec.LastError)
 		}
 		return registration.Record{}, fmt.Errorf("%w: %s", ErrUnknownTrunk, ref)
 	}
-	e.waiters = append(e.waiters, ch)
+	more := e.extra()
+	more.waiters = append(more.waiters, ch)
 	// Coalesce: a REGISTER in flight answers this force too (update hands it its
 	// outcome); otherwise forces of one trunk go out at least ForceInterval apart.
 	var at time.Time
-	if !e.inflight && !e.forcedAt.IsZero() && r.spec.ForceInterval > 0 {
-		at = e.forcedAt.Add(r.spec.ForceInterval)
+	if !e.inflight && !more.forcedAt.IsZero() && r.spec.ForceInterval > 0 {
+		at = more.forcedAt.Add(r.spec.ForceInterval)
 	}
 	var queue, later bool
 	switch {
