@@ -24,8 +24,12 @@ type fakeSource struct {
 	storeFault func() (time.Time, error)
 }
 
-func (f *fakeSource) LocalRecords() []registration.Record { return f.records() }
-func (f *fakeSource) StoreFault() (time.Time, error)      { return f.storeFault() }
+func (f *fakeSource) EachLocal(each func(registration.Record)) {
+	for _, r := range f.records() {
+		each(r)
+	}
+}
+func (f *fakeSource) StoreFault() (time.Time, error) { return f.storeFault() }
 
 var now = time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 

@@ -11,12 +11,15 @@ import (
 	"sipreg.dev/services/registry/internal/watch"
 )
 
-// LocalRecords returns the registrations this replica holds, from memory (cheap: for
-// metrics scraped often).
-func (r *Reconciler) LocalRecords() []registration.Record {
+// EachLocal calls f with each registration this replica holds, from memory, under the
+// engine's lock (f must not call the engine): for the gauges of a scrape, which copy no
+// record to the heap.
+func (r *Reconciler) EachLocal(f func(registration.Record)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.appendLocal(make([]registration.Record, 0, len(r.entries)))
+	for _, e := range r.entries {
+		f(e.record())
+	}
 }
 
 // appendLocal appends this replica's records to out (r.mu held).
