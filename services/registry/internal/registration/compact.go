@@ -8,6 +8,8 @@ import (
 	"time"
 
 	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
+
+	"sipreg.dev/services/registry/internal/nanotime"
 )
 
 // Compact is a Record in half the memory, for the engine to keep one per trunk: a
@@ -25,9 +27,9 @@ import (
 //   - The trunk's ref and name, the EdgePort and the owner stay strings: they are
 //     shared with the trunk, the config and the replica's identity, so they cost no
 //     copy.
-//   - Times are Unix nanoseconds (a time before 1678 or after 2261 is kept as the
-//     nearest one that fits, the Unix epoch itself one nanosecond later; no binding
-//     lives that long); counters are int32 (a
+//   - Times are Unix nanoseconds (package nanotime: a time before 1678 or after 2261
+//     is kept as the nearest one that fits, the Unix epoch itself one nanosecond
+//     later; no binding lives that long); counters are int32 (a
 //     value beyond ±2^31 is kept as the nearest one that fits: 68 years of seconds).
 //
 // Record of Set(r) equals r but for those bounds, the monotonic clock reading and the
@@ -142,8 +144,8 @@ func (c *Compact) Set(r Record) {
 	c.requested, c.minExpires, c.granted = clamp32(r.RequestedExpires), clamp32(r.MinExpires), clamp32(r.GrantedExpires)
 	c.code, c.fail = clamp32(r.LastResponseCode), clamp32(r.Failures)
 	c.fence = r.Fence
-	c.expiresAt, c.since = nanos(r.ExpiresAt), nanos(r.RegisteredSince)
-	c.nextAt, c.updatedAt = nanos(r.NextActionAt), nanos(r.UpdatedAt)
+	c.expiresAt, c.since = nanotime.Of(r.ExpiresAt), nanotime.Of(r.RegisteredSince)
+	c.nextAt, c.updatedAt = nanotime.Of(r.NextActionAt), nanotime.Of(r.UpdatedAt)
 }
 
 // Record is the Record c holds.
@@ -155,11 +157,11 @@ func (c *Compact) Record() Record {
 		CallID: c.slot(tCallID), FromTag: c.slot(tFromTag),
 		CSeq: c.cseq, CSeqCeiling: c.ceiling,
 		RequestedExpires: int(c.requested), MinExpires: int(c.minExpires), NoGin: c.noGin,
-		GrantedExpires: int(c.granted), ExpiresAt: fromNanos(c.expiresAt), RegisteredSince: fromNanos(c.since),
-		NextActionAt:     fromNanos(c.nextAt),
+		GrantedExpires: int(c.granted), ExpiresAt: nanotime.Time(c.expiresAt), RegisteredSince: nanotime.Time(c.since),
+		NextActionAt:     nanotime.Time(c.nextAt),
 		LastResponseCode: int(c.code), LastResponseType: respTypeNames.name(c.respType, c.slot(tRespType)),
 		LastReason: c.slot(tReason), LastError: c.slot(tError), Failures: int(c.fail),
-		UpdatedAt: fromNanos(c.updatedAt),
+		UpdatedAt: nanotime.Time(c.updatedAt),
 	}
 }
 
@@ -192,7 +194,7 @@ func (c *Compact) NextAction() Action {
 func (c *Compact) Transport() string { return transportNames.name(c.transport, c.slot(tTransport)) }
 
 // NextActionAt is the record's NextActionAt.
-func (c *Compact) NextActionAt() time.Time { return fromNanos(c.nextAt) }
+func (c *Compact) NextActionAt() time.Time { return nanotime.Time(c.nextAt) }
 
 // CSeq is the record's CSeq.
 func (c *Compact) CSeq() uint32 { return c.cseq }
@@ -218,7 +220,7 @@ func (c *Compact) SetNext(a Action, at time.Time) {
 	if !c.holds(&t) {
 		c.pack(&t)
 	}
-	c.nextAt = nanos(at)
+	c.nextAt = nanotime.Of(at)
 }
 
 // enumSet is v's byte in e; v goes to text when e does not name it.
@@ -266,35 +268,6 @@ func (c *Compact) pack(t *[nTexts]string) {
 		c.ends[i] = uint32(b.Len())
 	}
 	c.text = b.String()
-}
-
-// nanos is t in Unix nanoseconds, 0 for the zero time (so that the zero Compact holds
-// zero times): the Unix epoch itself is kept one nanosecond later.
-func nanos(t time.Time) int64 {
-	switch {
-	case t.IsZero():
-		return 0
-	case t.Before(minTime):
-		return math.MinInt64
-	case t.After(maxTime):
-		return math.MaxInt64
-	}
-	if n := t.UnixNano(); n != 0 {
-		return n
-	}
-	return 1
-}
-
-var (
-	minTime = time.Unix(0, math.MinInt64)
-	maxTime = time.Unix(0, math.MaxInt64)
-)
-
-func fromNanos(n int64) time.Time {
-	if n == 0 {
-		return time.Time{}
-	}
-	return time.Unix(0, n)
 }
 
 func clamp32(v int) int32 {

@@ -12,20 +12,28 @@ package workqueue
 import (
 	"sync"
 	"time"
+
+	"sipreg.dev/services/registry/internal/nanotime"
 )
 
 // Queue is a keyed, de-duplicating FIFO work queue (as in sample-controller): a key
 // queued twice is processed once, and a key being processed is never handed to a
 // second worker.
 type Queue struct {
-	mu       sync.Mutex
-	cond     *sync.Cond
-	items    []string
-	queued   map[string]bool
-	active   map[string]bool
-	again    map[string]bool // queued while active: re-queue when done
+	mu     sync.Mutex
+	cond   *sync.Cond
+	items  []string
+	queued map[string]bool
+	active map[string]bool
+	again  map[string]bool // queued while active: re-queue when done
+	// peak is the most keys queued since the queue was last empty: a Go map never
+	// shrinks, so one that held a start's 100,000 keys is made anew once drained.
+	peak     int
 	shutdown bool
 }
+
+// shrinkAbove is the peak beyond which a drained queue's map and slice are made anew.
+const shrinkAbove = 4096
 
 // New returns an empty Queue.
 func New() *Queue {
@@ -47,6 +55,7 @@ func (q *Queue) Add(key string) {
 	}
 	q.queued[key] = true
 	q.items = append(q.items, key)
+	q.peak = max(q.peak, len(q.items))
 	q.cond.Signal()
 }
 
@@ -64,6 +73,9 @@ func (q *Queue) Get() (string, bool) {
 	q.items[0] = ""
 	q.items = q.items[1:]
 	delete(q.queued, key)
+	if len(q.items) == 0 && q.peak > shrinkAbove {
+		q.items, q.queued, q.peak = nil, map[string]bool{}, 0
+	}
 	q.active[key] = true
 	return key, true
 }
@@ -96,7 +108,7 @@ func (q *Queue) Close() {
 type Schedule struct {
 	mu   sync.Mutex
 	h    timeHeap
-	due  map[string]time.Time
+	due  map[string]int64 // Unix nanoseconds (nanotime)
 	wake chan struct{}
 }
 
@@ -106,18 +118,19 @@ func (s *Schedule) Wake() <-chan struct{} { return s.wake }
 
 // NewSchedule returns an empty Schedule.
 func NewSchedule() *Schedule {
-	return &Schedule{due: map[string]time.Time{}, wake: make(chan struct{}, 1)}
+	return &Schedule{due: map[string]int64{}, wake: make(chan struct{}, 1)}
 }
 
 // At schedules key at t (replacing any earlier schedule of key).
 func (s *Schedule) At(key string, t time.Time) {
+	at := nanotime.Of(t)
 	s.mu.Lock()
-	s.due[key] = t
+	s.due[key] = at
 	if len(s.h) >= 2*len(s.due)+compactSlack {
 		s.compact()
 	}
-	s.h.push(item{key: key, at: t})
-	first := s.h[0].key == key && s.h[0].at.Equal(t)
+	s.h.push(item{key: key, at: at})
+	first := s.h[0].key == key && s.h[0].at == at
 	s.mu.Unlock()
 	if first {
 		select {
@@ -137,16 +150,17 @@ func (s *Schedule) Cancel(key string) {
 // Pop appends to out the keys due at now, in order of due time, and forgets their
 // schedule; it returns out and when the next key is due (zero when none).
 func (s *Schedule) Pop(now time.Time, out []string) ([]string, time.Time) {
+	n := nanotime.Of(now)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for len(s.h) > 0 {
 		top := s.h[0]
-		if want, ok := s.due[top.key]; !ok || !want.Equal(top.at) {
+		if want, ok := s.due[top.key]; !ok || want != top.at {
 			s.h.pop() // stale: cancelled or rescheduled
 			continue
 		}
-		if top.at.After(now) {
-			return out, top.at
+		if top.at > n {
+			return out, nanotime.Time(top.at)
 		}
 		s.h.pop()
 		delete(s.due, top.key)
@@ -159,7 +173,7 @@ func (s *Schedule) Pop(now time.Time, out []string) ([]string, time.Time) {
 func (s *Schedule) Next(key string) time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.due[key]
+	return nanotime.Time(s.due[key])
 }
 
 // compactSlack is how many stale items the heap may hold beyond as many as the live
@@ -173,7 +187,7 @@ const compactSlack = 1024
 func (s *Schedule) compact() {
 	h := s.h[:0]
 	for _, it := range s.h {
-		if want, ok := s.due[it.key]; ok && want.Equal(it.at) {
+		if want, ok := s.due[it.key]; ok && want == it.at {
 			h = append(h, it)
 		}
 	}
@@ -186,7 +200,7 @@ func (s *Schedule) compact() {
 
 type item struct {
 	key string
-	at  time.Time
+	at  int64 // Unix nanoseconds (nanotime)
 }
 
 // timeHeap is a binary min-heap of items by time. It is written out rather than
@@ -214,7 +228,7 @@ func (h *timeHeap) pop() item {
 func (h timeHeap) up(i int) {
 	for i > 0 {
 		p := (i - 1) / 2
-		if !h[i].at.Before(h[p].at) {
+		if h[i].at >= h[p].at {
 			return
 		}
 		h[i], h[p] = h[p], h[i]
@@ -229,10 +243,10 @@ func (h timeHeap) down(i int) {
 			return
 		}
 		m := l
-		if r := l + 1; r < len(h) && h[r].at.Before(h[l].at) {
+		if r := l + 1; r < len(h) && h[r].at < h[l].at {
 			m = r
 		}
-		if !h[m].at.Before(h[i].at) {
+		if h[m].at >= h[i].at {
 			return
 		}
 		h[i], h[m] = h[m], h[i]

@@ -1,6 +1,7 @@
 package workqueue
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -136,5 +137,30 @@ func TestScheduleWake(t *testing.T) {
 	case <-s.Wake():
 	default:
 		t.Fatal("a key due before every other one did not wake the loop")
+	}
+}
+
+// A queue that held a start's keys does not keep their map once drained (Go maps never
+// shrink), and works on as before.
+func TestQueueDrainedAfterABigStartLetsItsMapGo(t *testing.T) {
+	q := New()
+	n := shrinkAbove + 10
+	for i := range n {
+		q.Add(fmt.Sprint(i))
+	}
+	for range n {
+		k, ok := q.Get()
+		if !ok {
+			t.Fatal("closed")
+		}
+		q.Done(k)
+	}
+	if q.peak != 0 || q.items != nil || len(q.queued) != 0 {
+		t.Fatalf("drained queue keeps peak %d, items cap %d", q.peak, cap(q.items))
+	}
+	q.Add("a")
+	q.Add("a")
+	if k, _ := q.Get(); k != "a" || len(q.items) != 0 {
+		t.Fatalf("after the drain: got %q, %d left; want a, 0", k, len(q.items))
 	}
 }
