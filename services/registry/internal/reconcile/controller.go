@@ -183,13 +183,6 @@ func (e *entry) takeOld() *registration.Record {
 // record is e's record in full.
 func (e *entry) record() registration.Record { return e.rec.Record() }
 
-// edit changes e's record with f.
-func (e *entry) edit(f func(*registration.Record)) {
-	rec := e.rec.Record()
-	f(&rec)
-	e.rec.Set(rec)
-}
-
 // workersPerSlot is how many workers run per SendMessage slot (spec.maxInFlight). A
 // worker holds no slot while it waits for its outcome to be written (the group
 // commit gathers writes for up to groupcommit.Window), so with the Redis cache the

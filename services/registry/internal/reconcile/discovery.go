@@ -189,18 +189,18 @@ func (r *Reconciler) apply(t trunk.Trunk, terr error, now time.Time, window time
 			e.extra().old = &old
 		}
 		r.log.Info("trunk changed; replacing its binding", "trunk", t.Ref)
-		e.newBinding(r.freshRecord(t, fp))
+		e.newBinding(r.freshRecord(e.trunk, fp))
 		return t.Ref
 	}
 	if e.rec.CallID() == "" {
-		e.newBinding(r.freshRecord(t, fp))
+		e.newBinding(r.freshRecord(e.trunk, fp))
 	}
-	e.edit(func(rec *registration.Record) {
-		rec.TrunkRef, rec.TrunkName, rec.Fingerprint = t.Ref, t.Name, fp
-		if repaired && !e.first {
-			rec.LastError = ""
-		}
-	})
+	rec := e.record()
+	rec.TrunkRef, rec.TrunkName, rec.Fingerprint = e.trunk.Ref, e.trunk.Name, fp
+	if repaired && !e.first {
+		rec.LastError = ""
+	}
+	e.rec.Set(rec)
 	if e.first {
 		e.first = false
 		r.scheduleFirst(e, now, window)
