@@ -90,6 +90,14 @@ func New(s Settings, t trunk.Trunk, rec registration.Record, domain string, port
 
 // Send sends one REGISTER; first marks the first REGISTER of a refresh (not an
 // unregister). took is how long SendMessage took (0 when nothing went out).
+//
+// The request is only valid until send returns: its messages come from a pool
+// (sipmsg.BuildPooled) and serve the next REGISTER once the answer is read. A send
+// that keeps the request (a test fake recording what was sent, a goroutine still
+// reading it) must keep a clone (proto.Clone) taken before it returns. The answer must
+// not point into the request either. gRPC's client marshals the request before Invoke
+// returns and keeps none of it (a transparent retry replays the encoded bytes, within
+// the same Invoke).
 type Send func(ctx context.Context, req *requesterv2beta1.SendMessageRequest, first bool) (resp *requesterv2beta1.SendMessageResponse, took time.Duration, err error)
 
 // Result is the final answer of an exchange.
@@ -119,7 +127,19 @@ func (rn *Runner) Run(ctx context.Context, x Exchange, rec *registration.Record,
 	var ch *sipauth.Challenge
 	var nc uint32
 	staleUsed, did423, did420 := false, false, false
+	// The request of the last REGISTER, given back once its answer is read: at the next
+	// attempt, or when the exchange ends.
+	var sent *sipmsg.Pooled
+	defer func() {
+		if sent != nil {
+			sent.Release()
+		}
+	}()
 	for attempt := range maxAttempts {
+		if sent != nil {
+			sent.Release()
+			sent = nil
+		}
 		rec.CSeq++
 		x.Reg.CSeq = rec.CSeq
 		x.Reg.Gin = rn.Settings.Gin && !rec.NoGin
@@ -132,13 +152,14 @@ func (rn *Runner) Run(ctx context.Context, x Exchange, rec *registration.Record,
 			}
 			x.Reg.Auth = &a
 		}
-		req, err := sipmsg.BuildChecked(x.Reg)
+		p, err := sipmsg.BuildPooled(x.Reg)
 		if err != nil {
 			// Defence in depth: the trunk's data was checked at discovery; nothing
 			// the SIP grammar forbids goes on the wire all the same.
 			return Result{State: registration.StateRejected, Reason: "cannot build the REGISTER: " + err.Error()}
 		}
-		resp, took, err := send(ctx, req, attempt == 0 && x.Reg.Expires > 0)
+		sent = p
+		resp, took, err := send(ctx, p.Request(), attempt == 0 && x.Reg.Expires > 0)
 		switch {
 		case err == nil:
 		case errors.Is(err, ErrNotSent), ctx.Err() != nil:

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
 	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
 	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
@@ -75,7 +77,7 @@ func (h *hangingRequester) SendMessage(ctx context.Context, req *requesterv2beta
 		return h.fakeRequester.SendMessage(ctx, req)
 	}
 	h.mu.Lock()
-	h.sent = append(h.sent, req)
+	h.sent = append(h.sent, proto.Clone(req).(*requesterv2beta1.SendMessageRequest))
 	h.mu.Unlock()
 	<-ctx.Done()
 	return nil, ctx.Err()

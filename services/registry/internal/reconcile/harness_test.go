@@ -70,7 +70,8 @@ func (f *fakeRequester) SendMessage(ctx context.Context, req *requesterv2beta1.S
 		return &requesterv2beta1.SendMessageResponse{Message: msg}, nil
 	}
 	f.mu.Lock()
-	f.sent = append(f.sent, req)
+	// A clone: the request is only valid until SendMessage returns (exchange.Send).
+	f.sent = append(f.sent, proto.Clone(req).(*requesterv2beta1.SendMessageRequest))
 	n := 0
 	for _, s := range f.sent {
 		if s.GetMessage().GetCallId().GetCallId() == req.GetMessage().GetCallId().GetCallId() {

@@ -77,3 +77,16 @@ func BenchmarkHostPort(b *testing.B) {
 		_ = sipmsg.HostPort("sip.provider.net", 0)
 	}
 }
+
+// BenchmarkBuildPooled is BuildChecked from the pool: build, then give the block back.
+func BenchmarkBuildPooled(b *testing.B) {
+	r := benchRegister(b)
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := sipmsg.BuildPooled(r)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p.Release()
+	}
+}

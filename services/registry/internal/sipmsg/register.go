@@ -106,7 +106,7 @@ func Build(r Register) *requesterv2beta1.SendMessageRequest {
 
 // BuildChecked is Build for sending: it refuses (ErrInvalidRequest, naming the field)
 // a Register whose values are outside their grammar (Validate), and a request that
-// Check refuses.
+// Check refuses. BuildPooled builds the same request in a block from a pool.
 func BuildChecked(r Register) (*requesterv2beta1.SendMessageRequest, error) {
 	if err := r.Validate(); err != nil {
 		return nil, err
@@ -199,7 +199,8 @@ const blockExts = 8
 
 // block holds every message of one request, so that build allocates them at once (the
 // REGISTER is built at every refresh of every binding). The messages are never copied out
-// of it: the request points into it, and the block lives as long as any of them.
+// of it: the request points into it, and the block lives as long as any of them (a
+// pooled block until its Release).
 type block struct {
 	req      requesterv2beta1.SendMessageRequest
 	msg      sipmessagev2beta1.SIPMessage
@@ -240,6 +241,13 @@ func build(r Register) *requesterv2beta1.SendMessageRequest { return &buildBlock
 
 // buildBlock is build, answering the block the request is in.
 func buildBlock(r Register) *block {
+	b := new(block)
+	b.fill(r)
+	return b
+}
+
+// fill builds r's request in b, which must be zero (new, or cleared by Release).
+func (b *block) fill(r Register) {
 	transport, _ := TransportProto(r.Transport)
 	user, domain := escapeUser(r.User), uriHost(r.Domain)
 	target, cseq := targetAndCSeq(r)
@@ -247,7 +255,6 @@ func buildBlock(r Register) *block {
 	if port == 0 {
 		port = 5060
 	}
-	b := new(block)
 	b.ruriURI = sipmessagev2beta1.SipURI{Host: domain, Port: port, TransportParam: r.Transport}
 	b.ruri.RequestUri = &b.ruriURI
 	b.fromURI = sipmessagev2beta1.SipURI{User: user, Host: domain, Port: -1}
@@ -297,7 +304,6 @@ func buildBlock(r Register) *block {
 	b.req.Method = processorv2beta1.Method_REGISTER
 	b.req.Transport = transport
 	b.req.Message = msg
-	return b
 }
 
 // targetAndCSeq returns r.Target() and the CSeq value ("7 REGISTER") from one string.

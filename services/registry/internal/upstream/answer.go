@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"unicode/utf8"
 
-	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -233,15 +232,13 @@ func phrase(b []byte) string {
 	return string(b)
 }
 
-// answerCodec marshals requests with gRPC's own proto codec (the same bytes) and
-// decodes answers into a leanAnswer. Its name is empty, so that the call's
-// content-type stays "application/grpc", as with the default codec: gRPC names the
-// content-subtype after a forced codec.
+// answerCodec marshals requests as gRPC's own proto codec does (the same bytes, in a
+// pooled buffer: marshalRequest) and decodes answers into a leanAnswer. Its name is
+// empty, so that the call's content-type stays "application/grpc", as with the default
+// codec: gRPC names the content-subtype after a forced codec.
 type answerCodec struct{}
 
-func (answerCodec) Marshal(v any) (mem.BufferSlice, error) {
-	return encoding.GetCodecV2("proto").Marshal(v)
-}
+func (answerCodec) Marshal(v any) (mem.BufferSlice, error) { return marshalRequest(v) }
 
 func (answerCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	a, ok := v.(*leanAnswer)

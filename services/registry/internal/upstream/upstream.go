@@ -35,7 +35,9 @@ type Trunks interface {
 	FindRegisteringRaw(ctx context.Context) ([]byte, error)
 }
 
-// Requester sends one SIP request through Routr's Requester.
+// Requester sends one SIP request through Routr's Requester. req is only valid until
+// SendMessage returns (its messages serve the next REGISTER, exchange.Send): an
+// implementation that keeps it keeps a clone (proto.Clone).
 type Requester interface {
 	SendMessage(ctx context.Context, req *requesterv2beta1.SendMessageRequest) (*requesterv2beta1.SendMessageResponse, error)
 }
@@ -157,18 +159,24 @@ func DialRequester(addr string, timeout time.Duration, opts ...DialOption) (*Req
 // SendMessage sends req within the timeout. The request goes as the generated client
 // sends it (the same bytes, the same content-type); the answer is decoded leanly: its
 // message holds only what sipmsg.Read and sipauth.ChallengeFrom read, and reads the
-// same to them as the whole message would (see leanAnswer).
+// same to them as the whole message would (see leanAnswer). Nothing of req is kept once
+// it returns: gRPC marshals req before sending, and a transparent retry replays those
+// bytes within the same Invoke; besides the codec, only the stats handlers see req
+// (otelgrpc's ignores message payloads), and they too within the call.
 func (r *RequesterClient) SendMessage(ctx context.Context, req *requesterv2beta1.SendMessageRequest) (*requesterv2beta1.SendMessageResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	a := new(leanAnswer)
-	err := r.conn.Invoke(ctx, requesterv2beta1.Requester_SendMessage_FullMethodName, req, a,
-		grpc.StaticMethod(), grpc.ForceCodecV2(answerCodec{}))
+	err := r.conn.Invoke(ctx, requesterv2beta1.Requester_SendMessage_FullMethodName, req, a, sendMessageOptions...)
 	if err != nil {
 		return nil, fmt.Errorf("requester sendMessage: %w", err)
 	}
 	return &a.resp, nil
 }
+
+// sendMessageOptions are SendMessage's call options, made once: built per call, the
+// slice and the boxed codec option cost two allocations a call. gRPC only reads them.
+var sendMessageOptions = []grpc.CallOption{grpc.StaticMethod(), grpc.ForceCodecV2(answerCodec{})}
 
 // Close closes the connection.
 func (r *RequesterClient) Close() error { return r.conn.Close() }
