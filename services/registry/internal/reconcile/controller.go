@@ -37,9 +37,7 @@ import (
 	"sipreg.dev/services/registry/internal/exchange"
 	"sipreg.dev/services/registry/internal/groupcommit"
 	"sipreg.dev/services/registry/internal/progress"
-	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/store"
-	"sipreg.dev/services/registry/internal/trunk"
 	"sipreg.dev/services/registry/internal/upstream"
 	"sipreg.dev/services/registry/internal/watch"
 	"sipreg.dev/services/registry/internal/workqueue"
@@ -105,83 +103,6 @@ type storeFault struct {
 	err   error
 	since time.Time
 }
-
-// entry is one trunk as the reconciler tracks it; guarded by Reconciler.mu. One lives
-// per trunk, so it is kept small: the record compact (registration.Compact), what only
-// a forced or changed trunk needs behind a pointer (352 bytes in all, against 640 with
-// a full registration.Record).
-type entry struct {
-	trunk  trunk.Trunk
-	rec    registration.Compact
-	more   *entryMore // nil until a Force or a change of the trunk needs it
-	uriIdx int32
-	epIdx  int32
-	// cseqTried: the highest CSeq ceiling any write of the binding carried (see cseq.go).
-	cseqTried uint32
-	valid     bool
-	wanted    bool
-	dirty     bool // not yet persisted (store unreachable)
-	// first is set until the first REGISTER of this trunk in this process.
-	first bool
-	// handover: another replica owns the trunk now; release it without unregistering.
-	handover bool
-	// claiming: the record of a trunk just claimed is being written; its worker waits.
-	claiming bool
-	// inflight: a REGISTER exchange of this trunk runs; a Force joins its outcome.
-	inflight bool
-	// forcePending: a forced sync is queued or scheduled; further forces wait for it.
-	forcePending bool
-	// cseqFree: the binding's Call-ID was never written anywhere, so its CSeq needs no
-	// reservation (see cseq.go).
-	cseqFree bool
-}
-
-// entryMore is what few entries need.
-type entryMore struct {
-	old     *registration.Record // a binding to remove first (its trunk changed)
-	waiters []chan registration.Record
-	// forcedAt is when the last forced exchange started (forces are
-	// spec.ForceInterval apart).
-	forcedAt time.Time
-}
-
-// extra is e.more, made when missing.
-func (e *entry) extra() *entryMore {
-	if e.more == nil {
-		e.more = &entryMore{}
-	}
-	return e.more
-}
-
-// waiters are the forces waiting for e's next outcome.
-func (e *entry) waiters() []chan registration.Record {
-	if e.more == nil {
-		return nil
-	}
-	return e.more.waiters
-}
-
-// takeWaiters answers e's waiters and forgets them.
-func (e *entry) takeWaiters() []chan registration.Record {
-	w := e.waiters()
-	if w != nil {
-		e.more.waiters = nil
-	}
-	return w
-}
-
-// takeOld answers the binding to remove first, if any, and forgets it.
-func (e *entry) takeOld() *registration.Record {
-	if e.more == nil {
-		return nil
-	}
-	old := e.more.old
-	e.more.old = nil
-	return old
-}
-
-// record is e's record in full.
-func (e *entry) record() registration.Record { return e.rec.Record() }
 
 // workersPerSlot is how many workers run per SendMessage slot (spec.maxInFlight). A
 // worker holds no slot while it waits for its outcome to be written (the group
