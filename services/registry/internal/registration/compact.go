@@ -27,13 +27,15 @@ import (
 //   - The trunk's ref and name, the EdgePort and the owner stay strings: they are
 //     shared with the trunk, the config and the replica's identity, so they cost no
 //     copy.
-//   - Times are Unix nanoseconds (package nanotime: a time before 1678 or after 2261
-//     is kept as the nearest one that fits, the Unix epoch itself one nanosecond
-//     later; no binding lives that long); counters are int32 (a
+//   - Times are Unix nanoseconds (nanotime.UnixOf: the wall clock exactly, as the
+//     store keeps it; a time before 1678 or after 2261 is kept as the nearest one that
+//     fits, the Unix epoch itself one nanosecond later); counters are int32 (a
 //     value beyond ±2^31 is kept as the nearest one that fits: 68 years of seconds).
 //
-// Record of Set(r) equals r but for those bounds, the monotonic clock reading and the
-// location of its times (Record's are in time.Local, as time.Now's). The zero Compact
+// Record of Set(r) equals r but for those bounds, the monotonic clock readings and the
+// location of its times (Record's are in time.Local, as time.Now's): the engine
+// compares a record's times by the wall clock, as it does a record read from the
+// store; the schedule, which decides when things run, keeps the monotonic clock. The zero Compact
 // is the zero Record.
 type Compact struct {
 	ref, name, edgePort, owner string
@@ -144,8 +146,8 @@ func (c *Compact) Set(r Record) {
 	c.requested, c.minExpires, c.granted = clamp32(r.RequestedExpires), clamp32(r.MinExpires), clamp32(r.GrantedExpires)
 	c.code, c.fail = clamp32(r.LastResponseCode), clamp32(r.Failures)
 	c.fence = r.Fence
-	c.expiresAt, c.since = nanotime.Of(r.ExpiresAt), nanotime.Of(r.RegisteredSince)
-	c.nextAt, c.updatedAt = nanotime.Of(r.NextActionAt), nanotime.Of(r.UpdatedAt)
+	c.expiresAt, c.since = nanotime.UnixOf(r.ExpiresAt), nanotime.UnixOf(r.RegisteredSince)
+	c.nextAt, c.updatedAt = nanotime.UnixOf(r.NextActionAt), nanotime.UnixOf(r.UpdatedAt)
 }
 
 // Record is the Record c holds.
@@ -157,11 +159,11 @@ func (c *Compact) Record() Record {
 		CallID: c.slot(tCallID), FromTag: c.slot(tFromTag),
 		CSeq: c.cseq, CSeqCeiling: c.ceiling,
 		RequestedExpires: int(c.requested), MinExpires: int(c.minExpires), NoGin: c.noGin,
-		GrantedExpires: int(c.granted), ExpiresAt: nanotime.Time(c.expiresAt), RegisteredSince: nanotime.Time(c.since),
-		NextActionAt:     nanotime.Time(c.nextAt),
+		GrantedExpires: int(c.granted), ExpiresAt: nanotime.Unix(c.expiresAt), RegisteredSince: nanotime.Unix(c.since),
+		NextActionAt:     nanotime.Unix(c.nextAt),
 		LastResponseCode: int(c.code), LastResponseType: respTypeNames.name(c.respType, c.slot(tRespType)),
 		LastReason: c.slot(tReason), LastError: c.slot(tError), Failures: int(c.fail),
-		UpdatedAt: nanotime.Time(c.updatedAt),
+		UpdatedAt: nanotime.Unix(c.updatedAt),
 	}
 }
 
@@ -194,7 +196,7 @@ func (c *Compact) NextAction() Action {
 func (c *Compact) Transport() string { return transportNames.name(c.transport, c.slot(tTransport)) }
 
 // NextActionAt is the record's NextActionAt.
-func (c *Compact) NextActionAt() time.Time { return nanotime.Time(c.nextAt) }
+func (c *Compact) NextActionAt() time.Time { return nanotime.Unix(c.nextAt) }
 
 // CSeq is the record's CSeq.
 func (c *Compact) CSeq() uint32 { return c.cseq }
@@ -220,7 +222,7 @@ func (c *Compact) SetNext(a Action, at time.Time) {
 	if !c.holds(&t) {
 		c.pack(&t)
 	}
-	c.nextAt = nanotime.Of(at)
+	c.nextAt = nanotime.UnixOf(at)
 }
 
 // enumSet is v's byte in e; v goes to text when e does not name it.

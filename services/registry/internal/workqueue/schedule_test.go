@@ -80,3 +80,21 @@ func TestScheduleDropsStaleItems(t *testing.T) {
 		t.Fatalf("Pop = %v, want [k]", got)
 	}
 }
+
+// Due times made from time.Now stay on the monotonic clock (a wall-clock step moves
+// nothing), as time.Time values would.
+func TestScheduleKeepsTheMonotonicClock(t *testing.T) {
+	s := NewSchedule()
+	due := time.Now().Add(time.Minute)
+	s.At("a", due)
+	got := s.Next("a")
+	if got.String() == got.Round(0).String() || !got.Equal(due) {
+		t.Fatalf("due %v kept as %v (no monotonic reading, or another instant)", due, got)
+	}
+	if keys, next := s.Pop(due.Add(-time.Nanosecond), nil); len(keys) != 0 || !next.Equal(due) {
+		t.Fatalf("a nanosecond early: popped %v, next %v", keys, next)
+	}
+	if keys, _ := s.Pop(due, nil); len(keys) != 1 {
+		t.Fatalf("at the due time: popped %v", keys)
+	}
+}

@@ -108,7 +108,7 @@ func (q *Queue) Close() {
 type Schedule struct {
 	mu   sync.Mutex
 	h    timeHeap
-	due  map[string]int64 // Unix nanoseconds (nanotime)
+	due  map[string]int64 // nanotime.Of
 	wake chan struct{}
 }
 
@@ -200,7 +200,7 @@ func (s *Schedule) compact() {
 
 type item struct {
 	key string
-	at  int64 // Unix nanoseconds (nanotime)
+	at  int64 // nanotime.Of
 }
 
 // timeHeap is a binary min-heap of items by time. It is written out rather than
