@@ -180,7 +180,7 @@ func (r *Reconciler) apply(t trunk.Trunk, terr error, now time.Time, window time
 		// file data server leaves enabled false when a file omits it), a name cleaned.
 		r.log.Warn("trunk data partly unusable", "trunk", t.Ref, "warnings", t.Warnings)
 	}
-	e.trunk, e.valid = t.Compact(), true // one allocation for its strings, not the decoded ones
+	e.trunk, e.valid = t, true // packed by trunk.FromProto: its strings in one allocation
 	if int(e.uriIdx) >= len(t.URIs) {
 		e.uriIdx = 0
 	}

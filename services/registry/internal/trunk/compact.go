@@ -2,13 +2,13 @@ package trunk
 
 import "strings"
 
-// Compact is t with its strings copied into one allocation and its URIs into an array
-// of their own: what the engine keeps, one per trunk, while the trunk is unchanged. A
-// trunk decoded from the API holds a string per field (ref, name, credentials, each
-// URI's host, user and transport), six or more small objects a trunk for the
-// collector to mark, and the URIs array FromProto grew. The transport is udp or tcp,
-// kept as the constant. Compact(t) is Equal to t.
-func (t Trunk) Compact() Trunk {
+// packed is t with its strings copied into one allocation and its transport the
+// constant, its URIs array changed in place (t's own). A trunk decoded from the API
+// holds a string per field (ref, name, credentials, each URI's host, user and
+// transport): six or more small objects a trunk for the collector to mark, for as long
+// as the engine keeps the trunk. FromProto answers packed trunks; packed(t) is Equal
+// to t.
+func (t Trunk) packed() Trunk {
 	n := len(t.Ref) + len(t.Name) + len(t.Username) + len(t.Password)
 	for _, u := range t.URIs {
 		n += len(u.Host) + len(u.User)
@@ -28,20 +28,16 @@ func (t Trunk) Compact() Trunk {
 		off += len(s)
 		return all[off-len(s) : off]
 	}
-	c := t
-	c.Ref, c.Name, c.Username, c.Password = take(t.Ref), take(t.Name), take(t.Username), take(t.Password)
-	if t.URIs != nil {
-		c.URIs = make([]URI, len(t.URIs))
-		for i, u := range t.URIs {
-			u.Host, u.User = take(u.Host), take(u.User)
-			switch u.Transport {
-			case "udp":
-				u.Transport = "udp"
-			case "tcp":
-				u.Transport = "tcp"
-			}
-			c.URIs[i] = u
+	t.Ref, t.Name, t.Username, t.Password = take(t.Ref), take(t.Name), take(t.Username), take(t.Password)
+	for i := range t.URIs {
+		u := &t.URIs[i]
+		u.Host, u.User = take(u.Host), take(u.User)
+		switch u.Transport {
+		case "udp":
+			u.Transport = "udp"
+		case "tcp":
+			u.Transport = "tcp"
 		}
 	}
-	return c
+	return t
 }

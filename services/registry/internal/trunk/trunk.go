@@ -197,7 +197,9 @@ func FromProto(p *trunksv2beta1.Trunk) (Trunk, error) {
 	if cleaned {
 		t.Warnings = append(t.Warnings, "name: control characters or invalid UTF-8 removed")
 	}
-	return t, nil
+	// The engine keeps the trunk as long as it is unchanged: its strings in one
+	// allocation, not the decoded message's.
+	return t.packed(), nil
 }
 
 // joinReasons lists the first maxReasons reasons.
