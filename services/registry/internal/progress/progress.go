@@ -63,6 +63,9 @@ func (p *Reporter) Report(cur Counts, now time.Time) bool {
 	return false
 }
 
+// Active reports whether an episode is being reported: its summary is still to come.
+func (p *Reporter) Active() bool { return !p.since.IsZero() }
+
 // CapacityEvery is how often the refresh load is compared with the caps.
 const CapacityEvery = 10 * time.Second
 

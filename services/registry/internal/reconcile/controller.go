@@ -86,6 +86,11 @@ type Reconciler struct {
 	// quietFirst: a big start is under way (progress.Min or more trunks added at once),
 	// reported by progress lines: each trunk's first "registered" goes to debug.
 	quietFirst atomic.Bool
+	// progressDue: a pass queued progress.Min or more trunks at once; the progress
+	// loop counts the entries at its next step (see progressLoop).
+	progressDue atomic.Bool
+	// progressWalks counts the progress loop's walks over the entries.
+	progressWalks atomic.Int64
 
 	// own decides which trunks are this replica's; coord is the rest of the cluster
 	// (nil with one replica).

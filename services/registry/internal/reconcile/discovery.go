@@ -130,6 +130,9 @@ func (r *Reconciler) reconcileDesired(ctx context.Context, set []desired.Trunk) 
 		// Before the claim: its trunks' first REGISTERs go out as soon as it queues them.
 		r.quietFirst.Store(true)
 	}
+	if len(claims) >= progress.Min || counts.changed >= progress.Min {
+		r.progressDue.Store(true)
+	}
 	took, added := r.claim(ctx, set, claims, now, window)
 	counts.added += added
 	counts.toClaim = len(claims) - took

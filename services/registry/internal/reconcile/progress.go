@@ -48,9 +48,19 @@ func (r *Reconciler) capacityLoop(ctx context.Context) {
 
 // progressLoop reports the progress of first registrations every progress.Every; once
 // fewer than progress.Min trunks wait, first registrations are logged one by one again.
+//
+// Counting walks every entry under r.mu (about 10 ms at 100,000 trunks, the workers
+// waiting meanwhile), so it is done only while there can be something to report: a pass
+// queued progress.Min trunks or more at once (progressDue, quietFirst), or an episode
+// is being reported and its summary is still to come. Fewer than progress.Min trunks
+// waiting is never reported, and only a pass of that many can make that many wait; an
+// idle registry does not count at all.
 func (r *Reconciler) progressLoop(ctx context.Context) {
 	p := progress.NewReporter(r.log)
 	every(ctx, progress.Every, func() {
+		if !r.progressDue.Swap(false) && !r.quietFirst.Load() && !p.Active() {
+			return
+		}
 		if !p.Report(r.progressNow(), r.clock()) {
 			r.quietFirst.Store(false)
 		}
@@ -59,6 +69,7 @@ func (r *Reconciler) progressLoop(ctx context.Context) {
 
 // progressNow counts the wanted, usable trunks (r.mu taken).
 func (r *Reconciler) progressNow() progress.Counts {
+	r.progressWalks.Add(1)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var p progress.Counts

@@ -14,6 +14,7 @@ import (
 	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
 	sipmessagev2beta1 "sipreg.dev/gen/pb/fonoster/routr/sipmessage/v2beta1"
 	"sipreg.dev/services/registry/internal/progress"
+	"sipreg.dev/services/registry/internal/registration"
 )
 
 // lineCounter counts log records by level and message.
@@ -79,4 +80,74 @@ func TestBigStartLogsFirstRegistrationsAtDebug(t *testing.T) {
 			})
 		})
 	}
+}
+
+// TestProgressIdleDoesNotCount: the progress loop counts the entries (a walk of them
+// all under the engine's lock) only while a pass has queued progress.Min trunks or more:
+// after a big start, minutes of discovery ticks and refreshes count nothing, and a big
+// change or addition is counted again.
+func TestProgressIdleDoesNotCount(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := &fakeAPI{}
+		var trunks []*trunksv2beta1.Trunk
+		for i := range progress.Min {
+			trunks = append(trunks, mkTrunk(fmt.Sprintf("t%03d", i), "sip.example.net", fmt.Sprintf("u%03d", i), ""))
+		}
+		api.set(trunks, nil)
+		req := &fakeRequester{answer: func(*requesterv2beta1.SendMessageRequest, int) (*sipmessagev2beta1.SIPMessage, error) {
+			return ok(60), nil
+		}}
+		spec := testSpec()
+		spec.RegisterInterval = 10 * time.Second
+		r := New(Options{Spec: spec, Trunks: api, Requester: req, Logger: slog.New(slog.DiscardHandler)})
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan struct{})
+		go func() { _ = r.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+
+		time.Sleep(3 * progress.Every)
+		synctest.Wait()
+		if n := r.progressWalks.Load(); n == 0 {
+			t.Fatal("a start of progress.Min trunks was never counted")
+		}
+		for _, rec := range r.Records() {
+			if rec.State != registration.StateRegistered {
+				t.Fatalf("after the start: trunk %s is %s, want registered", rec.TrunkRef, rec.State)
+			}
+		}
+		idle := r.progressWalks.Load()
+		// Five minutes: 30 discovery ticks with the same answer and every binding
+		// (granted 60 s) refreshed several times.
+		time.Sleep(5 * time.Minute)
+		synctest.Wait()
+		if n := r.progressWalks.Load(); n != idle {
+			t.Fatalf("an idle registry counted its entries %d times in 5 minutes, want 0", n-idle)
+		}
+		if calls := len(req.requests()); calls < 4*progress.Min {
+			t.Fatalf("%d REGISTERs in all: the bindings were not refreshed meanwhile", calls)
+		}
+		// Every trunk changed at once (a new registrar host): counted again.
+		for i := range trunks {
+			trunks[i] = mkTrunk(fmt.Sprintf("t%03d", i), "sip2.example.net", fmt.Sprintf("u%03d", i), "")
+		}
+		api.set(trunks, nil)
+		time.Sleep(spec.RegisterInterval + progress.Every)
+		synctest.Wait()
+		if n := r.progressWalks.Load(); n == idle {
+			t.Fatal("progress.Min trunks changed at once were not counted")
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		idle = r.progressWalks.Load()
+		// As many trunks added at once: counted again.
+		for i := range progress.Min {
+			trunks = append(trunks, mkTrunk(fmt.Sprintf("n%03d", i), "sip.example.net", fmt.Sprintf("n%03d", i), ""))
+		}
+		api.set(trunks, nil)
+		time.Sleep(spec.RegisterInterval + progress.Every)
+		synctest.Wait()
+		if n := r.progressWalks.Load(); n == idle {
+			t.Fatal("progress.Min trunks added at once were not counted")
+		}
+	})
 }
