@@ -222,10 +222,15 @@ func (s *Source) Discoveries() int64 { return s.discoveries.Load() }
 func (s *Source) findBy(ctx context.Context) (raw []byte, set []Trunk, unchanged, ok bool) {
 	var sum uint64
 	var n int
-	raw, err := s.o.API.FindRegisteringRaw(ctx)
-	if err == nil {
+	var err error
+	known := s.answerSum.Load()
+	if api, ok := s.o.API.(upstream.SummingTrunks); ok {
+		raw, sum, err = api.FindRegisteringSum(ctx, known)
+	} else if raw, err = s.o.API.FindRegisteringRaw(ctx); err == nil {
 		sum = xxhash.Sum64(raw)
-		if s.answerSum.Load() == sum && sum != 0 {
+	}
+	if err == nil {
+		if known == sum && sum != 0 {
 			unchanged = true
 			n = int(s.answerLen.Load())
 		} else {

@@ -4,17 +4,20 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
 
 	"sipreg.dev/services/registry/internal/trunk"
+	"sipreg.dev/services/registry/internal/upstream"
 )
 
 // api answers FindBy with raw bytes, or err; it counts the calls.
@@ -61,36 +64,70 @@ func refs(set []Trunk) string {
 	return strings.Join(out, ",")
 }
 
+// summingAPI is an api that sums its answers as upstream.API does: an answer whose sum
+// is the known one is answered without its bytes.
+type summingAPI struct {
+	*api
+	skipped int
+}
+
+func (s *summingAPI) FindRegisteringSum(ctx context.Context, known uint64) ([]byte, uint64, error) {
+	raw, err := s.FindRegisteringRaw(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	sum := xxhash.Sum64(raw)
+	if known != 0 && known == sum {
+		s.skipped++
+		return nil, sum, nil
+	}
+	return raw, sum, nil
+}
+
 // TestSameAnswerIsNotParsedAgain: an answer byte for byte the one applied last is not
-// ok (nothing to do); one fetched but not applied is parsed again; a new one is ok.
+// ok (nothing to do); one fetched but not applied is parsed again; a new one is ok. An
+// API that sums its answers (upstream.SummingTrunks) is asked to leave out the bytes of
+// the answer applied last, and the outcome is the same.
 func TestSameAnswerIsNotParsedAgain(t *testing.T) {
-	a := &api{raw: answer(t, []*trunksv2beta1.Trunk{mk("t1", "a.example"), mk("t2", "b.example")})}
-	var seen []int
-	s := New(Options{API: a, Observe: func(n int, err error) { seen = append(seen, n) }})
-	set, ok := s.Fetch(context.Background())
-	if !ok || refs(set) != "t1,t2" {
-		t.Fatalf("first fetch: %q %v, want t1,t2 ok", refs(set), ok)
-	}
-	if _, ok := s.Fetch(context.Background()); !ok {
-		t.Fatal("an answer fetched but never applied was not parsed again")
-	}
-	s.Applied()
-	if _, ok := s.Fetch(context.Background()); ok {
-		t.Fatal("the answer applied last was parsed again")
-	}
-	if last, known := s.Last(); !known || len(last) != 0 || s.Wanted("t1") {
-		// One replica does not keep the set: the engine holds every wanted trunk.
-		t.Fatalf("Last = %q %v, Wanted(t1) %v; want known, none kept", refs(last), known, s.Wanted("t1"))
-	}
-	a.raw = answer(t, []*trunksv2beta1.Trunk{mk("t1", "a.example")})
-	if set, ok := s.Fetch(context.Background()); !ok || refs(set) != "t1" {
-		t.Fatalf("a new answer: %q %v, want t1 ok", refs(set), ok)
-	}
-	if got := s.Discoveries(); got != 4 || a.calls != 4 {
-		t.Fatalf("%d discoveries, %d calls, want 4", got, a.calls)
-	}
-	if len(seen) != 4 || seen[2] != 2 {
-		t.Fatalf("observed trunks %v, want 4 calls, the unchanged one counting the 2 applied", seen)
+	for _, summing := range []bool{false, true} {
+		t.Run(fmt.Sprintf("summing=%v", summing), func(t *testing.T) {
+			a := &api{raw: answer(t, []*trunksv2beta1.Trunk{mk("t1", "a.example"), mk("t2", "b.example")})}
+			var src upstream.Trunks = a
+			sa := &summingAPI{api: a}
+			if summing {
+				src = sa
+			}
+			var seen []int
+			s := New(Options{API: src, Observe: func(n int, err error) { seen = append(seen, n) }})
+			set, ok := s.Fetch(context.Background())
+			if !ok || refs(set) != "t1,t2" {
+				t.Fatalf("first fetch: %q %v, want t1,t2 ok", refs(set), ok)
+			}
+			if _, ok := s.Fetch(context.Background()); !ok {
+				t.Fatal("an answer fetched but never applied was not parsed again")
+			}
+			s.Applied()
+			if _, ok := s.Fetch(context.Background()); ok {
+				t.Fatal("the answer applied last was parsed again")
+			}
+			if last, known := s.Last(); !known || len(last) != 0 || s.Wanted("t1") {
+				// One replica does not keep the set: the engine holds every wanted trunk.
+				t.Fatalf("Last = %q %v, Wanted(t1) %v; want known, none kept", refs(last), known, s.Wanted("t1"))
+			}
+			a.raw = answer(t, []*trunksv2beta1.Trunk{mk("t1", "a.example")})
+			if set, ok := s.Fetch(context.Background()); !ok || refs(set) != "t1" {
+				t.Fatalf("a new answer: %q %v, want t1 ok", refs(set), ok)
+			}
+			if got := s.Discoveries(); got != 4 || a.calls != 4 {
+				t.Fatalf("%d discoveries, %d calls, want 4", got, a.calls)
+			}
+			if len(seen) != 4 || seen[2] != 2 {
+				t.Fatalf("observed trunks %v, want 4 calls, the unchanged one counting the 2 applied", seen)
+			}
+			if want := map[bool]int{false: 0, true: 1}[summing]; sa.skipped != want {
+				t.Fatalf("%d answers left out by the API, want %d", sa.skipped, want)
+			}
+		})
 	}
 }
 

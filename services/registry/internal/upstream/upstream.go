@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	metricnoop "go.opentelemetry.io/otel/metric/noop"
 	"go.opentelemetry.io/otel/propagation"
@@ -33,6 +34,17 @@ const MaxAPIAnswer = 512 << 20
 // DecodeFindBy, which leaves out the items it cannot decode.
 type Trunks interface {
 	FindRegisteringRaw(ctx context.Context) ([]byte, error)
+}
+
+// SummingTrunks is a Trunks that hashes an answer as it arrives (xxhash, the same sum as
+// xxhash.Sum64 of its bytes) and, when the sum is known (the answer is byte for byte the
+// last one applied), answers it without its bytes: a 100,000-trunk answer is then never
+// copied into one piece (about 20 MiB a discovery tick, and the collection it brings).
+type SummingTrunks interface {
+	Trunks
+	// FindRegisteringSum answers the FindByResponse's sum and, unless the sum is
+	// known (and not 0), its wire bytes.
+	FindRegisteringSum(ctx context.Context, known uint64) (raw []byte, sum uint64, err error)
 }
 
 // Requester sends one SIP request through Routr's Requester. req is only valid until
@@ -91,25 +103,36 @@ func DialAPI(addr string, timeout time.Duration, opts ...DialOption) (*API, erro
 	return &API{conn: conn, timeout: timeout}, nil
 }
 
-var _ Trunks = (*API)(nil)
+var _ SummingTrunks = (*API)(nil)
 
 // FindRegisteringRaw calls Trunks/FindBy(sendRegister, true) within the timeout and
 // answers the FindByResponse's wire bytes, undecoded (see Trunks).
 func (a *API) FindRegisteringRaw(ctx context.Context) ([]byte, error) {
+	raw, _, err := a.FindRegisteringSum(ctx, 0)
+	return raw, err
+}
+
+// FindRegisteringSum is FindRegisteringRaw with the answer's sum, and without its bytes
+// when the sum is known (see SummingTrunks).
+func (a *API) FindRegisteringSum(ctx context.Context, known uint64) ([]byte, uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
-	var raw rawAnswer
+	raw := rawAnswer{known: known}
 	err := a.conn.Invoke(ctx, trunksv2beta1.Trunks_FindBy_FullMethodName,
 		&trunksv2beta1.FindByRequest{FieldName: "sendRegister", FieldValue: "true"}, &raw,
 		grpc.ForceCodecV2(rawCodec{}))
 	if err != nil {
-		return nil, fmt.Errorf("trunks findBy: %w", err)
+		return nil, 0, fmt.Errorf("trunks findBy: %w", err)
 	}
-	return raw.b, nil
+	return raw.b, raw.sum, nil
 }
 
-// rawAnswer receives an answer's bytes through rawCodec.
-type rawAnswer struct{ b []byte }
+// rawAnswer receives an answer's bytes and sum through rawCodec; the bytes are left out
+// when the sum is known.
+type rawAnswer struct {
+	known, sum uint64
+	b          []byte
+}
 
 // rawCodec marshals requests as protobuf and keeps answers as bytes.
 type rawCodec struct{}
@@ -131,7 +154,16 @@ func (rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return fmt.Errorf("raw codec: cannot unmarshal into %T", v)
 	}
-	r.b = data.Materialize()
+	// gRPC hands the answer over in the pieces it was read into: they are hashed as
+	// they are, and copied into one only when needed.
+	d := xxhash.New()
+	for _, b := range data {
+		_, _ = d.Write(b.ReadOnlyData())
+	}
+	r.sum = d.Sum64()
+	if r.known == 0 || r.sum != r.known {
+		r.b = data.Materialize()
+	}
 	return nil
 }
 

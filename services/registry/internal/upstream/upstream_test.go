@@ -1,12 +1,14 @@
 package upstream
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -78,6 +80,44 @@ func TestFindBy100kTrunks(t *testing.T) {
 	}
 	if !proto.Equal(&trunksv2beta1.FindByResponse{Items: got}, &trunksv2beta1.FindByResponse{Items: items}) {
 		t.Error("the raw answer does not decode to the trunks served")
+	}
+}
+
+// TestFindBySumSkipsKnownAnswer: FindRegisteringSum hashes an answer of many frames as
+// xxhash.Sum64 of its bytes would, answers its bytes when the sum is not the known one,
+// and leaves them out when it is.
+func TestFindBySumSkipsKnownAnswer(t *testing.T) {
+	const n = 5000
+	items := make([]*trunksv2beta1.Trunk, n)
+	for i := range n {
+		items[i] = &trunksv2beta1.Trunk{Ref: fmt.Sprintf("trunk-%06d", i), SendRegister: true,
+			Uris: []*trunksv2beta1.TrunkURI{{Host: fmt.Sprintf("sip%06d.provider.example.net", i), Port: 5060, Transport: "UDP", Enabled: true}}}
+	}
+	want, err := proto.Marshal(&trunksv2beta1.FindByResponse{Items: items})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) <= 64<<10 {
+		t.Fatalf("answer is %d bytes: one HTTP/2 frame, the test proves nothing", len(want))
+	}
+	api, err := DialAPI(serveTrunks(t, &bigTrunks{items: items}), 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer api.Close()
+	ctx := context.Background()
+	for _, known := range []uint64{0, xxhash.Sum64(want) + 1} {
+		raw, sum, err := api.FindRegisteringSum(ctx, known)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sum != xxhash.Sum64(want) || !bytes.Equal(raw, want) {
+			t.Fatalf("known %#x: sum %#x and %d bytes, want %#x and the %d bytes served", known, sum, len(raw), xxhash.Sum64(want), len(want))
+		}
+	}
+	raw, sum, err := api.FindRegisteringSum(ctx, xxhash.Sum64(want))
+	if err != nil || sum != xxhash.Sum64(want) || raw != nil {
+		t.Fatalf("the known answer again: sum %#x, %d bytes, err %v; want %#x and no bytes", sum, len(raw), err, xxhash.Sum64(want))
 	}
 }
 
