@@ -74,8 +74,8 @@ type Reconciler struct {
 
 	mu       sync.Mutex
 	entries  map[string]*entry
-	targets  map[string]int      // REGISTERs in flight per target
-	parked   map[string][]string // keys waiting for a target slot
+	targets  map[targetKey]int      // REGISTERs in flight per target
+	parked   map[targetKey][]string // keys waiting for a target slot
 	hub      *watch.Hub
 	started  time.Time
 	stopping atomic.Bool
@@ -142,8 +142,8 @@ func New(o Options) *Reconciler {
 		durable:   durable,
 		cseqBlock: cseqBlock,
 		entries:   map[string]*entry{},
-		targets:   map[string]int{},
-		parked:    map[string][]string{},
+		targets:   map[targetKey]int{},
+		parked:    map[targetKey][]string{},
 		hub:       watch.NewHub(o.WatchBacklog),
 		coord:     o.Coord, own: o.Ownership,
 		tracer: newTracer(o.TracerProvider),

@@ -121,8 +121,12 @@ func (r *Reconciler) nextRegister(t trunk.Trunk, rec registration.Record, uriIdx
 	u := t.URIs[uriIdx%len(t.URIs)]
 	ep := r.spec.EdgePorts[epIdx%len(r.spec.EdgePorts)]
 	user := t.User(u)
-	rec.AOR = sipmsg.AOR(user, u.Host)
-	rec.Target = targetOf(u)
+	if !sipmsg.IsAOR(rec.AOR, user, u.Host) {
+		rec.AOR = sipmsg.AOR(user, u.Host)
+	}
+	if !isTargetOf(rec.Target, u) {
+		rec.Target = targetOf(u)
+	}
 	rec.Transport = u.Transport
 	rec.EdgePort = ep.Address
 	rec.RequestedExpires = max(r.spec.Expires, rec.MinExpires)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"sipreg.dev/services/registry/internal/registration"
@@ -19,10 +20,11 @@ func (r *Reconciler) syncKey(ctx context.Context, key string) {
 		r.mu.Unlock()
 		return
 	}
-	target := e.rec.Target()
+	var target targetKey
 	if e.valid && len(e.trunk.URIs) > 0 {
-		u := e.trunk.URIs[int(e.uriIdx)%len(e.trunk.URIs)]
-		target = targetOf(u)
+		target = keyOf(e.trunk.URIs[int(e.uriIdx)%len(e.trunk.URIs)])
+	} else {
+		target = parseTarget(e.rec.Target())
 	}
 	if r.targets[target] >= r.perTargetCap() {
 		// Fairness: one slow provider may hold only its share of the workers.
@@ -97,6 +99,41 @@ func targetOf(u trunk.URI) string {
 	return net.JoinHostPort(u.Host, strconv.Itoa(portOr5060(u.Port)))
 }
 
+// isTargetOf reports whether s is targetOf(u), without building it (a REGISTER's
+// record usually holds it already). A string that reads as the same host and port and
+// is as long as targetOf's is targetOf's: another spelling of the port (a sign, a
+// leading zero) or of the host (brackets) changes the length.
+func isTargetOf(s string, u trunk.URI) bool {
+	k := keyOf(u)
+	n := len(k.host) + 1
+	if strings.Contains(k.host, ":") {
+		n += 2 // net.JoinHostPort's brackets
+	}
+	var digits [20]byte
+	n += len(strconv.AppendInt(digits[:0], int64(k.port), 10))
+	return len(s) == n && parseTarget(s) == k
+}
+
+// targetKey is a registrar, as the per-registrar slots count it: targetOf's host and
+// port, held without building the string (the host is the trunk's own).
+type targetKey struct {
+	host string
+	port int
+}
+
+func keyOf(u trunk.URI) targetKey { return targetKey{u.Host, portOr5060(u.Port)} }
+
+// parseTarget is the key of a record's target (targetOf's form); one that cannot be
+// read is its own key.
+func parseTarget(s string) targetKey {
+	host, port, err := net.SplitHostPort(s)
+	p, perr := strconv.Atoi(port)
+	if err != nil || perr != nil {
+		return targetKey{host: s, port: -1}
+	}
+	return targetKey{host, p}
+}
+
 func portOr5060(p int) int {
 	if p == 0 {
 		return 5060
@@ -108,7 +145,7 @@ func (r *Reconciler) perTargetCap() int {
 	return max(1, r.spec.MaxInFlight/4)
 }
 
-func (r *Reconciler) releaseTarget(target string) {
+func (r *Reconciler) releaseTarget(target targetKey) {
 	r.mu.Lock()
 	r.targets[target]--
 	if r.targets[target] <= 0 {

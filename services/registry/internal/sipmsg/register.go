@@ -76,6 +76,16 @@ func AOR(user, domain string) string {
 	return "sip:" + escapeUser(user) + "@" + uriHost(domain)
 }
 
+// IsAOR reports whether s is AOR(user, domain), without building it when the user
+// part needs no escaping and the host no brackets (the usual case).
+func IsAOR(s, user, domain string) bool {
+	u, h := escapeUser(user), uriHost(domain)
+	if user == "" {
+		return len(s) == 4+len(h) && s[:4] == "sip:" && s[4:] == h
+	}
+	return len(s) == 5+len(u)+len(h) && s[:4] == "sip:" && s[4:4+len(u)] == u && s[4+len(u)] == '@' && s[5+len(u):] == h
+}
+
 // TransportProto maps "udp"/"tcp" to Routr's enum; ok is false for anything Routr's
 // Requester cannot send (TLS, WS, WSS, SCTP fail there with UNKNOWN).
 func TransportProto(t string) (commonv2beta1.Transport, bool) {
