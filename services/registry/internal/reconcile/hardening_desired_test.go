@@ -130,10 +130,7 @@ func TestFollowerAsksEverySecondUntilPublished(t *testing.T) {
 		coord := &followerCoord{}
 		st := storetest.NewMemory()
 		r := New(Options{Spec: testSpec(), Store: st, Coord: coord, Ownership: ownership.NewLeases(coord, st, nil, nil)})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { _ = r.Run(ctx); close(done) }()
-		defer func() { cancel(); <-done }()
+		runBackground(t, r)
 
 		time.Sleep(coord.LeaseTTL()/3 + 5*time.Second + time.Millisecond)
 		synctest.Wait()

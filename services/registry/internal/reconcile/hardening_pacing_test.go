@@ -1,7 +1,6 @@
 package reconcile
 
 import (
-	"context"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,10 +28,7 @@ func TestForceCoalesces(t *testing.T) {
 		spec := testSpec()
 		spec.ForceInterval = time.Second
 		r := New(Options{Spec: spec, Store: storetest.NewMemory(), Trunks: api, Requester: req})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { _ = r.Run(ctx); close(done) }()
-		defer func() { cancel(); <-done }() // also when the test fails: the bubble ends clean
+		ctx := runBackground(t, r)
 		synctest.Wait()
 		time.Sleep(time.Second) // first registration done (fake time)
 		base := len(req.requests())
@@ -113,10 +109,7 @@ func TestFallingBehindIsVisible(t *testing.T) {
 		spec.RegistersPerSecond = 0.2 // one REGISTER every 5 s
 		obs := &lapseObserver{}
 		r := New(Options{Spec: spec, Store: storetest.NewMemory(), Trunks: api, Requester: req, Observer: obs})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { _ = r.Run(ctx); close(done) }()
-		defer func() { cancel(); <-done }()
+		runBackground(t, r)
 		if lapsing, _ := r.Lapsing(); lapsing {
 			t.Fatal("lapsing before anything was registered")
 		}

@@ -251,3 +251,14 @@ func subscribeChan(r *Reconciler, buf int) (<-chan watch.Event, func()) {
 	}()
 	return ch, sub.Close
 }
+
+// runBackground runs r until the test ends (its cleanup stops r and waits for Run to
+// return, inside a synctest bubble too); it returns Run's context.
+func runBackground(t *testing.T, r *Reconciler) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() { _ = r.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return ctx
+}

@@ -59,10 +59,7 @@ func TestBigStartLogsFirstRegistrationsAtDebug(t *testing.T) {
 				spec := testSpec()
 				spec.RegisterInterval = time.Minute
 				r := New(Options{Spec: spec, Trunks: api, Requester: req, Logger: slog.New(lines)})
-				ctx, cancel := context.WithCancel(t.Context())
-				done := make(chan struct{})
-				go func() { _ = r.Run(ctx); close(done) }()
-				defer func() { cancel(); <-done }()
+				runBackground(t, r)
 
 				time.Sleep(10 * time.Second)
 				synctest.Wait()
@@ -100,10 +97,7 @@ func TestProgressIdleDoesNotCount(t *testing.T) {
 		spec := testSpec()
 		spec.RegisterInterval = 10 * time.Second
 		r := New(Options{Spec: spec, Trunks: api, Requester: req, Logger: slog.New(slog.DiscardHandler)})
-		ctx, cancel := context.WithCancel(t.Context())
-		done := make(chan struct{})
-		go func() { _ = r.Run(ctx); close(done) }()
-		defer func() { cancel(); <-done }()
+		runBackground(t, r)
 
 		time.Sleep(3 * progress.Every)
 		synctest.Wait()

@@ -79,12 +79,7 @@ func serveWire(t *testing.T, w *wireRequester) string {
 // calls with the same error.
 func TestSendMessageWire(t *testing.T) {
 	w := &wireRequester{}
-	rc, err := DialRequester(serveWire(t, w), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	generated := requesterv2beta1.NewRequesterClient(rc.conn)
+	rc, generated := dialWire(t, w)
 	ctx := context.Background()
 	req := secretRequest("pw")
 
@@ -144,4 +139,16 @@ func mustMarshal(t *testing.T, m proto.Message) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// dialWire connects a RequesterClient to w, closed when the test ends, and a generated
+// client on the same connection.
+func dialWire(t *testing.T, w *wireRequester) (*RequesterClient, requesterv2beta1.RequesterClient) {
+	t.Helper()
+	rc, err := DialRequester(serveWire(t, w), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rc.Close() })
+	return rc, requesterv2beta1.NewRequesterClient(rc.conn)
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -53,12 +52,7 @@ func TestMarshalRequest(t *testing.T) {
 // (each buffer back in the pool as soon as its frame is written) each arrive intact.
 func TestSendMessageRequestBytes(t *testing.T) {
 	w := &wireRequester{answer: mustMarshal(t, routrOK())}
-	rc, err := DialRequester(serveWire(t, w), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rc.Close()
-	generated := requesterv2beta1.NewRequesterClient(rc.conn)
+	rc, generated := dialWire(t, w)
 	ctx := context.Background()
 	for _, pad := range pads {
 		req := sizedRequest(t, pad, 1)
