@@ -10,6 +10,7 @@
 package workqueue
 
 import (
+	"maps"
 	"sync"
 	"time"
 
@@ -20,24 +21,36 @@ import (
 // queued twice is processed once, and a key being processed is never handed to a
 // second worker.
 type Queue struct {
-	mu     sync.Mutex
-	cond   *sync.Cond
-	items  []string
-	queued map[string]bool
-	active map[string]bool
-	again  map[string]bool // queued while active: re-queue when done
+	mu    sync.Mutex
+	cond  *sync.Cond
+	items []string
+	// state holds each key's flags (waiting, being processed, queued again meanwhile):
+	// one map, so that a key's every step touches one slot (at 100,000 trunks each
+	// lookup in a map of that size is a cache miss).
+	state map[string]keyState
 	// peak is the most keys queued since the queue was last empty: a Go map never
 	// shrinks, so one that held a start's 100,000 keys is made anew once drained.
 	peak     int
 	shutdown bool
 }
 
+// keyState is a key's flags in a Queue; a key with none is not in the map. queued and
+// active never go together: a key added while active is marked again, and queued at
+// Done.
+type keyState uint8
+
+const (
+	queued keyState = 1 << iota // waiting in items
+	active                      // handed to a worker
+	again                       // added while active: queue it when done
+)
+
 // shrinkAbove is the peak beyond which a drained queue's map and slice are made anew.
 const shrinkAbove = 4096
 
 // New returns an empty Queue.
 func New() *Queue {
-	q := &Queue{queued: map[string]bool{}, active: map[string]bool{}, again: map[string]bool{}}
+	q := &Queue{state: map[string]keyState{}}
 	q.cond = sync.NewCond(&q.mu)
 	return q
 }
@@ -46,14 +59,17 @@ func New() *Queue {
 func (q *Queue) Add(key string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.shutdown || q.queued[key] {
+	if q.shutdown {
 		return
 	}
-	if q.active[key] {
-		q.again[key] = true
+	switch st := q.state[key]; {
+	case st&queued != 0:
+		return
+	case st&active != 0:
+		q.state[key] = st | again
 		return
 	}
-	q.queued[key] = true
+	q.state[key] = queued
 	q.items = append(q.items, key)
 	q.peak = max(q.peak, len(q.items))
 	q.cond.Signal()
@@ -72,11 +88,13 @@ func (q *Queue) Get() (string, bool) {
 	key := q.items[0]
 	q.items[0] = ""
 	q.items = q.items[1:]
-	delete(q.queued, key)
+	q.state[key] = active
 	if len(q.items) == 0 && q.peak > shrinkAbove {
-		q.items, q.queued, q.peak = nil, map[string]bool{}, 0
+		// Nothing waits: what the map holds is the keys being processed.
+		state := make(map[string]keyState, len(q.state))
+		maps.Copy(state, q.state)
+		q.items, q.state, q.peak = nil, state, 0
 	}
-	q.active[key] = true
 	return key, true
 }
 
@@ -84,15 +102,13 @@ func (q *Queue) Get() (string, bool) {
 func (q *Queue) Done(key string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	delete(q.active, key)
-	if q.again[key] {
-		delete(q.again, key)
-		if !q.shutdown && !q.queued[key] {
-			q.queued[key] = true
-			q.items = append(q.items, key)
-			q.cond.Signal()
-		}
+	if q.state[key]&again == 0 || q.shutdown {
+		delete(q.state, key)
+		return
 	}
+	q.state[key] = queued
+	q.items = append(q.items, key)
+	q.cond.Signal()
 }
 
 // Close shuts the queue down: Get returns false from now on, and Add does nothing.

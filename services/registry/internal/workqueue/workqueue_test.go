@@ -2,6 +2,8 @@ package workqueue
 
 import (
 	"fmt"
+	"maps"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
@@ -83,7 +85,7 @@ func TestQueueClose(t *testing.T) {
 		}
 	}
 	q.Add("a")
-	if len(q.items) != 0 || q.queued["a"] {
+	if len(q.items) != 0 || q.state["a"] != 0 {
 		t.Fatal("Add after Close queued a key")
 	}
 }
@@ -155,12 +157,106 @@ func TestQueueDrainedAfterABigStartLetsItsMapGo(t *testing.T) {
 		}
 		q.Done(k)
 	}
-	if q.peak != 0 || q.items != nil || len(q.queued) != 0 {
+	if q.peak != 0 || q.items != nil || len(q.state) != 0 {
 		t.Fatalf("drained queue keeps peak %d, items cap %d", q.peak, cap(q.items))
 	}
 	q.Add("a")
 	q.Add("a")
 	if k, _ := q.Get(); k != "a" || len(q.items) != 0 {
 		t.Fatalf("after the drain: got %q, %d left; want a, 0", k, len(q.items))
+	}
+}
+
+// queueModel is the queue's contract in plain sets: a FIFO of waiting keys, the keys
+// handed out, and those added again while handed out.
+type queueModel struct {
+	items                  []string
+	waiting, active, again map[string]bool
+}
+
+func (m *queueModel) add(k string) {
+	switch {
+	case m.waiting[k]:
+	case m.active[k]:
+		m.again[k] = true
+	default:
+		m.items = append(m.items, k)
+		m.waiting[k] = true
+	}
+}
+
+func (m *queueModel) get() string {
+	k := m.items[0]
+	m.items = m.items[1:]
+	delete(m.waiting, k)
+	m.active[k] = true
+	return k
+}
+
+func (m *queueModel) done(k string) {
+	delete(m.active, k)
+	if m.again[k] {
+		delete(m.again, k)
+		m.items = append(m.items, k)
+		m.waiting[k] = true
+	}
+}
+
+// TestQueueMatchesModel runs random Add, Get and Done against queueModel: the same keys
+// come out in the same order, and the queue's map holds exactly the keys the model
+// knows of. Big runs cross shrinkAbove, so the drained map is made anew meanwhile.
+func TestQueueMatchesModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for run := range 30 {
+		q := New()
+		m := &queueModel{waiting: map[string]bool{}, active: map[string]bool{}, again: map[string]bool{}}
+		keys := 3 + run*run*16 // up to about 13,500 keys: past shrinkAbove
+		var held []string
+		drained, peak := false, 0
+		for step := range 6 * keys {
+			// Adds first, then mostly Gets: the queue fills and drains.
+			adds, gets := 6, 8
+			if step >= 3*keys {
+				adds, gets = 1, 7
+			}
+			switch op := rng.IntN(10); {
+			case op < adds:
+				k := fmt.Sprint(rng.IntN(keys))
+				q.Add(k)
+				m.add(k)
+			case op < gets && len(m.items) > 0:
+				k, ok := q.Get()
+				if want := m.get(); !ok || k != want {
+					t.Fatalf("run %d step %d: Get = %q %v, model %q", run, step, k, ok, want)
+				}
+				held = append(held, k)
+			case len(held) > 0:
+				i := rng.IntN(len(held))
+				k := held[i]
+				held = slices.Delete(held, i, i+1)
+				q.Done(k)
+				m.done(k)
+			}
+			if len(q.items) != len(m.items) {
+				t.Fatalf("run %d step %d: %d keys waiting, model %d", run, step, len(q.items), len(m.items))
+			}
+			peak = max(peak, len(m.items))
+			drained = drained || peak > shrinkAbove && len(m.items) == 0
+		}
+		if run == 29 && !drained {
+			t.Fatalf("run %d: %d keys, at most %d waiting, never drained past shrinkAbove: the test misses the map made anew", run, keys, peak)
+		}
+		known := maps.Clone(m.waiting)
+		for k := range m.active {
+			known[k] = true
+		}
+		if len(q.state) != len(known) {
+			t.Fatalf("run %d: the queue's map holds %d keys, the model knows %d", run, len(q.state), len(known))
+		}
+		for k := range known {
+			if q.state[k] == 0 {
+				t.Fatalf("run %d: key %q missing from the queue's map", run, k)
+			}
+		}
 	}
 }
