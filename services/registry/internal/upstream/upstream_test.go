@@ -87,16 +87,11 @@ func TestFindBy100kTrunks(t *testing.T) {
 // xxhash.Sum64 of its bytes would, answers its bytes when the sum is not the known one,
 // and leaves them out when it is.
 func TestFindBySumSkipsKnownAnswer(t *testing.T) {
-	const n = 5000
-	items := make([]*trunksv2beta1.Trunk, n)
-	for i := range n {
-		items[i] = &trunksv2beta1.Trunk{Ref: fmt.Sprintf("trunk-%06d", i), SendRegister: true,
-			Uris: []*trunksv2beta1.TrunkURI{{Host: fmt.Sprintf("sip%06d.provider.example.net", i), Port: 5060, Transport: "UDP", Enabled: true}}}
+	items := make([]*trunksv2beta1.Trunk, 5000)
+	for i := range items {
+		items[i] = goodTrunk(fmt.Sprintf("trunk-%06d", i))
 	}
-	want, err := proto.Marshal(&trunksv2beta1.FindByResponse{Items: items})
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := marshal(t, &trunksv2beta1.FindByResponse{Items: items})
 	if len(want) <= 64<<10 {
 		t.Fatalf("answer is %d bytes: one HTTP/2 frame, the test proves nothing", len(want))
 	}
