@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Installs and starts what the tests need on a Debian machine: Kamailio, sipp and promtool
-# (Debian packages), a Redis on 127.0.0.1:6379 (started when none answers), and the pinned Go
-# tools (buf and grpcurl from tools/go.mod; buf, the protoc plugins, staticcheck and
-# deadcode from tools/generate/go.mod). Idempotent.
+# Installs and starts what the tests need on a Debian machine: Kamailio, sipp, promtool and
+# Node.js (Debian packages), grpc-js (npm, tools/grpcjs), a Redis on 127.0.0.1:6379
+# (started when none answers), and the pinned Go tools (buf and grpcurl from tools/go.mod;
+# buf, the protoc plugins, staticcheck and deadcode from tools/generate/go.mod). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -14,6 +14,7 @@ command -v kamailio >/dev/null && command -v kamcmd >/dev/null || need+=(kamaili
 command -v sipp >/dev/null || need+=(sip-tester)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v promtool >/dev/null || need+=(prometheus) # promtool: make check-deploy
+command -v node >/dev/null && command -v npm >/dev/null || need+=(nodejs npm) # the grpc-js Requester
 if [ ${#need[@]} -gt 0 ]; then
   step "installing ${need[*]}"
   $sudo apt-get update -qq
@@ -30,6 +31,12 @@ if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 1 100); do redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 redis-cli -h 127.0.0.1 -p 6379 ping
+
+step "grpc-js Requester (tools/grpcjs, from its package-lock.json)"
+# @grpc/grpc-js is the gRPC server of Routr's own Requester: the Requester client's
+# interoperability test (internal/upstream/grpcjs_test.go) runs against it.
+npm ci --prefix tools/grpcjs --ignore-scripts --no-audit --no-fund --loglevel=error
+node --version
 
 step "pinned Go tools"
 # buf and grpcurl, the clients the e2e tests build from tools/go.mod.

@@ -66,6 +66,9 @@ type leanAnswer struct {
 	expires sipmessagev2beta1.Expires
 }
 
+// Unmarshal is decode, for grpclite.
+func (a *leanAnswer) Unmarshal(b []byte) error { return a.decode(b) }
+
 // decode fills a from b, an encoded SendMessageResponse: leanly when proto would read
 // b without error, else with proto.Unmarshal (whose error it returns).
 func (a *leanAnswer) decode(b []byte) error {

@@ -66,16 +66,18 @@ func serveOK(tb testing.TB, resp *requesterv2beta1.SendMessageResponse) string {
 
 // BenchmarkSendMessage is one SendMessage round trip to an in-process Requester
 // answering routrOK (the server's cost included, the same for both): /proto through
-// the generated client and gRPC's proto codec, /lean through RequesterClient.
+// the generated client and gRPC's proto codec, /lean through RequesterClient (grpclite
+// and the lean answer).
 func BenchmarkSendMessage(b *testing.B) {
-	rc, err := DialRequester(serveOK(b, routrOK()), 10*time.Second)
+	addr := serveOK(b, routrOK())
+	rc, err := DialRequester(addr, 10*time.Second)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer rc.Close()
 	req := secretRequest("pw")
 	ctx := context.Background()
-	generated := requesterv2beta1.NewRequesterClient(rc.conn)
+	generated := generatedClient(b, addr)
 	for _, c := range []struct {
 		name string
 		send func(context.Context, *requesterv2beta1.SendMessageRequest) (*requesterv2beta1.SendMessageResponse, error)

@@ -5,13 +5,16 @@ import (
 	"context"
 	"net"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
@@ -78,8 +81,13 @@ func serveWire(t *testing.T, w *wireRequester) string {
 // its answers read as the generated client's do; an answer proto refuses fails both
 // calls with the same error.
 func TestSendMessageWire(t *testing.T) {
+	t.Run("grpclite", func(t *testing.T) { testSendMessageWire(t) })
+	t.Run("grpc-go", func(t *testing.T) { testSendMessageWire(t, viaGRPCGo()) })
+}
+
+func testSendMessageWire(t *testing.T, opts ...DialOption) {
 	w := &wireRequester{}
-	rc, generated := dialWire(t, w)
+	rc, generated := dialWire(t, w, opts...)
 	ctx := context.Background()
 	req := secretRequest("pw")
 
@@ -102,6 +110,14 @@ func TestSendMessageWire(t *testing.T) {
 		if len(calls) != 2 {
 			t.Fatalf("%d calls reached the server, want 2", len(calls))
 		}
+		if rc.lean != nil {
+			// grpclite names itself; the rest of the metadata is grpc-go's.
+			if ua := calls[1].md.Get("user-agent"); len(ua) != 1 || ua[0] != "sipreg-grpclite" {
+				t.Fatalf("user-agent %q", ua)
+			}
+			calls[0].md.Delete("user-agent")
+			calls[1].md.Delete("user-agent")
+		}
 		if calls[0].method != calls[1].method || !bytes.Equal(calls[0].req, calls[1].req) || !reflect.DeepEqual(calls[0].md, calls[1].md) {
 			t.Fatalf("not the same call on the wire:\ngenerated %s %v %x\nlean      %s %v %x",
 				calls[0].method, calls[0].md, calls[0].req, calls[1].method, calls[1].md, calls[1].req)
@@ -111,7 +127,8 @@ func TestSendMessageWire(t *testing.T) {
 		}
 		if wantErr != nil {
 			refused++
-			if gotErr == nil || gotErr.Error() != "requester sendMessage: "+wantErr.Error() {
+			cause := protoCause(wantErr)
+			if cause == "" || gotErr == nil || status.Code(gotErr) != status.Code(wantErr) || !strings.HasSuffix(gotErr.Error(), cause) {
 				t.Fatalf("answer %x: error %v, the generated client's %v", answer, gotErr, wantErr)
 			}
 			continue
@@ -132,6 +149,13 @@ func TestSendMessageWire(t *testing.T) {
 	}
 }
 
+// protoCause is the text of proto's error in the error of an answer proto refused.
+func protoCause(err error) string {
+	msg := status.Convert(err).Message()
+	_, cause, _ := strings.Cut(msg, "the received message: ")
+	return cause
+}
+
 func mustMarshal(t *testing.T, m proto.Message) []byte {
 	t.Helper()
 	b, err := proto.Marshal(m)
@@ -143,12 +167,27 @@ func mustMarshal(t *testing.T, m proto.Message) []byte {
 
 // dialWire connects a RequesterClient to w, closed when the test ends, and a generated
 // client on the same connection.
-func dialWire(t *testing.T, w *wireRequester) (*RequesterClient, requesterv2beta1.RequesterClient) {
+func dialWire(t *testing.T, w *wireRequester, opts ...DialOption) (*RequesterClient, requesterv2beta1.RequesterClient) {
 	t.Helper()
-	rc, err := DialRequester(serveWire(t, w), 10*time.Second)
+	addr := serveWire(t, w)
+	rc, err := DialRequester(addr, 10*time.Second, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = rc.Close() })
-	return rc, requesterv2beta1.NewRequesterClient(rc.conn)
+	return rc, generatedClient(t, addr)
 }
+
+// generatedClient is the generated Requester client on a grpc-go connection of its own.
+func generatedClient(tb testing.TB, addr string) requesterv2beta1.RequesterClient {
+	tb.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = conn.Close() })
+	return requesterv2beta1.NewRequesterClient(conn)
+}
+
+// viaGRPCGo makes DialRequester call through grpc-go, as it does when tracing.
+func viaGRPCGo() DialOption { return func(c *dialConfig) { c.grpcGo = true } }

@@ -21,18 +21,25 @@ var ErrWriteGateClosed = errors.New("write refused: this replica holds no valid 
 // sends again promptly.
 func WithWriteGate(open func() bool) DialOption {
 	return func(c *dialConfig) {
+		c.gate = open
 		c.grpc = append(c.grpc,
-			grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
-				conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-				if err != nil {
-					return nil, err
-				}
-				return gatedConn{Conn: conn, open: open}, nil
-			}),
+			grpc.WithContextDialer(gatedDial(open)),
 			grpc.WithConnectParams(grpc.ConnectParams{
 				Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
 				MinConnectTimeout: 5 * time.Second,
 			}))
+	}
+}
+
+// gatedDial dials TCP connections whose writes pass only while open says so (all of
+// them when open is nil).
+func gatedDial(open func() bool) func(ctx context.Context, addr string) (net.Conn, error) {
+	return func(ctx context.Context, addr string) (net.Conn, error) {
+		conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		if err != nil || open == nil {
+			return conn, err
+		}
+		return gatedConn{Conn: conn, open: open}, nil
 	}
 }
 

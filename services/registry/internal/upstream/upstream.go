@@ -20,6 +20,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"sipreg.dev/services/registry/internal/grpclite"
+
 	trunksv2beta1 "sipreg.dev/gen/pb/fonoster/routr/connect/trunks/v2beta1"
 	requesterv2beta1 "sipreg.dev/gen/pb/fonoster/routr/requester/v2beta1"
 )
@@ -65,6 +67,10 @@ type DialOption func(*dialConfig)
 
 type dialConfig struct {
 	grpc []grpc.DialOption
+	// grpcGo: the Requester is called through grpc-go (it traces), not grpclite.
+	grpcGo bool
+	// gate, when set, refuses the Requester's writes while it answers false.
+	gate func() bool
 }
 
 // WithTracing traces every call on the connection with OpenTelemetry (otelgrpc): a
@@ -74,6 +80,7 @@ type dialConfig struct {
 // all. Only the method, status and peer are recorded: no message content.
 func WithTracing(tp trace.TracerProvider, prop propagation.TextMapPropagator) DialOption {
 	return func(c *dialConfig) {
+		c.grpcGo = true // grpclite has no stats handlers
 		c.grpc = append(c.grpc, grpc.WithStatsHandler(otelgrpc.NewClientHandler(
 			otelgrpc.WithTracerProvider(tp),
 			otelgrpc.WithPropagators(prop),
@@ -172,15 +179,30 @@ func (rawCodec) Name() string { return "proto" }
 // Close closes the connection.
 func (a *API) Close() error { return a.conn.Close() }
 
-// RequesterClient is the Requester client over gRPC.
+// RequesterClient is the Requester client over gRPC: grpclite's lean unary calls, or
+// grpc-go's when the calls are traced (WithTracing).
 type RequesterClient struct {
-	conn    *grpc.ClientConn
+	conn    *grpc.ClientConn // grpc-go's connection; nil on grpclite
+	lean    *grpclite.Client
+	send    *grpclite.Method
 	timeout time.Duration
 }
 
 // DialRequester connects (lazily) to Routr's Requester at addr. timeout bounds each
 // call: it must be longer than the Requester's 32 s SIP transaction timeout.
+//
+// Calls go through grpclite (one HTTP/2 connection, a fraction of grpc-go's CPU and
+// allocations per call: see its package documentation), unless WithTracing asks for
+// grpc-go's stats handlers.
 func DialRequester(addr string, timeout time.Duration, opts ...DialOption) (*RequesterClient, error) {
+	var c dialConfig
+	for _, o := range opts {
+		o(&c)
+	}
+	if !c.grpcGo {
+		lean := grpclite.New(addr, grpclite.Options{Timeout: timeout, Dial: gatedDial(c.gate)})
+		return &RequesterClient{lean: lean, send: lean.Method(requesterv2beta1.Requester_SendMessage_FullMethodName), timeout: timeout}, nil
+	}
 	conn, err := dial(addr, opts)
 	if err != nil {
 		return nil, fmt.Errorf("requester %s: %w", addr, err)
@@ -196,10 +218,16 @@ func DialRequester(addr string, timeout time.Duration, opts ...DialOption) (*Req
 // bytes within the same Invoke; besides the codec, only the stats handlers see req
 // (otelgrpc's ignores message payloads), and they too within the call.
 func (r *RequesterClient) SendMessage(ctx context.Context, req *requesterv2beta1.SendMessageRequest) (*requesterv2beta1.SendMessageResponse, error) {
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
-	defer cancel()
 	a := new(leanAnswer)
-	err := r.conn.Invoke(ctx, requesterv2beta1.Requester_SendMessage_FullMethodName, req, a, sendMessageOptions...)
+	var err error
+	if r.send != nil {
+		// grpclite bounds the call by the timeout itself, without a timer per call.
+		err = r.send.Call(ctx, req, a)
+	} else {
+		ctx, cancel := context.WithTimeout(ctx, r.timeout)
+		err = r.conn.Invoke(ctx, requesterv2beta1.Requester_SendMessage_FullMethodName, req, a, sendMessageOptions...)
+		cancel()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("requester sendMessage: %w", err)
 	}
@@ -211,7 +239,12 @@ func (r *RequesterClient) SendMessage(ctx context.Context, req *requesterv2beta1
 var sendMessageOptions = []grpc.CallOption{grpc.StaticMethod(), grpc.ForceCodecV2(answerCodec{})}
 
 // Close closes the connection.
-func (r *RequesterClient) Close() error { return r.conn.Close() }
+func (r *RequesterClient) Close() error {
+	if r.lean != nil {
+		return r.lean.Close()
+	}
+	return r.conn.Close()
+}
 
 // Transient reports whether a call error is worth retrying with backoff (unavailable,
 // deadline, resource exhausted, aborted, internal or unknown transport trouble).
