@@ -200,7 +200,7 @@ func DialRequester(addr string, timeout time.Duration, opts ...DialOption) (*Req
 		o(&c)
 	}
 	if !c.grpcGo {
-		lean := grpclite.New(addr, grpclite.Options{Timeout: timeout, Dial: gatedDial(c.gate)})
+		lean := grpclite.New(addr, grpclite.Options{Timeout: timeout, Dial: gatedDial(c.gate), Marshal: marshalRequestTo})
 		return &RequesterClient{lean: lean, send: lean.Method(requesterv2beta1.Requester_SendMessage_FullMethodName), timeout: timeout}, nil
 	}
 	conn, err := dial(addr, opts)
