@@ -17,8 +17,10 @@ import (
 // answerConn answers every request with "conn<n>", n the server's connection.
 func answerConn(r *h2req) { r.answer(reply("conn" + strconv.Itoa(r.c.idx))) }
 
-func TestGoAwaySendsTheCallsAboveAgain(t *testing.T) {
-	held := make(chan *h2req, 2)
+// holdFirstConn starts a server that holds the calls of its first connection (up to n,
+// handed to the test) and answers those of the others with answerConn.
+func holdFirstConn(t *testing.T, n int) (*h2server, chan *h2req) {
+	held := make(chan *h2req, n)
 	s := startH2(t, h2config{handle: func(r *h2req) {
 		if r.c.idx == 0 {
 			held <- r
@@ -26,6 +28,11 @@ func TestGoAwaySendsTheCallsAboveAgain(t *testing.T) {
 		}
 		answerConn(r)
 	}})
+	return s, held
+}
+
+func TestGoAwaySendsTheCallsAboveAgain(t *testing.T) {
+	s, held := holdFirstConn(t, 2)
 	c, dials := liteClient(t, s.addr(), Options{Timeout: 10 * time.Second})
 	m := sendMessage(c)
 	got := make(chan string, 2)
@@ -215,14 +222,7 @@ func TestCloseEndsTheCalls(t *testing.T) {
 // A call on a connection that went away (below the GOAWAY's last stream, so still
 // under way there) while a newer connection serves the new calls.
 func TestCloseEndsTheCallsOfAConnectionGoingAway(t *testing.T) {
-	held := make(chan *h2req, 1)
-	s := startH2(t, h2config{handle: func(r *h2req) {
-		if r.c.idx == 0 {
-			held <- r
-			return
-		}
-		answerConn(r)
-	}})
+	s, held := holdFirstConn(t, 1)
 	c, _ := liteClient(t, s.addr(), Options{Timeout: 5 * time.Second})
 	m := sendMessage(c)
 	errs := make(chan error, 1)

@@ -69,34 +69,24 @@ func appendSIPMessage(b []byte, m *pb.SIPMessage) []byte {
 		b = endMessage(appendString(b, 1, m.CallId.CallId), at)
 	}
 	if m.ContentLength != nil {
-		b = beginMessage(b, 7)
-		at := len(b) - 1
-		b = endMessage(appendInt32(b, 1, m.ContentLength.ContentLength), at)
+		b = appendInt32Message(b, 7, m.ContentLength.ContentLength)
 	}
 	if m.Expires != nil {
-		b = beginMessage(b, 8)
-		at := len(b) - 1
-		b = endMessage(appendInt32(b, 1, m.Expires.Expires), at)
+		b = appendInt32Message(b, 8, m.Expires.Expires)
 	}
 	if w := m.WwwAuthenticate; w != nil {
 		b = beginMessage(b, 9)
 		at := len(b) - 1
-		for i, s := range [...]string{w.Realm, w.Domain, w.Scheme, w.Nonce, w.Algorithm, w.Qop, w.Opaque} {
-			b = appendString(b, protowire.Number(i+1), s)
-		}
+		b = appendStrings(b, w.Realm, w.Domain, w.Scheme, w.Nonce, w.Algorithm, w.Qop, w.Opaque)
 		b = endMessage(appendBool(b, 8, w.Stale), at)
 	}
 	if m.MaxForwards != nil {
-		b = beginMessage(b, 10)
-		at := len(b) - 1
-		b = endMessage(appendInt32(b, 1, m.MaxForwards.MaxForwards), at)
+		b = appendInt32Message(b, 10, m.MaxForwards.MaxForwards)
 	}
 	if a := m.Authorization; a != nil {
 		b = beginMessage(b, 11)
 		at := len(b) - 1
-		for i, s := range [...]string{a.Realm, a.Scheme, a.CNonce, a.Nonce, a.Algorithm, a.Qop, a.Opaque, a.Response, a.Username, a.Uri, a.Method} {
-			b = appendString(b, protowire.Number(i+1), s)
-		}
+		b = appendStrings(b, a.Realm, a.Scheme, a.CNonce, a.Nonce, a.Algorithm, a.Qop, a.Opaque, a.Response, a.Username, a.Uri, a.Method)
 		b = endMessage(appendInt32(b, 12, a.NonceCount), at)
 	}
 	for _, x := range m.Extensions {
@@ -111,16 +101,10 @@ func appendSIPMessage(b []byte, m *pb.SIPMessage) []byte {
 		b = endMessage(appendVia(b, v), at)
 	}
 	for _, r := range m.Route {
-		b = beginMessage(b, 14)
-		at := len(b) - 1
-		b = appendAddressField(b, 1, r.GetAddress())
-		b = endMessage(appendParams(b, 2, r.GetParameters()), at)
+		b = appendRoute(b, 14, r)
 	}
 	for _, r := range m.RecordRoute {
-		b = beginMessage(b, 15)
-		at := len(b) - 1
-		b = appendAddressField(b, 1, r.GetAddress())
-		b = endMessage(appendParams(b, 2, r.GetParameters()), at)
+		b = appendRoute(b, 15, r)
 	}
 	b = appendString(b, 16, m.ReasonPhrase)
 	b = appendString(b, 17, m.Body)
@@ -146,6 +130,20 @@ func appendNameAddr(b []byte, num protowire.Number, addr *pb.Address, tag string
 	b = appendAddressField(b, 1, addr)
 	b = appendString(b, 2, tag)
 	return endMessage(appendParams(b, 3, params), at)
+}
+
+// route is a Route or a RecordRoute (the same fields).
+type route interface {
+	GetAddress() *pb.Address
+	GetParameters() map[string]string
+}
+
+// appendRoute appends a Route or a RecordRoute as field num.
+func appendRoute(b []byte, num protowire.Number, r route) []byte {
+	b = beginMessage(b, num)
+	at := len(b) - 1
+	b = appendAddressField(b, 1, r.GetAddress())
+	return endMessage(appendParams(b, 2, r.GetParameters()), at)
 }
 
 func appendVia(b []byte, v *pb.Via) []byte {
@@ -182,9 +180,7 @@ func appendSipURI(b []byte, u *pb.SipURI) []byte {
 	if u == nil {
 		return b
 	}
-	for i, s := range [...]string{u.User, u.UserPassword, u.Host, u.TransportParam, u.MAddrParam, u.MethodParam, u.UserParam} {
-		b = appendString(b, protowire.Number(i+1), s)
-	}
+	b = appendStrings(b, u.User, u.UserPassword, u.Host, u.TransportParam, u.MAddrParam, u.MethodParam, u.UserParam)
 	b = appendInt32(b, 8, u.TtlParam)
 	b = appendInt32(b, 9, u.Port)
 	b = appendBool(b, 10, u.LrParam)
@@ -207,6 +203,21 @@ func appendParams(b []byte, num protowire.Number, params map[string]string) []by
 		b = protowire.AppendTag(b, 2, protowire.BytesType)
 		b = protowire.AppendString(b, params[k])
 		b = endMessage(b, at)
+	}
+	return b
+}
+
+// appendInt32Message appends field num, a message of one int32 field.
+func appendInt32Message(b []byte, num protowire.Number, v int32) []byte {
+	b = beginMessage(b, num)
+	at := len(b) - 1
+	return endMessage(appendInt32(b, 1, v), at)
+}
+
+// appendStrings appends strings as fields 1, 2, ... in order.
+func appendStrings(b []byte, ss ...string) []byte {
+	for i, s := range ss {
+		b = appendString(b, protowire.Number(i+1), s)
 	}
 	return b
 }
