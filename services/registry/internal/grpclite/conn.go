@@ -61,6 +61,10 @@ type conn struct {
 	err         *callError // why the connection ended
 	sweepArmed  bool
 	waiters     int // goroutines waiting on cond
+	// pingAt: when the liveness PING sent after a call's deadline left (zero: none
+	// outstanding); pingData is its payload, which the ack must carry.
+	pingAt   time.Time
+	pingData [8]byte
 }
 
 // stream is one call on a connection. Pooled: a stream is reused only once it is out
@@ -308,38 +312,6 @@ func (cn *conn) cancel(s *stream, err *callError) {
 	id := s.id
 	cn.mu.Unlock()
 	if ended && id != 0 {
-		cn.write(func(fr *http2.Framer) error { return fr.WriteRSTStream(id, http2.ErrCodeCancel) })
-	}
-}
-
-// armSweepLocked makes sure a sweep is coming.
-func (cn *conn) armSweepLocked() {
-	if !cn.sweepArmed && cn.err == nil {
-		cn.sweepArmed = true
-		cn.sweep.Reset(cn.sweepEvery())
-	}
-}
-
-// sweepExpired ends the calls past their timeout and resets their streams, and wakes
-// the waiters so that they check theirs.
-func (cn *conn) sweepExpired() {
-	now := time.Now()
-	var expired []uint32
-	cn.mu.Lock()
-	cn.sweepArmed = false
-	for id, s := range cn.streams {
-		if now.Sub(s.start) >= cn.timeout && cn.finishLocked(s, errDeadline) {
-			expired = append(expired, id)
-		}
-	}
-	if cn.waiters > 0 {
-		cn.cond.Broadcast()
-	}
-	if len(cn.streams) > 0 || cn.waiters > 0 {
-		cn.armSweepLocked()
-	}
-	cn.mu.Unlock()
-	for _, id := range expired {
 		cn.write(func(fr *http2.Framer) error { return fr.WriteRSTStream(id, http2.ErrCodeCancel) })
 	}
 }

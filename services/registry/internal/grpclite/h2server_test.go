@@ -36,6 +36,9 @@ type h2config struct {
 	first    func(c *h2conn)                 // when set, written instead of the SETTINGS (a broken server)
 	handle   func(r *h2req)                  // a request whose END_STREAM arrived
 	ignore   func(c *h2conn, id uint32) bool // streams dropped without a trace (after a GOAWAY)
+	// noPingAck: the server leaves PINGs unanswered (a peer gone without closing the
+	// connection); else it acks them, as HTTP/2 servers do.
+	noPingAck bool
 }
 
 // h2frame is what the server saw: a frame, or (closed) the end of a connection.
@@ -296,6 +299,9 @@ func (c *h2conn) serve() {
 			c.mu.Unlock()
 		case *http2.PingFrame:
 			h.ping = f.Data
+			if data := f.Data; !f.IsAck() && !c.s.cfg.noPingAck {
+				c.write(func(fr *http2.Framer) error { return fr.WritePing(true, data) })
+			}
 		case *http2.GoAwayFrame:
 			h.code = f.ErrCode
 		}

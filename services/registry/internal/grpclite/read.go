@@ -45,8 +45,10 @@ func (cn *conn) read() {
 		case *http2.WindowUpdateFrame:
 			cn.onWindowUpdate(f)
 		case *http2.PingFrame:
-			if !f.IsAck() {
-				data := f.Data
+			data := f.Data
+			if f.IsAck() {
+				cn.onPingAck(data)
+			} else {
 				cn.write(func(fr *http2.Framer) error { return fr.WritePing(true, data) })
 			}
 		case *http2.GoAwayFrame:
