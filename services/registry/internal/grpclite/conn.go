@@ -65,6 +65,8 @@ type conn struct {
 	// outstanding); pingData is its payload, which the ack must carry.
 	pingAt   time.Time
 	pingData [8]byte
+	// ackedAt: when the last liveness PING was acked; the next waits pingEvery.
+	ackedAt time.Time
 }
 
 // stream is one call on a connection. Pooled: a stream is reused only once it is out

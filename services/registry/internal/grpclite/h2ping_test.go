@@ -43,7 +43,8 @@ func TestDeadPeerIsDropped(t *testing.T) {
 }
 
 // TestAnsweredPingKeepsTheConnection: a peer that acks the liveness PING keeps its
-// connection: the next call goes on it.
+// connection: the next call goes on it; and the next expiry, within pingEvery of the
+// ack, sends no PING.
 func TestAnsweredPingKeepsTheConnection(t *testing.T) {
 	s := startH2(t, h2config{handle: func(r *h2req) {
 		if r.callID() != "slow" {
@@ -73,6 +74,16 @@ func TestAnsweredPingKeepsTheConnection(t *testing.T) {
 	}
 	if got, err := do(context.Background(), m, "next"); err != nil || got != "conn0" {
 		t.Fatalf("the call after: %q, %v; want an answer on the same connection", got, err)
+	}
+	// Another expiry within pingEvery of the ack sends no PING: the sweep that ended
+	// the call decided under the lock the test takes next.
+	_, err = do(context.Background(), m, "slow")
+	wantCode(t, err, codes.DeadlineExceeded)
+	cn.mu.Lock()
+	again := !cn.pingAt.IsZero()
+	cn.mu.Unlock()
+	if again {
+		t.Fatal("a second PING within pingEvery of the first one's ack")
 	}
 	if n := dials.Load(); n != 1 {
 		t.Fatalf("%d dials, want 1", n)

@@ -23,8 +23,9 @@ func (cn *conn) armSweepLocked() {
 // A call past its deadline may be the sign of a dead peer whose connection was never
 // closed (a node gone without a FIN: writes then wait on TCP retransmissions for many
 // minutes, and every call on the connection would time out in turn). So the first
-// expiry sends a PING; without its ack within pingTimeout the connection is taken for
-// dead and closed, and the next call dials again.
+// expiry sends a PING (at most one every pingEvery once one was acked); without its ack
+// within pingTimeout the connection is taken for dead and closed, and the next call
+// dials again.
 func (cn *conn) sweepExpired() {
 	now := time.Now()
 	var expired []uint32
@@ -40,7 +41,7 @@ func (cn *conn) sweepExpired() {
 	switch {
 	case !cn.pingAt.IsZero() && now.Sub(cn.pingAt) >= cn.pingTimeout():
 		dead = newError(codes.Unavailable, fmt.Sprintf("grpclite: no answer to a PING within %s after a call's deadline: the connection is taken for dead", cn.pingTimeout()), nil)
-	case len(expired) > 0 && cn.pingAt.IsZero():
+	case len(expired) > 0 && cn.pingAt.IsZero() && (cn.ackedAt.IsZero() || now.Sub(cn.ackedAt) >= pingEvery):
 		cn.pingAt, ping = now, true
 		binary.BigEndian.PutUint64(cn.pingData[:], uint64(now.UnixNano()))
 	}
@@ -64,6 +65,11 @@ func (cn *conn) sweepExpired() {
 	}
 }
 
+// pingEvery spaces the liveness PINGs of a peer that acks them: servers count frequent
+// PINGs as abuse (grpc-go's closes the connection with too_many_pings after a few
+// sooner than 5 minutes apart while it sends nothing else).
+const pingEvery = time.Minute
+
 // pingTimeout is how long the liveness PING's ack may take: a quarter of the call
 // timeout, at least a second (10 s at the default requestTimeout of 40 s).
 func (cn *conn) pingTimeout() time.Duration { return max(cn.timeout/4, time.Second) }
@@ -72,7 +78,7 @@ func (cn *conn) pingTimeout() time.Duration { return max(cn.timeout/4, time.Seco
 func (cn *conn) onPingAck(data [8]byte) {
 	cn.mu.Lock()
 	if !cn.pingAt.IsZero() && data == cn.pingData {
-		cn.pingAt = time.Time{}
+		cn.pingAt, cn.ackedAt = time.Time{}, time.Now()
 	}
 	cn.mu.Unlock()
 }
