@@ -171,7 +171,7 @@ func (c *Client) conn(ctx context.Context) (*conn, error) {
 	for {
 		if c.closed {
 			c.mu.Unlock()
-			return nil, newError(codes.Canceled, "grpclite: the client is closed", nil)
+			return nil, errClientClosed
 		}
 		if c.cur != nil && c.cur.usable() {
 			cn := c.cur

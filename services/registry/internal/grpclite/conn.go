@@ -172,7 +172,7 @@ func (cn *conn) call(ctx context.Context, block, msg []byte, resp Unmarshaler) e
 	select {
 	case <-s.done:
 	case <-ctx.Done():
-		cn.cancel(s, fromContext(ctx.Err()).(*callError))
+		cn.cancel(s, fromContext(ctx.Err()))
 		<-s.done
 	}
 	var err error
@@ -230,11 +230,7 @@ func (cn *conn) send(ctx context.Context, s *stream, block, msg []byte) error {
 	// above its last stream ID, and ignored.
 	if cn.err != nil || cn.draining.Load() || cn.nextID > cn.c.maxStreamID {
 		cn.draining.Store(true)
-		cn.active--
-		cn.signalLocked()
-		if cn.active == 0 {
-			_ = cn.nc.Close() // the last call of a used-up connection: as finishLocked does
-		}
+		cn.releaseLocked()
 		cn.mu.Unlock()
 		cn.endWrite(nil)
 		return errNoNewCalls
@@ -272,7 +268,7 @@ func (cn *conn) waitLocked(ctx context.Context, s *stream) *callError {
 	cn.cond.Wait()
 	cn.waiters--
 	if err := ctx.Err(); err != nil {
-		return fromContext(err).(*callError)
+		return fromContext(err)
 	}
 	if time.Since(s.start) >= cn.timeout {
 		return errDeadline
@@ -298,13 +294,19 @@ func (cn *conn) finishLocked(s *stream, err *callError) bool {
 	if s.id != 0 {
 		delete(cn.streams, s.id)
 	}
+	s.done <- struct{}{}
+	cn.releaseLocked()
+	return true
+}
+
+// releaseLocked gives a call's slot back; the last call of a connection that takes no
+// new ones closes it (the reader ends with it).
+func (cn *conn) releaseLocked() {
 	cn.active--
 	cn.signalLocked()
-	s.done <- struct{}{}
 	if cn.active == 0 && cn.draining.Load() {
-		_ = cn.nc.Close() // the reader ends with it
+		_ = cn.nc.Close()
 	}
-	return true
 }
 
 // cancel ends s with err and resets its stream.

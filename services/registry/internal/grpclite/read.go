@@ -121,7 +121,7 @@ func (cn *conn) onHeaders(f *http2.MetaHeadersFrame) {
 // unless a grpc-status says what happened.
 func responseHeaders(f *http2.MetaHeadersFrame) *callError {
 	if f.PseudoValue("status") != "200" {
-		if f.StreamEnded() && hasField(f, "grpc-status") {
+		if _, has := lookup(f, "grpc-status"); f.StreamEnded() && has {
 			return nil // trailers-only: its status tells
 		}
 		code, _ := strconv.Atoi(f.PseudoValue("status"))
@@ -147,22 +147,20 @@ func trailerStatus(f *http2.MetaHeadersFrame) *callError {
 	return &callError{st: status.New(codes.Code(code), decodeMessage(field(f, "grpc-message")))}
 }
 
+// field is the value of the header name ("" when absent).
 func field(f *http2.MetaHeadersFrame, name string) string {
-	for _, hf := range f.Fields {
-		if hf.Name == name {
-			return hf.Value
-		}
-	}
-	return ""
+	v, _ := lookup(f, name)
+	return v
 }
 
-func hasField(f *http2.MetaHeadersFrame, name string) bool {
+// lookup is the value of the header name, and whether it is there.
+func lookup(f *http2.MetaHeadersFrame, name string) (string, bool) {
 	for _, hf := range f.Fields {
 		if hf.Name == name {
-			return true
+			return hf.Value, true
 		}
 	}
-	return false
+	return "", false
 }
 
 // onData adds a DATA frame's bytes to its call's answer, and gives the flow-control
@@ -217,37 +215,39 @@ func (cn *conn) onData(f *http2.DataFrame) {
 // onReset ends the call of a stream the server reset. A refused stream was not
 // processed: its call is sent again.
 func (cn *conn) onReset(f *http2.RSTStreamFrame) {
-	var err *callError
-	switch f.ErrCode {
+	cn.mu.Lock()
+	if s := cn.streams[f.StreamID]; s != nil {
+		cn.finishLocked(s, resetError(f.ErrCode, time.Since(s.start) >= cn.timeout))
+	}
+	cn.mu.Unlock()
+}
+
+// resetError is the status of a call whose stream the server reset with code; late:
+// the call's timeout has passed.
+func resetError(code http2.ErrCode, late bool) *callError {
+	switch code {
 	case http2.ErrCodeRefusedStream:
-		err = unprocessed(newError(codes.Unavailable, "grpclite: the server refused the stream", nil))
+		return unprocessed(newError(codes.Unavailable, "grpclite: the server refused the stream", nil))
 	case http2.ErrCodeCancel:
 		// A server resets the stream at the deadline the call's grpc-timeout gave it
 		// (grpc-go's server does): that is the call's deadline, as grpc-go reads it.
-		err = newError(codes.Canceled, "grpclite: the server canceled the stream", nil)
-		cn.mu.Lock()
-		if s := cn.streams[f.StreamID]; s != nil && time.Since(s.start) >= cn.timeout {
-			err = errDeadline
+		if late {
+			return errDeadline
 		}
-		cn.mu.Unlock()
+		return newError(codes.Canceled, "grpclite: the server canceled the stream", nil)
 	default:
 		// grpc-go's codes (its http2ErrConvTab; Unknown for a code it does not know).
-		code := codes.Internal
+		c := codes.Internal
 		switch {
-		case f.ErrCode == http2.ErrCodeEnhanceYourCalm || f.ErrCode == http2.ErrCodeFlowControl:
-			code = codes.ResourceExhausted
-		case f.ErrCode == http2.ErrCodeInadequateSecurity:
-			code = codes.PermissionDenied
-		case f.ErrCode > http2.ErrCodeHTTP11Required:
-			code = codes.Unknown
+		case code == http2.ErrCodeEnhanceYourCalm || code == http2.ErrCodeFlowControl:
+			c = codes.ResourceExhausted
+		case code == http2.ErrCodeInadequateSecurity:
+			c = codes.PermissionDenied
+		case code > http2.ErrCodeHTTP11Required:
+			c = codes.Unknown
 		}
-		err = newError(code, "grpclite: stream terminated by RST_STREAM with error code: "+f.ErrCode.String(), nil)
+		return newError(c, "grpclite: stream terminated by RST_STREAM with error code: "+code.String(), nil)
 	}
-	cn.mu.Lock()
-	if s := cn.streams[f.StreamID]; s != nil {
-		cn.finishLocked(s, err)
-	}
-	cn.mu.Unlock()
 }
 
 // endStream ends the call of stream id with err and resets the stream with code.

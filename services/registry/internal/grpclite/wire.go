@@ -51,7 +51,7 @@ var errClientClosed = newError(codes.Canceled, "grpclite: the client is closed",
 var errNoNewCalls = unprocessed(newError(codes.Unavailable, "grpclite: the connection takes no new calls", nil))
 
 // fromContext is the status of a call ended by its context, as grpc-go gives it.
-func fromContext(err error) error {
+func fromContext(err error) *callError {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return newError(codes.DeadlineExceeded, "context deadline exceeded", nil)
 	}
