@@ -152,7 +152,7 @@ func FromProto(p *trunksv2beta1.Trunk) (Trunk, error) {
 	t.Name, cleaned = cleanName(p.GetName())
 	if c := p.GetOutboundCredentials(); c != nil {
 		if _, err := sipmsg.EscapeUser(c.GetUsername()); err != nil {
-			return t, fmt.Errorf("%w: %s: outbound_credentials.username: %v", ErrInvalid, t.Ref, err)
+			return t.packed(), fmt.Errorf("%w: %s: outbound_credentials.username: %v", ErrInvalid, t.Ref, err)
 		}
 		t.Username, t.Password = c.GetUsername(), c.GetPassword()
 	}
@@ -183,13 +183,13 @@ func FromProto(p *trunksv2beta1.Trunk) (Trunk, error) {
 	if len(t.URIs) == 0 {
 		t.URIs = nil // as before the slice was made ahead
 		if len(skipped) > 0 {
-			return t, fmt.Errorf("%w: %s: no usable URI (%s)", ErrInvalid, t.Ref, joinReasons(skipped))
+			return t.packed(), fmt.Errorf("%w: %s: no usable URI (%s)", ErrInvalid, t.Ref, joinReasons(skipped))
 		}
-		return t, fmt.Errorf("%w: %s: no URI", ErrInvalid, t.Ref)
+		return t.packed(), fmt.Errorf("%w: %s: no URI", ErrInvalid, t.Ref)
 	}
 	if t.User(t.URIs[0]) == "" {
 		// Not reached: every URI kept has an AOR user.
-		return t, fmt.Errorf("%w: %s: no user for the address-of-record (neither the URI's user nor outbound credentials)", ErrInvalid, t.Ref)
+		return t.packed(), fmt.Errorf("%w: %s: no user for the address-of-record (neither the URI's user nor outbound credentials)", ErrInvalid, t.Ref)
 	}
 	for _, r := range skipped {
 		t.Warnings = append(t.Warnings, "URI not used: "+r)
@@ -198,7 +198,9 @@ func FromProto(p *trunksv2beta1.Trunk) (Trunk, error) {
 		t.Warnings = append(t.Warnings, "name: control characters or invalid UTF-8 removed")
 	}
 	// The engine keeps the trunk as long as it is unchanged: its strings in one
-	// allocation, not the decoded message's.
+	// allocation, not the decoded message's. Every return copies what it keeps from p
+	// (packed, or fmt for the errors): p's strings may be views of a buffer that is
+	// reused once FromProto returns (upstream.EachFindBy).
 	return t.packed(), nil
 }
 

@@ -51,8 +51,8 @@ const trunkRef protowire.Number = 1
 // (proto.Unmarshal keeps both as unknown fields): when proto.Unmarshal reads raw without
 // error, DecodeFindBy returns the same items and skips none.
 func DecodeFindBy(raw []byte) (items []*trunksv2beta1.Trunk, skipped []SkippedItem, err error) {
-	skipped, err = EachFindBy(raw, func(n int) { items = make([]*trunksv2beta1.Trunk, 0, n) },
-		func(t *trunksv2beta1.Trunk) { items = append(items, t) })
+	skipped, err = eachFindBy(raw, func(n int) { items = make([]*trunksv2beta1.Trunk, 0, n) },
+		unmarshalTrunk, func(t *trunksv2beta1.Trunk) { items = append(items, t) })
 	if err != nil {
 		return nil, nil, err
 	}
@@ -83,11 +83,31 @@ func countFindBy(raw []byte) (int, error) {
 
 // EachFindBy is DecodeFindBy handing each decoded item to each, in the answer's order,
 // instead of collecting them, so that a caller that converts the items can drop each
-// once read: a large answer is then never held decoded all at once. sized is told
-// first how many items the answer holds (decodable or not), from the pass that checks
-// its framing, so that the caller can size what it fills. Nothing is handed over from
-// an answer whose framing is broken.
+// once read: a large answer is then never held decoded at all. The message each is
+// given is valid only until each returns: it is reused for the next item, and its
+// strings are views of raw (leanTrunks), so whoever keeps one copies it
+// (trunk.FromProto does); the fields the registry never reads (access_control_list,
+// inbound_credentials, extended) are checked, not decoded, and left nil. sized is
+// told first how many items the answer holds (decodable or not), from the pass that
+// checks its framing, so that the caller can size what it fills. Nothing is handed
+// over from an answer whose framing is broken.
 func EachFindBy(raw []byte, sized func(n int), each func(*trunksv2beta1.Trunk)) (skipped []SkippedItem, err error) {
+	var lean leanTrunks
+	return eachFindBy(raw, sized, func(v []byte) (*trunksv2beta1.Trunk, error) {
+		if t, ok := lean.decode(v); ok {
+			return t, nil
+		}
+		return unmarshalTrunk(v) // refused: proto says why
+	}, each)
+}
+
+func unmarshalTrunk(v []byte) (*trunksv2beta1.Trunk, error) {
+	t := new(trunksv2beta1.Trunk)
+	return t, proto.Unmarshal(v, t)
+}
+
+// eachFindBy walks the items of raw, decoding each with decode.
+func eachFindBy(raw []byte, sized func(n int), decode func([]byte) (*trunksv2beta1.Trunk, error), each func(*trunksv2beta1.Trunk)) (skipped []SkippedItem, err error) {
 	n, err := countFindBy(raw)
 	if err != nil {
 		return nil, err
@@ -103,8 +123,7 @@ func EachFindBy(raw []byte, sized func(n int), each func(*trunksv2beta1.Trunk)) 
 		}
 		v, vl := protowire.ConsumeBytes(b)
 		b = b[vl:]
-		t := new(trunksv2beta1.Trunk)
-		if uerr := proto.Unmarshal(v, t); uerr != nil {
+		if t, uerr := decode(v); uerr != nil {
 			skipped = append(skipped, SkippedItem{Index: index, Ref: lenientRef(v), Err: uerr})
 		} else {
 			each(t)

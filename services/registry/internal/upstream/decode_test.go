@@ -283,7 +283,35 @@ func FuzzDecodeFindBy(f *testing.F) {
 		} else if len(skipped) == 0 {
 			t.Fatalf("proto.Unmarshal fails (%v) but DecodeFindBy skips nothing", uerr)
 		}
+		checkEachFindBy(t, raw, items, skipped)
 	})
+}
+
+// checkEachFindBy: EachFindBy (leanTrunks) hands over the items DecodeFindBy answers
+// (without the fields it leaves out) and skips the same ones.
+func checkEachFindBy(t *testing.T, raw []byte, items []*trunksv2beta1.Trunk, skipped []SkippedItem) {
+	t.Helper()
+	var got []*trunksv2beta1.Trunk
+	skipped2, err := EachFindBy(raw, func(int) {}, func(it *trunksv2beta1.Trunk) {
+		got = append(got, proto.Clone(it).(*trunksv2beta1.Trunk))
+	})
+	if err != nil {
+		return // DecodeFindBy failed the same way (checked above)
+	}
+	if len(got) != len(items) || len(skipped2) != len(skipped) {
+		t.Fatalf("EachFindBy: %d items, %d skipped; DecodeFindBy %d, %d", len(got), len(skipped2), len(items), len(skipped))
+	}
+	for i, it := range items {
+		want := leanView(proto.Clone(it).(*trunksv2beta1.Trunk))
+		if !proto.Equal(got[i], want) {
+			t.Fatalf("EachFindBy item %d:\n%v\nDecodeFindBy's:\n%v", i, got[i], want)
+		}
+	}
+	for i := range skipped {
+		if skipped[i].Index != skipped2[i].Index || skipped[i].Ref != skipped2[i].Ref || skipped[i].Err.Error() != skipped2[i].Err.Error() {
+			t.Fatalf("EachFindBy skipped %v, DecodeFindBy %v", skipped2[i], skipped[i])
+		}
+	}
 }
 
 // BenchmarkDecodeFindBy100k compares DecodeFindBy with proto.Unmarshal of the whole
