@@ -117,6 +117,11 @@ type storeFault struct {
 // registrar still has at most a quarter of the slots' worth of syncs (perTargetCap).
 const workersPerSlot = 8
 
+// memoryWorkersPerSlot is workersPerSlot with the memory cache, whose writes never
+// wait: a worker more than the slots keeps every slot busy, and more would only queue
+// for a slot (each one parked and woken per REGISTER).
+const memoryWorkersPerSlot = 2
+
 // New builds a Reconciler; nothing runs until Run.
 func New(o Options) *Reconciler {
 	if o.Logger == nil {
@@ -181,7 +186,11 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	// group commit (up to the commit window), and holds no SendMessage slot meanwhile
 	// (r.sending), so the window does not cut the throughput.
 	var workers sync.WaitGroup
-	for range max(1, r.spec.MaxInFlight) * workersPerSlot {
+	perSlot := workersPerSlot
+	if !r.durable {
+		perSlot = memoryWorkersPerSlot
+	}
+	for range max(1, r.spec.MaxInFlight) * perSlot {
 		workers.Add(1)
 		go func() {
 			defer workers.Done()
