@@ -37,6 +37,8 @@ import (
 type Trunk struct {
 	Trunk trunk.Trunk
 	Err   error
+	// Warnings are trunk.Read's: what of a usable trunk's data was not used as given.
+	Warnings []string
 }
 
 // Coordinator is what a Source needs of the cluster: the discovery lease and the
@@ -284,7 +286,7 @@ func (s *Source) decode(raw []byte) (set []Trunk, n int, err error) {
 	}
 	add := func(p *trunksv2beta1.Trunk) {
 		n++
-		t, err := trunk.FromProto(p)
+		t, warnings, err := trunk.Read(p)
 		if t.Ref == "" {
 			s.o.Log.Warn("trunk without a usable ref ignored", "err", err)
 			return
@@ -293,7 +295,7 @@ func (s *Source) decode(raw []byte) (set []Trunk, n int, err error) {
 			return
 		}
 		seen[t.Ref] = true
-		set = append(set, Trunk{Trunk: t, Err: err})
+		set = append(set, Trunk{Trunk: t, Err: err, Warnings: warnings})
 	}
 	skipped, err := upstream.EachFindBy(raw, sized, add)
 	if err != nil {

@@ -117,7 +117,7 @@ func (r *Reconciler) claim(ctx context.Context, set []desired.Trunk, idx []int, 
 			r.entries[c.Ref] = e
 		}
 		e.handover = false
-		if k := r.apply(d.Trunk, d.Err, now, window); k != "" {
+		if k := r.apply(d, now, window); k != "" {
 			due = append(due, k)
 		}
 		e.rec.SetOwner(me, c.Fence)

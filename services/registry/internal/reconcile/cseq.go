@@ -41,7 +41,7 @@ var errNotDurable = exchange.NotSent("CSeq not durable in the cache")
 
 // newBinding makes rec, a fresh binding, the entry's record (r.mu held).
 func (e *entry) newBinding(rec registration.Record) {
-	e.rec.Set(rec)
+	e.setRecord(rec)
 	e.cseqFree, e.cseqTried = true, 0
 }
 
@@ -50,7 +50,7 @@ func (e *entry) newBinding(rec registration.Record) {
 func (e *entry) adopt(rec registration.Record) {
 	top := rec.TopCSeq()
 	rec.CSeq, rec.CSeqCeiling = top, top
-	e.rec.Set(rec)
+	e.setRecord(rec)
 	e.cseqFree, e.cseqTried = false, top
 }
 

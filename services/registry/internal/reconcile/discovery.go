@@ -2,13 +2,11 @@ package reconcile
 
 import (
 	"context"
-	"slices"
 	"time"
 
 	"sipreg.dev/services/registry/internal/desired"
 	"sipreg.dev/services/registry/internal/progress"
 	"sipreg.dev/services/registry/internal/registration"
-	"sipreg.dev/services/registry/internal/trunk"
 	"sipreg.dev/services/registry/internal/upstream"
 )
 
@@ -97,7 +95,7 @@ func (r *Reconciler) reconcileDesired(ctx context.Context, set []desired.Trunk) 
 			}
 			continue
 		}
-		if k := r.apply(d.Trunk, d.Err, now, 0); k != "" {
+		if k := r.apply(d, now, 0); k != "" {
 			due = append(due, k)
 			counts.changed++
 		}
@@ -105,7 +103,7 @@ func (r *Reconciler) reconcileDesired(ctx context.Context, set []desired.Trunk) 
 	window := r.startupWindow(spread + len(claims))
 	for _, i := range firsts {
 		d := set[i]
-		if k := r.apply(d.Trunk, d.Err, now, window); k != "" {
+		if k := r.apply(d, now, window); k != "" {
 			due = append(due, k)
 			counts.changed++
 		}
@@ -142,7 +140,8 @@ func (r *Reconciler) reconcileDesired(ctx context.Context, set []desired.Trunk) 
 // apply merges one discovered trunk into its entry (r.mu held). It returns the key when
 // the trunk needs work now. window is the startup spread of the pass (startupWindow),
 // for a trunk's first REGISTER in this run.
-func (r *Reconciler) apply(t trunk.Trunk, terr error, now time.Time, window time.Duration) string {
+func (r *Reconciler) apply(d desired.Trunk, now time.Time, window time.Duration) string {
+	t, terr := d.Trunk, d.Err
 	e := r.entries[t.Ref]
 	if e == nil {
 		e = &entry{first: true}
@@ -152,8 +151,8 @@ func (r *Reconciler) apply(t trunk.Trunk, terr error, now time.Time, window time
 	if terr != nil {
 		// Bad API data: visible as rejected with the reason; re-read at every discovery.
 		e.valid = false
-		if e.rec.TrunkRef() == "" {
-			e.rec.Set(registration.Record{TrunkRef: t.Ref})
+		if e.trunk.Ref == "" {
+			e.setRecord(registration.Record{TrunkRef: t.Ref})
 		}
 		if e.rec.LastError() != terr.Error() {
 			r.log.Warn("trunk data unusable", "trunk", t.Ref, "err", terr)
@@ -164,7 +163,7 @@ func (r *Reconciler) apply(t trunk.Trunk, terr error, now time.Time, window time
 			rec.NextAction = registration.ActionNone
 			rec.NextActionAt = time.Time{}
 			rec.UpdatedAt = now
-			e.rec.Set(rec)
+			e.setRecord(rec)
 			r.publishLocked(rec, false)
 		}
 		return ""
@@ -178,10 +177,12 @@ func (r *Reconciler) apply(t trunk.Trunk, terr error, now time.Time, window time
 	changed := e.valid && e.rec.Fingerprint() != fp || !e.valid && e.rec.Fingerprint() != "" && e.rec.Fingerprint() != fp
 	// Unusable API data that became usable again: register now.
 	repaired := !e.valid && !e.first && e.rec.State() == registration.StateRejected && e.rec.NextActionAt().IsZero()
-	if len(t.Warnings) > 0 && !slices.Equal(e.trunk.Warnings, t.Warnings) {
-		// Once per change: a URI dropped for bad data, all URIs disabled (Routr's
-		// file data server leaves enabled false when a file omits it), a name cleaned.
-		r.log.Warn("trunk data partly unusable", "trunk", t.Ref, "warnings", t.Warnings)
+	if len(d.Warnings) > 0 {
+		// When the trunk is first seen and whenever its usable data changes (the
+		// entry does not keep the warnings: 24 bytes a trunk): a URI dropped for bad
+		// data, all URIs disabled (Routr's file data server leaves enabled false when
+		// a file omits it), a name cleaned.
+		r.log.Warn("trunk data partly unusable", "trunk", t.Ref, "warnings", d.Warnings)
 	}
 	e.trunk, e.valid = t, true // packed by trunk.FromProto: its strings in one allocation
 	if int(e.uriIdx) >= len(t.URIs) {
@@ -203,7 +204,7 @@ func (r *Reconciler) apply(t trunk.Trunk, terr error, now time.Time, window time
 	if repaired && !e.first {
 		rec.LastError = ""
 	}
-	e.rec.Set(rec)
+	e.setRecord(rec)
 	if e.first {
 		e.first = false
 		r.scheduleFirst(e, now, window)

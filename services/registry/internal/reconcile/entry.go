@@ -8,9 +8,11 @@ import (
 )
 
 // entry is one trunk as the reconciler tracks it; guarded by Reconciler.mu. One lives
-// per trunk, so it is kept small: the record compact (registration.Compact), what only
-// a forced or changed trunk needs behind a pointer (352 bytes in all, against 640 with
-// a full registration.Record).
+// per trunk, so it is kept small: the record compact (registration.Compact, the
+// trunk's ref and name kept once, in the trunk), what only a forced or changed trunk
+// needs behind a pointer, no warnings (trunk.Read's are logged, not kept): 288 bytes in
+// all (a size class of Go's allocator; TestEntrySize holds it), against 640 with a
+// full registration.Record and the trunk's own copies.
 type entry struct {
 	trunk  trunk.Trunk
 	rec    registration.Compact
@@ -81,5 +83,13 @@ func (e *entry) takeOld() *registration.Record {
 	return old
 }
 
-// record is e's record in full.
-func (e *entry) record() registration.Record { return e.rec.Record() }
+// record is e's record in full. Its ref and name are the trunk's (setRecord keeps them
+// so): the record does not hold them twice.
+func (e *entry) record() registration.Record { return e.rec.Record(e.trunk.Ref, e.trunk.Name) }
+
+// setRecord makes rec e's record. The trunk takes rec's ref and name (the API's,
+// or a stored record's until the API has given the trunk).
+func (e *entry) setRecord(rec registration.Record) {
+	e.rec.Set(rec)
+	e.trunk.Ref, e.trunk.Name = rec.TrunkRef, rec.TrunkName
+}

@@ -242,7 +242,7 @@ func (r *Reconciler) unregisterAll(ctx context.Context) {
 				// The entry too: a record not written now (the writer stopped at the
 				// drain deadline) is written from the entry at the very end.
 				j.rec.CSeqCeiling = max(j.rec.CSeqCeiling, e.rec.CSeqCeiling())
-				e.rec.Set(j.rec)
+				e.setRecord(j.rec)
 			}
 			r.mu.Unlock()
 			r.persist(j.rec.TrunkRef, j.rec)

@@ -76,7 +76,7 @@ func (r *Reconciler) scheduleFirst(e *entry, now time.Time, window time.Duration
 	if rec.State == "" {
 		rec.State = registration.StatePending
 	}
-	e.rec.Set(rec)
+	e.setRecord(rec)
 	r.sched.At(ref, at)
 }
 

@@ -196,7 +196,7 @@ func (r *Reconciler) update(key string, e *entry, gen string, rec registration.R
 	}
 	// A write confirmed meanwhile may have raised the binding's CSeq ceiling.
 	rec.CSeqCeiling = max(rec.CSeqCeiling, was.CSeqCeiling)
-	e.rec.Set(rec)
+	e.setRecord(rec)
 	e.uriIdx, e.epIdx = int32(uriIdx), int32(epIdx)
 	r.publishLocked(rec, false)
 	var riders []chan registration.Record

@@ -15,7 +15,7 @@ func TestEachLocalVisitsEveryRecordWithoutAllocating(t *testing.T) {
 	for i := range 1000 {
 		e := &entry{}
 		ref := fmt.Sprintf("trunk-%d", i)
-		e.rec.Set(registration.Record{TrunkRef: ref, State: registration.StateRegistered, CallID: ref + "@sipreg"})
+		e.setRecord(registration.Record{TrunkRef: ref, State: registration.StateRegistered, CallID: ref + "@sipreg"})
 		r.entries[ref] = e
 	}
 	seen := map[string]bool{}

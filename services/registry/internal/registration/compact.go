@@ -24,21 +24,21 @@ import (
 //   - The state, the next action, the transport and the last response type are a byte
 //     each when they are one of the known values (a value none names is kept as text,
 //     so that nothing is lost).
-//   - The trunk's ref and name, the EdgePort and the owner stay strings: they are
-//     shared with the trunk, the config and the replica's identity, so they cost no
-//     copy.
+//   - The trunk's ref and name are not kept: the engine keeps them with the trunk, and
+//     Record is given them. The EdgePort and the owner stay strings: they are shared
+//     with the config and the replica's identity, so they cost no copy.
 //   - Times are Unix nanoseconds (nanotime.UnixOf: the wall clock exactly, as the
 //     store keeps it; a time before 1678 or after 2261 is kept as the nearest one that
 //     fits, the Unix epoch itself one nanosecond later); counters are int32 (a
 //     value beyond ±2^31 is kept as the nearest one that fits: 68 years of seconds).
 //
-// Record of Set(r) equals r but for those bounds, the monotonic clock readings and the
+// Record(r.TrunkRef, r.TrunkName) of Set(r) equals r but for those bounds, the monotonic clock readings and the
 // location of its times (Record's are in time.Local, as time.Now's): the engine
 // compares a record's times by the wall clock, as it does a record read from the
 // store; the schedule, which decides when things run, keeps the monotonic clock. The zero Compact
 // is the zero Record.
 type Compact struct {
-	ref, name, edgePort, owner string
+	edgePort, owner string
 
 	text string
 	ends [nTexts]uint32
@@ -127,10 +127,10 @@ func (e enum) name(b uint8, text string) string {
 	}
 }
 
-// Set makes c hold r. The strings of r that c keeps as one are copied only when one of
-// them changed.
+// Set makes c hold r but its TrunkRef and TrunkName, which the caller keeps. The
+// strings of r that c keeps as one are copied only when one of them changed.
 func (c *Compact) Set(r Record) {
-	c.ref, c.name, c.edgePort, c.owner = r.TrunkRef, r.TrunkName, r.EdgePort, r.Owner
+	c.edgePort, c.owner = r.EdgePort, r.Owner
 	var t [nTexts]string
 	t[tAOR], t[tTarget], t[tFingerprint] = r.AOR, r.Target, r.Fingerprint
 	t[tCallID], t[tFromTag], t[tReason], t[tError] = r.CallID, r.FromTag, r.LastReason, r.LastError
@@ -150,10 +150,10 @@ func (c *Compact) Set(r Record) {
 	c.nextAt, c.updatedAt = nanotime.UnixOf(r.NextActionAt), nanotime.UnixOf(r.UpdatedAt)
 }
 
-// Record is the Record c holds.
-func (c *Compact) Record() Record {
+// Record is the Record c holds, of the trunk ref named name.
+func (c *Compact) Record(ref, name string) Record {
 	return Record{
-		TrunkRef: c.ref, TrunkName: c.name, EdgePort: c.edgePort, Owner: c.owner, Fence: c.fence,
+		TrunkRef: ref, TrunkName: name, EdgePort: c.edgePort, Owner: c.owner, Fence: c.fence,
 		AOR: c.slot(tAOR), Target: c.slot(tTarget), Fingerprint: c.slot(tFingerprint),
 		Transport: c.Transport(), State: c.State(), NextAction: c.NextAction(),
 		CallID: c.slot(tCallID), FromTag: c.slot(tFromTag),
@@ -168,9 +168,6 @@ func (c *Compact) Record() Record {
 }
 
 // The fields the engine reads one at a time, without building the whole Record.
-
-// TrunkRef is the record's TrunkRef.
-func (c *Compact) TrunkRef() string { return c.ref }
 
 // CallID is the record's CallID.
 func (c *Compact) CallID() string { return c.slot(tCallID) }

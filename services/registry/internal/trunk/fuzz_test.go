@@ -60,7 +60,8 @@ func FuzzTrunkToRegister(f *testing.F) {
 		if len(tr.URIs) != 1 {
 			t.Fatalf("%d URIs from one", len(tr.URIs))
 		}
-		for _, w := range tr.Warnings {
+		_, warnings, _ := trunk.Read(in)
+		for _, w := range warnings {
 			if strings.ContainsAny(w, "\r\n\x00") {
 				t.Fatalf("warning %q holds CR, LF or NUL", w)
 			}

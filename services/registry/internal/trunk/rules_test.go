@@ -32,7 +32,7 @@ func TestFromProtoUser(t *testing.T) {
 		{"[a]#", "%5Ba%5D%23"},
 	}
 	for _, tt := range ok {
-		got, err := trunk.FromProto(apiTrunk(nil, uri("sip.example.com", 0, "udp", tt.in, 0, 0)))
+		got, warnings, err := trunk.Read(apiTrunk(nil, uri("sip.example.com", 0, "udp", tt.in, 0, 0)))
 		if err != nil {
 			t.Errorf("user %q: %v", tt.in, err)
 			continue
@@ -40,8 +40,8 @@ func TestFromProtoUser(t *testing.T) {
 		if u := got.URIs[0].User; u != tt.want {
 			t.Errorf("user %q = %q, want %q", tt.in, u, tt.want)
 		}
-		if len(got.Warnings) != 0 {
-			t.Errorf("user %q: warnings %q", tt.in, got.Warnings)
+		if len(warnings) != 0 {
+			t.Errorf("user %q: warnings %q", tt.in, warnings)
 		}
 	}
 	bad := []struct{ in, want string }{
@@ -247,19 +247,19 @@ func TestFromProtoRef(t *testing.T) {
 func TestFromProtoName(t *testing.T) {
 	in := apiTrunk(creds("alice", "pw"), uri("a.example", 0, "udp", "", 0, 0))
 	in.Name = "Pro\r\nvider\x00 \u0085one\xff"
-	got, err := trunk.FromProto(in)
+	got, warnings, err := trunk.Read(in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got.Name != "Provider one" {
 		t.Errorf("Name = %q", got.Name)
 	}
-	if !slices.Equal(got.Warnings, []string{"name: control characters or invalid UTF-8 removed"}) {
-		t.Errorf("Warnings = %q", got.Warnings)
+	if !slices.Equal(warnings, []string{"name: control characters or invalid UTF-8 removed"}) {
+		t.Errorf("Warnings = %q", warnings)
 	}
 	in.Name = "Provider ü"
-	if got, _ := trunk.FromProto(in); got.Name != "Provider ü" || len(got.Warnings) != 0 {
-		t.Errorf("a clean name changed: %q %q", got.Name, got.Warnings)
+	if got, warnings, _ := trunk.Read(in); got.Name != "Provider ü" || len(warnings) != 0 {
+		t.Errorf("a clean name changed: %q %q", got.Name, warnings)
 	}
 }
 
@@ -271,7 +271,7 @@ func TestFromProtoDropsBadURIs(t *testing.T) {
 		uri("b.example", 0, "udp", "bob\r\nX: 1", 1, 0),
 		uri("c.example", 0, "udp", "carol", 2, 0),
 	)
-	got, err := trunk.FromProto(in)
+	got, warnings, err := trunk.Read(in)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,8 +279,8 @@ func TestFromProtoDropsBadURIs(t *testing.T) {
 		t.Errorf("URIs = %+v", got.URIs)
 	}
 	want := []string{"URI not used: uris[0].host: control character U+0000", "URI not used: uris[1].user: control character U+000D"}
-	if !slices.Equal(got.Warnings, want) {
-		t.Errorf("Warnings = %q, want %q", got.Warnings, want)
+	if !slices.Equal(warnings, want) {
+		t.Errorf("Warnings = %q, want %q", warnings, want)
 	}
 
 	in.Uris = in.Uris[:2]
@@ -304,10 +304,10 @@ func TestFromProtoDropsBadURIs(t *testing.T) {
 // Disabled URIs are skipped when at least one is enabled, even when the enabled ones
 // are unusable; with none enabled, all are used.
 func TestFromProtoEnabled(t *testing.T) {
-	got, err := trunk.FromProto(apiTrunk(creds("alice", "pw"),
+	got, warnings, err := trunk.Read(apiTrunk(creds("alice", "pw"),
 		disabled(uri("off.example", 0, "udp", "", 0, 100)),
 		uri("on.example", 0, "udp", "", 5, 0)))
-	if err != nil || len(got.URIs) != 1 || got.URIs[0].Host != "on.example" || got.AllDisabled || len(got.Warnings) != 0 {
+	if err != nil || len(got.URIs) != 1 || got.URIs[0].Host != "on.example" || len(warnings) != 0 {
 		t.Errorf("one enabled: %+v, %v", got, err)
 	}
 	_, err = trunk.FromProto(apiTrunk(creds("alice", "pw"),
@@ -316,7 +316,7 @@ func TestFromProtoEnabled(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "uris[1].transport: TLS") {
 		t.Errorf("the only enabled URI unusable: %v", err)
 	}
-	got, err = trunk.FromProto(apiTrunk(creds("alice", "pw"),
+	got, warnings, err = trunk.Read(apiTrunk(creds("alice", "pw"),
 		disabled(uri("c.example", 0, "udp", "", 1, 10)),
 		disabled(uri("tls.example", 0, "tls", "", 0, 0)),
 		disabled(uri("b.example", 0, "udp", "", 1, 50)),
@@ -328,22 +328,8 @@ func TestFromProtoEnabled(t *testing.T) {
 	for _, u := range got.URIs {
 		hosts = append(hosts, u.Host)
 	}
-	if !got.AllDisabled || !slices.Equal(hosts, []string{"a.example", "b.example", "c.example"}) || len(got.Warnings) != 2 ||
-		!strings.HasPrefix(got.Warnings[0], "no URI is enabled: all 4 used") || !strings.Contains(got.Warnings[1], "uris[1].transport: TLS") {
-		t.Errorf("none enabled: %+v", got)
-	}
-}
-
-func TestEqualWarnings(t *testing.T) {
-	a := trunk.Trunk{Ref: "t", URIs: []trunk.URI{{Host: "h", Transport: "udp", User: "u"}}}
-	b := a
-	b.AllDisabled = true
-	c := a
-	c.Warnings = []string{"w"}
-	if a.Equal(b) || a.Equal(c) || !a.Equal(a) {
-		t.Error("Equal ignores AllDisabled or Warnings")
-	}
-	if a.Fingerprint() != b.Fingerprint() || a.Fingerprint() != c.Fingerprint() {
-		t.Error("Fingerprint depends on AllDisabled or Warnings, which do not identify the binding")
+	if !slices.Equal(hosts, []string{"a.example", "b.example", "c.example"}) || len(warnings) != 2 ||
+		!strings.HasPrefix(warnings[0], "no URI is enabled: all 4 used") || !strings.Contains(warnings[1], "uris[1].transport: TLS") {
+		t.Errorf("none enabled: %+v %q", got, warnings)
 	}
 }

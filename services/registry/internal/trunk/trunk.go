@@ -39,20 +39,12 @@ type Trunk struct {
 	// Name is the API's name, control characters and invalid UTF-8 removed.
 	Name string
 	// URIs are the usable URIs, best first (lowest priority value, then highest weight):
-	// the enabled ones, or all of them when none is enabled (AllDisabled).
+	// the enabled ones, or all of them when none is enabled (Read's warnings say so).
 	URIs []URI
 	// Username and Password are the outbound credentials (empty when none). Username holds
 	// no control character and is valid UTF-8; it is kept as given (User escapes it).
 	Username string
 	Password string
-	// AllDisabled is set when no URI of the trunk is enabled, so that all of them were
-	// used: Routr's file-based data server sends enabled=false for a URI whose file omits
-	// the field, and Routr's own registry ignores it.
-	AllDisabled bool
-	// Warnings say what was not used as given, for the engine to log once per trunk: the
-	// URIs dropped (with the reason), AllDisabled, a name that had to be cleaned. Never a
-	// secret.
-	Warnings []string
 }
 
 // HasCredentials reports whether the trunk has outbound credentials.
@@ -76,7 +68,7 @@ func (t Trunk) User(u URI) string {
 // Equal reports whether t and o are the same trunk data.
 func (t Trunk) Equal(o Trunk) bool {
 	return t.Ref == o.Ref && t.Name == o.Name && t.Username == o.Username && t.Password == o.Password &&
-		slices.Equal(t.URIs, o.URIs) && t.AllDisabled == o.AllDisabled && slices.Equal(t.Warnings, o.Warnings)
+		slices.Equal(t.URIs, o.URIs)
 }
 
 // Fingerprint changes when anything that identifies the binding changes: URIs, users
@@ -135,36 +127,46 @@ const maxReasons = 5
 //     the credentials. A URI that fails is dropped, with the reason in Warnings; the trunk
 //     is an error only when no usable URI remains, naming the reasons (the first first).
 //
-// Disabled URIs are skipped, unless no URI is enabled: then all of them are used and
-// AllDisabled is set (Routr's file data server sends enabled=false when a file omits it).
+// Disabled URIs are skipped, unless no URI is enabled: then all of them are used, with
+// a warning (Routr's file data server sends enabled=false when a file omits it, and
+// Routr's own registry ignores the field).
 func FromProto(p *trunksv2beta1.Trunk) (Trunk, error) {
+	t, _, err := Read(p)
+	return t, err
+}
+
+// Read is FromProto with the warnings of a usable trunk: what was not used as given,
+// for the engine to log (the URIs dropped, with the reason; all URIs used because none
+// is enabled; a name that had to be cleaned). Never a secret. The trunk does not keep
+// them: at 100,000 trunks the engine keeps a Trunk per trunk.
+func Read(p *trunksv2beta1.Trunk) (t Trunk, warnings []string, err error) {
 	if p == nil {
-		return Trunk{}, fmt.Errorf("%w: empty", ErrInvalid)
+		return Trunk{}, nil, fmt.Errorf("%w: empty", ErrInvalid)
 	}
 	if err := checkRef(p.GetRef()); err != nil {
-		return Trunk{}, fmt.Errorf("%w: ref %q: %v", ErrInvalid, p.GetRef(), err)
+		return Trunk{}, nil, fmt.Errorf("%w: ref %q: %v", ErrInvalid, p.GetRef(), err)
 	}
-	t := Trunk{Ref: strings.Trim(p.GetRef(), " ")}
+	t.Ref = strings.Trim(p.GetRef(), " ")
 	if t.Ref == "" {
-		return t, fmt.Errorf("%w: no ref", ErrInvalid)
+		return t, nil, fmt.Errorf("%w: no ref", ErrInvalid)
 	}
 	var cleaned bool
 	t.Name, cleaned = cleanName(p.GetName())
 	if c := p.GetOutboundCredentials(); c != nil {
 		if _, err := sipmsg.EscapeUser(c.GetUsername()); err != nil {
-			return t.packed(), fmt.Errorf("%w: %s: outbound_credentials.username: %v", ErrInvalid, t.Ref, err)
+			return t.packed(), nil, fmt.Errorf("%w: %s: outbound_credentials.username: %v", ErrInvalid, t.Ref, err)
 		}
 		t.Username, t.Password = c.GetUsername(), c.GetPassword()
 	}
 	uris := p.GetUris()
-	t.AllDisabled = len(uris) > 0 && !slices.ContainsFunc(uris, (*trunksv2beta1.TrunkURI).GetEnabled)
-	if t.AllDisabled {
-		t.Warnings = append(t.Warnings, fmt.Sprintf("no URI is enabled: all %d used (Routr's file data server sends enabled=false when a file omits it)", len(uris)))
+	allDisabled := len(uris) > 0 && !slices.ContainsFunc(uris, (*trunksv2beta1.TrunkURI).GetEnabled)
+	if allDisabled {
+		warnings = append(warnings, fmt.Sprintf("no URI is enabled: all %d used (Routr's file data server sends enabled=false when a file omits it)", len(uris)))
 	}
 	var skipped []string
 	t.URIs = make([]URI, 0, len(uris))
 	for i, u := range uris {
-		if !u.GetEnabled() && !t.AllDisabled {
+		if !u.GetEnabled() && !allDisabled {
 			continue
 		}
 		v, reason := uriFrom(i, u, t.Username)
@@ -183,25 +185,25 @@ func FromProto(p *trunksv2beta1.Trunk) (Trunk, error) {
 	if len(t.URIs) == 0 {
 		t.URIs = nil // as before the slice was made ahead
 		if len(skipped) > 0 {
-			return t.packed(), fmt.Errorf("%w: %s: no usable URI (%s)", ErrInvalid, t.Ref, joinReasons(skipped))
+			return t.packed(), nil, fmt.Errorf("%w: %s: no usable URI (%s)", ErrInvalid, t.Ref, joinReasons(skipped))
 		}
-		return t.packed(), fmt.Errorf("%w: %s: no URI", ErrInvalid, t.Ref)
+		return t.packed(), nil, fmt.Errorf("%w: %s: no URI", ErrInvalid, t.Ref)
 	}
 	if t.User(t.URIs[0]) == "" {
 		// Not reached: every URI kept has an AOR user.
-		return t.packed(), fmt.Errorf("%w: %s: no user for the address-of-record (neither the URI's user nor outbound credentials)", ErrInvalid, t.Ref)
+		return t.packed(), nil, fmt.Errorf("%w: %s: no user for the address-of-record (neither the URI's user nor outbound credentials)", ErrInvalid, t.Ref)
 	}
 	for _, r := range skipped {
-		t.Warnings = append(t.Warnings, "URI not used: "+r)
+		warnings = append(warnings, "URI not used: "+r)
 	}
 	if cleaned {
-		t.Warnings = append(t.Warnings, "name: control characters or invalid UTF-8 removed")
+		warnings = append(warnings, "name: control characters or invalid UTF-8 removed")
 	}
 	// The engine keeps the trunk as long as it is unchanged: its strings in one
 	// allocation, not the decoded message's. Every return copies what it keeps from p
 	// (packed, or fmt for the errors): p's strings may be views of a buffer that is
 	// reused once FromProto returns (upstream.EachFindBy).
-	return t.packed(), nil
+	return t.packed(), warnings, nil
 }
 
 // joinReasons lists the first maxReasons reasons.

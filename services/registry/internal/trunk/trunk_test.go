@@ -3,6 +3,7 @@ package trunk_test
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -32,6 +33,7 @@ func TestFromProto(t *testing.T) {
 		want     trunk.Trunk
 		wantErr  []string // substrings of an ErrInvalid error; nil for success
 		wantUser string   // the AOR user of the first URI
+		warnings []string // Read's
 	}{
 		{
 			name: "one uri, credentials",
@@ -85,12 +87,12 @@ func TestFromProto(t *testing.T) {
 			in: apiTrunk(creds("alice", "pw"),
 				disabled(uri("b.example", 5060, "udp", "", 1, 0)),
 				disabled(uri("a.example", 5060, "udp", "", 0, 0))),
-			want: trunk.Trunk{Ref: "trunk-1", Name: "Provider", Username: "alice", Password: "pw", AllDisabled: true,
+			want: trunk.Trunk{Ref: "trunk-1", Name: "Provider", Username: "alice", Password: "pw",
 				URIs: []trunk.URI{
 					{Host: "a.example", Port: 5060, Transport: "udp"},
 					{Host: "b.example", Port: 5060, Transport: "udp", Priority: 1},
-				},
-				Warnings: []string{"no URI is enabled: all 2 used (Routr's file data server sends enabled=false when a file omits it)"}},
+				}},
+			warnings: []string{"no URI is enabled: all 2 used (Routr's file data server sends enabled=false when a file omits it)"},
 			wantUser: "alice",
 		},
 		{
@@ -106,11 +108,11 @@ func TestFromProto(t *testing.T) {
 				uri("tcp.example", 5060, "TCP", "", 1, 0),
 			),
 			want: trunk.Trunk{Ref: "trunk-1", Name: "Provider", Username: "alice", Password: "pw",
-				URIs: []trunk.URI{{Host: "tcp.example", Port: 5060, Transport: "tcp", Priority: 1}},
-				Warnings: []string{
-					"URI not used: uris[0].transport: TLS is not supported by Routr's Requester (udp or tcp)",
-					"URI not used: uris[1].transport: WS is not supported by Routr's Requester (udp or tcp)",
-				}},
+				URIs: []trunk.URI{{Host: "tcp.example", Port: 5060, Transport: "tcp", Priority: 1}}},
+			warnings: []string{
+				"URI not used: uris[0].transport: TLS is not supported by Routr's Requester (udp or tcp)",
+				"URI not used: uris[1].transport: WS is not supported by Routr's Requester (udp or tcp)",
+			},
 			wantUser: "alice",
 		},
 		{
@@ -187,15 +189,15 @@ func TestFromProto(t *testing.T) {
 				uri(" good.example ", 5060, "udp", "", 1, 0),
 			),
 			want: trunk.Trunk{Ref: "trunk-1", Name: "Provider", Username: "alice", Password: "pw",
-				URIs: []trunk.URI{{Host: "good.example", Port: 5060, Transport: "udp", Priority: 1}},
-				Warnings: []string{
-					"URI not used: uris[0].host: empty",
-					"URI not used: uris[1].host: empty",
-					`URI not used: uris[2].host: "bad host" is not a hostname, IPv4 or IPv6 address`,
-					`URI not used: uris[3].host: "alice@sip.example" is not a hostname, IPv4 or IPv6 address`,
-					`URI not used: uris[4].host: "sip.example;transport=tcp" is not a hostname, IPv4 or IPv6 address`,
-					`URI not used: uris[5].host: "<sip.example>" is not a hostname, IPv4 or IPv6 address`,
-				}},
+				URIs: []trunk.URI{{Host: "good.example", Port: 5060, Transport: "udp", Priority: 1}}},
+			warnings: []string{
+				"URI not used: uris[0].host: empty",
+				"URI not used: uris[1].host: empty",
+				`URI not used: uris[2].host: "bad host" is not a hostname, IPv4 or IPv6 address`,
+				`URI not used: uris[3].host: "alice@sip.example" is not a hostname, IPv4 or IPv6 address`,
+				`URI not used: uris[4].host: "sip.example;transport=tcp" is not a hostname, IPv4 or IPv6 address`,
+				`URI not used: uris[5].host: "<sip.example>" is not a hostname, IPv4 or IPv6 address`,
+			},
 			wantUser: "alice",
 		},
 		{
@@ -265,14 +267,14 @@ func TestFromProto(t *testing.T) {
 				uri("backup.example", 5060, "udp", "", 1, 0),
 			),
 			want: trunk.Trunk{Ref: "trunk-1", Name: "Provider",
-				URIs:     []trunk.URI{{Host: "primary.example", Port: 5060, Transport: "udp", User: "1001"}},
-				Warnings: []string{"URI not used: uris[1]: no user for the address-of-record (neither uris[1].user nor outbound_credentials.username)"}},
+				URIs: []trunk.URI{{Host: "primary.example", Port: 5060, Transport: "udp", User: "1001"}}},
+			warnings: []string{"URI not used: uris[1]: no user for the address-of-record (neither uris[1].user nor outbound_credentials.username)"},
 			wantUser: "1001",
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := trunk.FromProto(tt.in)
+			got, warnings, err := trunk.Read(tt.in)
 			if tt.wantErr != nil {
 				if !errors.Is(err, trunk.ErrInvalid) {
 					t.Fatalf("FromProto = %+v, %v; want ErrInvalid", got, err)
@@ -292,6 +294,9 @@ func TestFromProto(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("FromProto =\n %+v\nwant\n %+v", got, tt.want)
+			}
+			if !slices.Equal(warnings, tt.warnings) {
+				t.Errorf("warnings %q, want %q", warnings, tt.warnings)
 			}
 			if u := got.User(got.URIs[0]); u != tt.wantUser {
 				t.Errorf("User(URIs[0]) = %q, want %q", u, tt.wantUser)
