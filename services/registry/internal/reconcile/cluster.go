@@ -127,7 +127,7 @@ func (r *Reconciler) claim(ctx context.Context, set []desired.Trunk, idx []int, 
 			// outcome, within a second, shows the new owner: no record write before it
 			// (half the writes of a failover, and no wait for them).
 			e.rec.SetNext(registration.ActionRefresh, c.RefreshAt)
-			r.sched.At(c.Ref, c.RefreshAt)
+			r.sched.At(e, c.RefreshAt)
 			from[c.From]++
 			r.log.Debug("trunk taken over from a replica that left", "trunk", c.Ref, "from", c.From, "fence", c.Fence)
 		case c.Record != nil:
@@ -154,10 +154,7 @@ func (r *Reconciler) claim(ctx context.Context, set []desired.Trunk, idx []int, 
 	for prev, n := range from {
 		r.log.Info("trunks taken over from a replica that left", "from", prev, "count", n)
 	}
-	for _, k := range due {
-		r.sched.Cancel(k)
-		r.queue.Add(k)
-	}
+	r.cancelAndQueue(due)
 	return took, added
 }
 
@@ -231,15 +228,19 @@ func (r *Reconciler) lose(refs []string) {
 	if len(refs) == 0 {
 		return
 	}
+	gone := make([]*entry, 0, len(refs))
 	r.mu.Lock()
 	for _, ref := range refs {
 		// Not a removal for watchers: the new owner's write of the trunk reaches
 		// them through the change feed.
-		delete(r.entries, ref)
+		if e := r.entries[ref]; e != nil {
+			gone = append(gone, e)
+			delete(r.entries, ref)
+		}
 	}
 	r.mu.Unlock()
-	for _, ref := range refs {
-		r.sched.Cancel(ref)
+	for _, e := range gone {
+		r.sched.Cancel(e)
 	}
 	r.log.Info("trunks now owned by another replica", "count", len(refs), "first", refs[0])
 }
@@ -254,7 +255,7 @@ func (r *Reconciler) handOver(ctx context.Context, key string, e *entry) {
 	}
 	delete(r.entries, key)
 	r.mu.Unlock()
-	r.sched.Cancel(key)
+	r.sched.Cancel(e)
 	r.own.Release(ctx, []string{key})
 }
 

@@ -57,7 +57,7 @@ type Reconciler struct {
 	xr exchange.Runner
 
 	queue   *workqueue.Queue
-	sched   *workqueue.Schedule
+	sched   *workqueue.Schedule[entry]
 	limiter *rate.Limiter
 	// sending bounds the SendMessage calls in flight (spec.maxInFlight): a slot is a
 	// value in the channel. (A channel rather than semaphore.Weighted, which allocates
@@ -144,7 +144,7 @@ func New(o Options) *Reconciler {
 	r := &Reconciler{
 		spec: o.Spec, st: o.Store, req: o.Requester, log: o.Logger, obs: o.Observer, clock: o.Clock,
 		queue:     workqueue.New(),
-		sched:     workqueue.NewSchedule(),
+		sched:     workqueue.NewSchedule(entryTimer),
 		limiter:   newLimiter(o.Spec.RegistersPerSecond),
 		sending:   make(chan struct{}, max(1, o.Spec.MaxInFlight)),
 		durable:   durable,
@@ -314,11 +314,19 @@ func (r *Reconciler) load(ctx context.Context) error {
 func (r *Reconciler) scheduleLoop(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	var buf []string
+	var buf []*entry
+	var keys []string
 	for {
 		var next time.Time
 		buf, next = r.sched.Pop(r.clock(), buf[:0])
-		for _, k := range buf {
+		keys = keys[:0]
+		r.mu.Lock()
+		for _, e := range buf {
+			keys = append(keys, e.trunk.Ref)
+		}
+		r.mu.Unlock()
+		clear(buf)
+		for _, k := range keys {
 			r.queue.Add(k)
 		}
 		wait := time.Hour

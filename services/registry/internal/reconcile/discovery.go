@@ -120,10 +120,7 @@ func (r *Reconciler) reconcileDesired(ctx context.Context, set []desired.Trunk) 
 		}
 	}
 	r.mu.Unlock()
-	for _, k := range append(due, handovers...) {
-		r.sched.Cancel(k)
-		r.queue.Add(k)
-	}
+	r.cancelAndQueue(append(due, handovers...))
 	if len(claims) >= progress.Min {
 		// Before the claim: its trunks' first REGISTERs go out as soon as it queues them.
 		r.quietFirst.Store(true)

@@ -5,18 +5,22 @@ import (
 
 	"sipreg.dev/services/registry/internal/registration"
 	"sipreg.dev/services/registry/internal/trunk"
+	"sipreg.dev/services/registry/internal/workqueue"
 )
 
-// entry is one trunk as the reconciler tracks it; guarded by Reconciler.mu. One lives
-// per trunk, so it is kept small: the record compact (registration.Compact, the
-// trunk's ref and name kept once, in the trunk), what only a forced or changed trunk
-// needs behind a pointer, no warnings (trunk.Read's are logged, not kept): 288 bytes in
-// all (a size class of Go's allocator; TestEntrySize holds it), against 640 with a
-// full registration.Record and the trunk's own copies.
+// entry is one trunk as the reconciler tracks it; guarded by Reconciler.mu (but its
+// timer). One lives per trunk, so it is kept small: the record compact
+// (registration.Compact, the trunk's ref and name kept once, in the trunk), what only
+// a forced or changed trunk needs behind a pointer, no warnings (trunk.Read's are
+// logged, not kept), its place in the schedule (no map of due times beside it): 288
+// bytes in all (a size class of Go's allocator; TestEntrySize holds it), against 640
+// with a full registration.Record and the trunk's own copies.
 type entry struct {
-	trunk  trunk.Trunk
-	rec    registration.Compact
-	more   *entryMore // nil until a Force or a change of the trunk needs it
+	trunk trunk.Trunk
+	rec   registration.Compact
+	more  *entryMore // nil until a Force or a change of the trunk needs it
+	// timer is the entry's place in Reconciler.sched (guarded by the schedule's lock).
+	timer  workqueue.Timer
 	uriIdx int32
 	epIdx  int32
 	// cseqTried: the highest CSeq ceiling any write of the binding carried (see cseq.go).
@@ -47,6 +51,9 @@ type entryMore struct {
 	// spec.ForceInterval apart).
 	forcedAt time.Time
 }
+
+// entryTimer is e's place in the schedule.
+func entryTimer(e *entry) *workqueue.Timer { return &e.timer }
 
 // extra is e.more, made when missing.
 func (e *entry) extra() *entryMore {
@@ -88,7 +95,9 @@ func (e *entry) takeOld() *registration.Record {
 func (e *entry) record() registration.Record { return e.rec.Record(e.trunk.Ref, e.trunk.Name) }
 
 // setRecord makes rec e's record. The trunk takes rec's ref and name (the API's,
-// or a stored record's until the API has given the trunk).
+// or a stored record's until the API has given the trunk). Either way the ref is the
+// entry's key in Reconciler.entries: the store answers no record under another trunk's
+// key (store.ErrCorrupt), and the schedule finds an entry's key by it.
 func (e *entry) setRecord(rec registration.Record) {
 	e.rec.Set(rec)
 	e.trunk.Ref, e.trunk.Name = rec.TrunkRef, rec.TrunkName

@@ -34,7 +34,7 @@ func (r *Reconciler) Explain(ref string) (Explanation, error) {
 	t, rec, uriIdx, epIdx, wanted, valid := e.trunk, e.record(), int(e.uriIdx), int(e.epIdx), e.wanted, e.valid
 	r.mu.Unlock()
 	x := Explanation{Record: rec}
-	if due := r.sched.Next(ref); !due.IsZero() {
+	if due := r.sched.Next(e); !due.IsZero() {
 		x.Record.NextActionAt = due
 	}
 	when := "now"

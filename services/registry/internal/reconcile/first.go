@@ -53,18 +53,17 @@ func keepsTime(rec registration.Record, now time.Time) bool {
 // the startup window.
 func (r *Reconciler) scheduleFirst(e *entry, now time.Time, window time.Duration) {
 	rec := e.record()
-	ref := rec.TrunkRef
 	if liveBinding(rec, now) {
 		at := rec.NextActionAt
 		if latest := rec.ExpiresAt.Add(-registration.RefreshMargin); at.After(latest) {
 			at = latest
 		}
-		r.sched.At(ref, at)
+		r.sched.At(e, at)
 		return
 	}
 	if keepsTime(rec, now) {
 		// A retry or a long wait after a refusal survives the restart.
-		r.sched.At(ref, rec.NextActionAt)
+		r.sched.At(e, rec.NextActionAt)
 		return
 	}
 	var spread time.Duration
@@ -77,7 +76,7 @@ func (r *Reconciler) scheduleFirst(e *entry, now time.Time, window time.Duration
 		rec.State = registration.StatePending
 	}
 	e.setRecord(rec)
-	r.sched.At(ref, at)
+	r.sched.At(e, at)
 }
 
 func hadBinding(rec registration.Record) bool {

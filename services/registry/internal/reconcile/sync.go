@@ -39,14 +39,14 @@ func (r *Reconciler) syncKey(ctx context.Context, key string) {
 	}
 	if e.claiming {
 		r.mu.Unlock()
-		r.sched.At(key, r.clock().Add(100*time.Millisecond))
+		r.sched.At(e, r.clock().Add(100*time.Millisecond))
 		return
 	}
 	if _, ok := r.own.Valid(key); !ok {
 		// The lease ran out by this replica's clock: send nothing; the lease loop
 		// renews it or hands the trunk over.
 		r.mu.Unlock()
-		r.sched.At(key, r.clock().Add(time.Second))
+		r.sched.At(e, r.clock().Add(time.Second))
 		return
 	}
 	r.targets[target]++
@@ -213,7 +213,7 @@ func (r *Reconciler) update(key string, e *entry, gen string, rec registration.R
 	notify(waiters, rec)
 	notify(riders, rec)
 	if !rec.NextActionAt.IsZero() && !inFlight {
-		r.sched.At(key, rec.NextActionAt)
+		r.sched.At(e, rec.NextActionAt)
 	}
 	if again {
 		r.queue.Add(key)
@@ -235,7 +235,7 @@ func (r *Reconciler) remove(ctx context.Context, key string, e *entry) {
 	rec := e.record()
 	rec.State = registration.StateUnregistered
 	r.mu.Unlock()
-	r.sched.Cancel(key)
+	r.sched.Cancel(e)
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	delErr := r.st.Delete(dctx, key)
@@ -253,4 +253,25 @@ func (r *Reconciler) remove(ctx context.Context, key string, e *entry) {
 	r.mu.Lock()
 	r.publishLocked(rec, true)
 	r.mu.Unlock()
+}
+
+// cancelAndQueue queues keys for a sync now, cancelling what was scheduled for them.
+func (r *Reconciler) cancelAndQueue(keys []string) {
+	if len(keys) == 0 {
+		return
+	}
+	es := make([]*entry, 0, len(keys))
+	r.mu.Lock()
+	for _, k := range keys {
+		if e := r.entries[k]; e != nil {
+			es = append(es, e)
+		}
+	}
+	r.mu.Unlock()
+	for _, e := range es {
+		r.sched.Cancel(e)
+	}
+	for _, k := range keys {
+		r.queue.Add(k)
+	}
 }

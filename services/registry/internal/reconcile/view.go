@@ -144,9 +144,9 @@ func (r *Reconciler) Force(ctx context.Context, ref string) (registration.Record
 	r.mu.Unlock()
 	switch {
 	case later:
-		r.sched.At(ref, at)
+		r.sched.At(e, at)
 	case queue:
-		r.sched.Cancel(ref)
+		r.sched.Cancel(e)
 		r.queue.Add(ref)
 	}
 	select {

@@ -15,12 +15,13 @@ import (
 // Compact is a Record in half the memory, for the engine to keep one per trunk: a
 // Record is 400 bytes of fields (13 string headers, 5 time.Time) and up to six small
 // allocations of its own (AOR, target, Call-ID, From-tag, fingerprint, texts); a
-// Compact is about 200 bytes and one allocation, with fewer pointers for the
-// collector to follow.
+// Compact is 152 bytes and one allocation, with fewer pointers for the collector to
+// follow.
 //
 //   - The record's own strings (AOR, target, fingerprint, Call-ID, From-tag, the last
 //     reason and error) are one string back to back; Record answers substrings of
-//     it, copying nothing.
+//     it, copying nothing. Where each ends is a uint16 (or, past 65,535 bytes in all, a
+//     uint32 in an allocation of its own).
 //   - The state, the next action, the transport and the last response type are a byte
 //     each when they are one of the known values (a value none names is kept as text,
 //     so that nothing is lost).
@@ -41,7 +42,10 @@ type Compact struct {
 	edgePort, owner string
 
 	text string
-	ends [nTexts]uint32
+	// ends are where each text ends in text; wide holds them instead when text is
+	// longer than 65,535 bytes (a reason or an error that long; nil otherwise).
+	wide *[nTexts]uint32
+	ends [nTexts]uint16
 
 	state, action, transport, respType uint8
 	noGin                              bool
@@ -232,11 +236,19 @@ func enumSet(e enum, v string, text *string) uint8 {
 }
 
 func (c *Compact) slot(i int) string {
-	from := uint32(0)
+	from := 0
 	if i > 0 {
-		from = c.ends[i-1]
+		from = c.end(i - 1)
 	}
-	return c.text[from:c.ends[i]]
+	return c.text[from:c.end(i)]
+}
+
+// end is where the i-th text ends.
+func (c *Compact) end(i int) int {
+	if c.wide != nil {
+		return int(c.wide[i])
+	}
+	return int(c.ends[i])
 }
 
 func (c *Compact) texts(t *[nTexts]string) {
@@ -260,11 +272,19 @@ func (c *Compact) pack(t *[nTexts]string) {
 	for _, s := range t {
 		n += len(s)
 	}
+	c.wide = nil
+	if n > math.MaxUint16 {
+		c.wide = new([nTexts]uint32)
+	}
 	var b strings.Builder
 	b.Grow(n)
 	for i, s := range t {
 		b.WriteString(s)
-		c.ends[i] = uint32(b.Len())
+		if c.wide != nil {
+			c.wide[i] = uint32(b.Len())
+		} else {
+			c.ends[i] = uint16(b.Len())
+		}
 	}
 	c.text = b.String()
 }

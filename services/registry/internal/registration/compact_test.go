@@ -3,6 +3,7 @@ package registration
 import (
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -147,4 +148,27 @@ func FuzzCompact(f *testing.F) {
 		want.NextAction, want.NextActionAt = ActionNone, time.Time{}
 		sameRecord(t, c.Record(want.TrunkRef, want.TrunkName), want)
 	})
+}
+
+// Texts longer than 65,535 bytes in all (a huge reason or error) are kept whole, and a
+// record set after them is narrow again.
+func TestCompactLongTexts(t *testing.T) {
+	var c Compact
+	long := fullRecord()
+	long.LastError = strings.Repeat("e", 70000)
+	long.LastReason = strings.Repeat("r", 70000)
+	c.Set(long)
+	sameRecord(t, c.Record(long.TrunkRef, long.TrunkName), long)
+	if c.wide == nil {
+		t.Fatal("140,000 bytes of text kept with 16-bit ends")
+	}
+	short := fullRecord()
+	c.Set(short)
+	sameRecord(t, c.Record(short.TrunkRef, short.TrunkName), short)
+	if c.wide != nil {
+		t.Fatal("short texts still kept wide")
+	}
+	if n := unsafe.Sizeof(c); n > 152 {
+		t.Fatalf("Compact is %d bytes, want at most 152", n)
+	}
 }

@@ -93,7 +93,7 @@ func TestQueueClose(t *testing.T) {
 // TestSchedule: keys come out in due order; a later At replaces the earlier time, Cancel
 // forgets a key, and Pop says when the next key is due.
 func TestSchedule(t *testing.T) {
-	s := NewSchedule()
+	s := newKeyed()
 	t0 := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
 	s.At("a", t0.Add(3*time.Second))
 	s.At("b", t0.Add(1*time.Second))
@@ -120,7 +120,7 @@ func TestSchedule(t *testing.T) {
 // TestScheduleWake: scheduling a key before every other one signals Wake; a later one
 // does not.
 func TestScheduleWake(t *testing.T) {
-	s := NewSchedule()
+	s := newKeyed()
 	t0 := time.Date(2026, 12, 5, 9, 0, 0, 0, time.UTC)
 	s.At("a", t0.Add(time.Minute))
 	select {
