@@ -10,7 +10,7 @@ import (
 
 // TestScheduleMatchesModel runs random At, Cancel and Pop against a plain map of due
 // times: Pop returns exactly the keys the model says are due, soonest first, and Next
-// agrees with the model throughout (rescheduling and cancelling included).
+// agrees with the model throughout (rescheduling, cancelling and compaction included).
 func TestScheduleMatchesModel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	s := newKeyed()
@@ -61,12 +61,16 @@ func TestScheduleMatchesModel(t *testing.T) {
 		if got := s.Next(key); !got.Equal(model[key]) {
 			t.Fatalf("step %d: Next(%s) = %v, want %v", step, key, got, model[key])
 		}
+		if got := s.s.Len(); got != len(model) {
+			t.Fatalf("step %d: Len = %d, want %d", step, got, len(model))
+		}
 	}
 }
 
-// TestScheduleKeepsOnePlace: a thing rescheduled again and again before its time
-// comes holds one place in the heap, and a cancelled one none.
-func TestScheduleKeepsOnePlace(t *testing.T) {
+// TestScheduleDropsStaleItems: a thing rescheduled again and again before its time
+// comes does not leave an item per schedule behind, nor does one scheduled and
+// cancelled again and again.
+func TestScheduleDropsStaleItems(t *testing.T) {
 	s := newKeyed()
 	at := time.Unix(1_700_000_000, 0)
 	for i := range 100_000 {
@@ -74,8 +78,11 @@ func TestScheduleKeepsOnePlace(t *testing.T) {
 		s.At("gone", at)
 		s.Cancel("gone")
 	}
+	if n := len(s.s.h); n > 2+compactSlack {
+		t.Fatalf("heap holds %d items for one scheduled key", n)
+	}
 	if n := s.s.Len(); n != 1 {
-		t.Fatalf("heap holds %d things for one scheduled key", n)
+		t.Fatalf("Len = %d, want 1", n)
 	}
 	got, _ := s.Pop(at.Add(time.Hour), nil)
 	if !slices.Equal(got, []string{"k"}) {
