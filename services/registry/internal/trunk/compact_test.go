@@ -54,3 +54,11 @@ func FuzzPacked(f *testing.F) {
 		}
 	})
 }
+
+// TestURISize: a URI fits the 64-byte size class of Go's allocator (a trunk's URIs are
+// one array, kept as long as the trunk: 16 bytes a trunk more in the next class).
+func TestURISize(t *testing.T) {
+	if n := unsafe.Sizeof(URI{}); n > 64 {
+		t.Fatalf("URI is %d bytes, more than 64", n)
+	}
+}
