@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"sipreg.dev/services/registry/internal/registration"
+	"sipreg.dev/services/registry/internal/sipmsg"
 	"sipreg.dev/services/registry/internal/trunk"
 )
 
@@ -87,11 +88,23 @@ func hadBinding(rec registration.Record) bool {
 	return false
 }
 
+// freshRecord is a new binding of t: a Call-ID and From-tag of its own, and the AOR and
+// registrar of its first URI (what its first REGISTER goes to, unless the entry tries
+// another URI: nextRegister sets them then), so that the record's texts are copied
+// once for a new binding, not again by the REGISTER's in-flight state.
 func (r *Reconciler) freshRecord(t trunk.Trunk, fingerprint string) registration.Record {
-	return registration.Record{
+	rec := registration.Record{
 		TrunkRef: t.Ref, TrunkName: t.Name, State: registration.StatePending, Fingerprint: fingerprint,
 		CallID: randomID(16) + "@sipreg", FromTag: randomID(8),
 	}
+	if len(t.URIs) > 0 {
+		u := t.URIs[0]
+		if user := t.User(u); user != "" {
+			rec.AOR = sipmsg.AOR(user, u.Host)
+		}
+		rec.Target = targetOf(u)
+	}
+	return rec
 }
 
 func randomID(n int) string {

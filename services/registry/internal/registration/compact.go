@@ -22,9 +22,9 @@ import (
 //     reason and error) are one string back to back; Record answers substrings of
 //     it, copying nothing. Where each ends is a uint16 (or, past 65,535 bytes in all, a
 //     uint32 in an allocation of its own).
-//   - The state, the next action, the transport and the last response type are a byte
-//     each when they are one of the known values (a value none names is kept as text,
-//     so that nothing is lost).
+//   - The state, the next action, the transport, the last response type and the last
+//     reason phrase are a byte each when they are one of the known values (a value
+//     none names is kept as text, so that nothing is lost).
 //   - The trunk's ref and name are not kept: the engine keeps them with the trunk, and
 //     Record is given them. The EdgePort and the owner stay strings: they are shared
 //     with the config and the replica's identity, so they cost no copy.
@@ -47,7 +47,7 @@ type Compact struct {
 	wide *[nTexts]uint32
 	ends [nTexts]uint16
 
-	state, action, transport, respType uint8
+	state, action, transport, respType, reason uint8
 	noGin                              bool
 
 	cseq, ceiling                              uint32
@@ -83,6 +83,10 @@ var (
 	// transportNames: a trunk's URI is udp or tcp (the Requester sends nothing else).
 	transportNames = newEnum([]string{"udp", "tcp"})
 	// respTypeNames: LastResponseType is the Requester's ResponseType name.
+	// reasonNames: the reason phrases registrars answer most (RFC 3261's), so that an
+	// outcome with the phrase of the last one, or of a common answer, copies no text.
+	reasonNames = newEnum([]string{"OK", "Unauthorized", "Proxy Authentication Required", "Interval Too Brief",
+		"Forbidden", "Not Found", "Request Timeout", "Server Internal Error", "Service Unavailable", "Bad Request"})
 	respTypeNames = func() enum {
 		nums := slices.Sorted(maps.Keys(sipmessagev2beta1.ResponseType_name))
 		vs := make([]string, len(nums))
@@ -137,11 +141,12 @@ func (c *Compact) Set(r Record) {
 	c.edgePort, c.owner = r.EdgePort, r.Owner
 	var t [nTexts]string
 	t[tAOR], t[tTarget], t[tFingerprint] = r.AOR, r.Target, r.Fingerprint
-	t[tCallID], t[tFromTag], t[tReason], t[tError] = r.CallID, r.FromTag, r.LastReason, r.LastError
+	t[tCallID], t[tFromTag], t[tError] = r.CallID, r.FromTag, r.LastError
 	c.state = enumSet(stateNames, string(r.State), &t[tState])
 	c.action = enumSet(actionNames, string(r.NextAction), &t[tAction])
 	c.transport = enumSet(transportNames, r.Transport, &t[tTransport])
 	c.respType = enumSet(respTypeNames, r.LastResponseType, &t[tRespType])
+	c.reason = enumSet(reasonNames, r.LastReason, &t[tReason])
 	if !c.holds(&t) {
 		c.pack(&t)
 	}
@@ -166,7 +171,7 @@ func (c *Compact) Record(ref, name string) Record {
 		GrantedExpires: int(c.granted), ExpiresAt: nanotime.Unix(c.expiresAt), RegisteredSince: nanotime.Unix(c.since),
 		NextActionAt:     nanotime.Unix(c.nextAt),
 		LastResponseCode: int(c.code), LastResponseType: respTypeNames.name(c.respType, c.slot(tRespType)),
-		LastReason: c.slot(tReason), LastError: c.slot(tError), Failures: int(c.fail),
+		LastReason: reasonNames.name(c.reason, c.slot(tReason)), LastError: c.slot(tError), Failures: int(c.fail),
 		UpdatedAt: nanotime.Unix(c.updatedAt),
 	}
 }

@@ -50,6 +50,7 @@ func TestCompactKeepsEveryField(t *testing.T) {
 	// Values no enumeration names are kept as text.
 	odd := want
 	odd.State, odd.NextAction, odd.Transport, odd.LastResponseType = "future-state", "future-action", "sctp", "NOT_A_TYPE"
+	odd.LastReason = "Registered, thanks"
 	c.Set(odd)
 	sameRecord(t, c.Record(odd.TrunkRef, odd.TrunkName), odd)
 	if c.State() != odd.State || c.NextAction() != odd.NextAction || c.Transport() != "sctp" {
@@ -57,6 +58,16 @@ func TestCompactKeepsEveryField(t *testing.T) {
 	}
 	c.Set(Record{})
 	sameRecord(t, c.Record("", ""), Record{})
+	// A common reason phrase is a byte: setting it copies no text.
+	want.LastReason = "Interval Too Brief"
+	c.Set(want)
+	text := c.text
+	want.LastReason = "OK"
+	c.Set(want)
+	sameRecord(t, c.Record(want.TrunkRef, want.TrunkName), want)
+	if unsafe.StringData(c.text) != unsafe.StringData(text) || c.reason == 0 || c.reason == enumText {
+		t.Errorf("a known reason phrase kept as text (reason byte %d)", c.reason)
+	}
 }
 
 func TestCompactBounds(t *testing.T) {
