@@ -48,7 +48,7 @@ type Compact struct {
 	ends [nTexts]uint16
 
 	state, action, transport, respType, reason uint8
-	noGin                              bool
+	noGin                                      bool
 
 	cseq, ceiling                              uint32
 	requested, minExpires, granted, code, fail int32
