@@ -235,7 +235,7 @@ func (r *Reconciler) lose(refs []string) {
 		// them through the change feed.
 		if e := r.entries[ref]; e != nil {
 			gone = append(gone, e)
-			delete(r.entries, ref)
+			r.forgetLocked(ref, e)
 		}
 	}
 	r.mu.Unlock()
@@ -253,7 +253,7 @@ func (r *Reconciler) handOver(ctx context.Context, key string, e *entry) {
 		r.mu.Unlock()
 		return
 	}
-	delete(r.entries, key)
+	r.forgetLocked(key, e)
 	r.mu.Unlock()
 	r.sched.Cancel(e)
 	r.own.Release(ctx, []string{key})

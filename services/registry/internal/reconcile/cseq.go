@@ -66,19 +66,29 @@ func (e *entry) raiseCeiling(c uint32) {
 func (r *Reconciler) stampLocked(recs []registration.Record) {
 	for i := range recs {
 		rec := &recs[i]
-		c := max(rec.CSeqCeiling, rec.CSeq+r.cseqBlock)
-		if e := r.entries[rec.TrunkRef]; e != nil && e.rec.CallID() == rec.CallID {
-			c = max(c, e.cseqTried)
-			e.cseqTried = c
-			if e.cseqFree {
-				// From now on the store may hold this binding: its limit is the
-				// ceiling of this first write, landed or not.
-				e.cseqFree = false
-				e.raiseCeiling(c)
-			}
+		e := r.entries[rec.TrunkRef]
+		if e != nil && e.rec.CallID() != rec.CallID {
+			e = nil
 		}
-		rec.CSeqCeiling = c
+		r.stamp(e, rec)
 	}
+}
+
+// stamp gives rec the ceiling its write carries; e is rec's entry, nil when rec is
+// not its binding any more (r.mu held).
+func (r *Reconciler) stamp(e *entry, rec *registration.Record) {
+	c := max(rec.CSeqCeiling, rec.CSeq+r.cseqBlock)
+	if e != nil {
+		c = max(c, e.cseqTried)
+		e.cseqTried = c
+		if e.cseqFree {
+			// From now on the store may hold this binding: its limit is the
+			// ceiling of this first write, landed or not.
+			e.cseqFree = false
+			e.raiseCeiling(c)
+		}
+	}
+	rec.CSeqCeiling = c
 }
 
 // confirmLocked records that recs landed, except the refused ones (r.mu held).

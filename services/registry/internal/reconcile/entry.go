@@ -41,6 +41,9 @@ type entry struct {
 	// cseqFree: the binding's Call-ID was never written anywhere, so its CSeq needs no
 	// reservation (see cseq.go).
 	cseqFree bool
+	// gone: the entry left r.entries (forgetLocked); a sync that still holds it
+	// records nothing in it.
+	gone bool
 }
 
 // entryMore is what few entries need.

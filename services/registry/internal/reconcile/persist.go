@@ -13,13 +13,10 @@ import (
 // is marked dirty and written when the store returns.
 func (r *Reconciler) persist(key string, rec registration.Record) {
 	if !r.durable {
-		// The memory cache writes nowhere: no batch to share, so no group commit
-		// window to wait out. The record is stamped and confirmed as a write that
-		// landed would be (cseq.go), in place: no copy of it on the heap per outcome.
-		one := [1]registration.Record{rec}
 		r.mu.Lock()
-		r.stampLocked(one[:])
-		r.confirmLocked(one[:], nil)
+		if e := r.entries[key]; e != nil && e.rec.CallID() == rec.CallID {
+			r.persistedLocked(e, rec)
+		}
 		r.mu.Unlock()
 		return
 	}
@@ -44,6 +41,15 @@ func (r *Reconciler) persist(key string, rec registration.Record) {
 		e.dirty = true
 	}
 	r.mu.Unlock()
+}
+
+// persistedLocked is, with the memory cache, the write of rec, e's record, that landed
+// (r.mu held): the memory cache writes nowhere (no batch to share, no group commit
+// window to wait out), so rec is stamped and confirmed as a write that landed would be
+// (cseq.go), in place.
+func (r *Reconciler) persistedLocked(e *entry, rec registration.Record) {
+	r.stamp(e, &rec)
+	e.raiseCeiling(rec.CSeqCeiling)
 }
 
 // storeFailed records a store fault (logged once per outage).

@@ -170,9 +170,9 @@ func (r *Reconciler) releaseTarget(target targetKey) {
 // replaced meanwhile), persists it, tells watchers and schedules the next action.
 func (r *Reconciler) update(key string, e *entry, gen string, rec registration.Record, uriIdx, epIdx int, waiters []chan registration.Record) {
 	r.mu.Lock()
-	cur := r.entries[key]
 	inFlight := rec.State == registration.StateRegistering || rec.State == registration.StateUnregistering
-	if cur != e || e.rec.CallID() != gen {
+	if e.gone || e.rec.CallID() != gen {
+		cur := r.entries[key]
 		if !inFlight {
 			e.inflight = false
 		}
@@ -199,6 +199,10 @@ func (r *Reconciler) update(key string, e *entry, gen string, rec registration.R
 	e.setRecord(rec)
 	e.uriIdx, e.epIdx = int32(uriIdx), int32(epIdx)
 	r.publishLocked(rec, false)
+	if !inFlight && !r.durable {
+		// The memory cache's write, under the lock this update holds already.
+		r.persistedLocked(e, rec)
+	}
 	var riders []chan registration.Record
 	if !inFlight && e.inflight {
 		// Forces that came while the REGISTER was in flight take its outcome: they
@@ -218,10 +222,17 @@ func (r *Reconciler) update(key string, e *entry, gen string, rec registration.R
 	if again {
 		r.queue.Add(key)
 	}
-	if rec.State != registration.StateRegistering && rec.State != registration.StateUnregistering {
+	if !inFlight && r.durable {
 		// In-flight states are published, not written: the outcome is written next.
 		r.persist(key, rec)
 	}
+}
+
+// forgetLocked takes e, the entry of key, out of the engine (r.mu held). An entry
+// leaves r.entries only here, so e.gone tells whether it is still key's entry.
+func (r *Reconciler) forgetLocked(key string, e *entry) {
+	delete(r.entries, key)
+	e.gone = true
 }
 
 // remove forgets a trunk after its binding was removed.
@@ -231,7 +242,7 @@ func (r *Reconciler) remove(ctx context.Context, key string, e *entry) {
 		r.mu.Unlock()
 		return
 	}
-	delete(r.entries, key)
+	r.forgetLocked(key, e)
 	rec := e.record()
 	rec.State = registration.StateUnregistered
 	r.mu.Unlock()

@@ -112,10 +112,19 @@ func newEnum[S ~string](vs []S) enum {
 	return e
 }
 
-// of is v's byte (0 for "", enumText when no entry names it).
+// of is v's byte (0 for "", enumText when no entry names it). A few names are
+// compared one by one (cheaper than hashing v: a record is set twice a REGISTER).
 func (e enum) of(v string) uint8 {
 	if v == "" {
 		return 0
+	}
+	if len(e.names) <= 16 {
+		for i, n := range e.names {
+			if n == v {
+				return uint8(i + 1)
+			}
+		}
+		return enumText
 	}
 	if b, ok := e.index[v]; ok {
 		return b
