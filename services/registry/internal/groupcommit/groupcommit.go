@@ -1,6 +1,6 @@
 // Package groupcommit writes registration records with group commit: writers that
 // arrive close together share one write (one Redis pipeline), and each waits until its
-// record is durable. At 100,000 trunks this keeps the store's round trips per
+// record is durable (Put), or is told later (Enqueue, OnWritten). At 100,000 trunks this keeps the store's round trips per
 // registration far below one (about one per 50 registrations at 20,000 trunks).
 //
 // A batch opens with its first record and is written when Quiet passes without a new
@@ -12,6 +12,8 @@ package groupcommit
 import (
 	"context"
 	"errors"
+	"runtime"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -52,11 +54,21 @@ type Committer struct {
 	ch      chan request
 	stopped chan struct{}
 	tracer  trace.Tracer // traces each write (nil: off)
+	// OnWritten, set before Run, is told the outcome of each record Enqueued: the
+	// record as written and the write's error (ErrRefused for a record the fenced write
+	// turned down). It is called from Run's goroutine after the batch's write, in the
+	// batch's order, so it must not wait for the Committer.
+	OnWritten func(registration.Record, error)
+	// closing is set when Run starts its last drain; enqueuing counts the Enqueues
+	// under way, which that drain waits out, so that a record Enqueue took is written.
+	closing   atomic.Bool
+	enqueuing atomic.Int64
 }
 
 type request struct {
 	rec  registration.Record
-	done chan result
+	done chan result // nil: Enqueued
+	sync bool        // Sync's: no record; answered once what came before is written
 }
 
 // result is the record as written and the write's error.
@@ -93,32 +105,82 @@ func (c *Committer) Put(rec registration.Record) (registration.Record, error) {
 	}
 }
 
+// Enqueue adds rec to the next batch and returns at once: the outcome goes to
+// OnWritten. A writer that need not wait for the write (the engine's outcomes: nothing
+// it does next depends on the write having landed) holds no goroutine meanwhile, and
+// allocates nothing. It reports false, having queued nothing, when Run has returned.
+func (c *Committer) Enqueue(rec registration.Record) bool {
+	c.enqueuing.Add(1)
+	defer c.enqueuing.Add(-1)
+	if c.closing.Load() {
+		return false
+	}
+	c.ch <- request{rec: rec} // Run drains the channel until no Enqueue is under way
+	return true
+}
+
+// Sync waits until every record Put or Enqueued before it is written (and reported),
+// or Run has returned.
+func (c *Committer) Sync() {
+	req := request{done: make(chan result, 1), sync: true}
+	select {
+	case c.ch <- req:
+	case <-c.stopped:
+		return
+	}
+	select {
+	case <-req.done:
+	case <-c.stopped:
+	}
+}
+
 // Run writes batches until ctx ends, then writes what is queued and returns; every
 // later Put fails with ErrStopped.
 func (c *Committer) Run(ctx context.Context) {
 	defer close(c.stopped)
 	batch := make([]request, 0, Batch)
 	recs := make([]registration.Record, 0, Batch)
+	urgent := false // a Sync is in the batch: write it now
 	flush := func() {
 		if len(batch) == 0 {
 			return
 		}
 		recs = recs[:0]
 		for _, b := range batch {
-			recs = append(recs, b.rec)
+			if !b.sync {
+				recs = append(recs, b.rec)
+			}
 		}
-		refused, err := c.writeBatch(recs)
+		var refused []string
+		var err error
+		if len(recs) > 0 {
+			refused, err = c.writeBatch(recs)
+		}
 		no := make(map[string]bool, len(refused))
 		for _, ref := range refused {
 			no[ref] = true
 		}
-		for i, b := range batch {
-			if err == nil && no[b.rec.TrunkRef] {
-				b.done <- result{recs[i], ErrRefused}
+		i := 0
+		for _, b := range batch {
+			if b.sync {
+				b.done <- result{}
 				continue
 			}
-			b.done <- result{recs[i], err}
+			rec := recs[i]
+			i++
+			berr := err
+			if err == nil && no[b.rec.TrunkRef] {
+				berr = ErrRefused
+			}
+			switch {
+			case b.done != nil:
+				b.done <- result{rec, berr}
+			case c.OnWritten != nil:
+				c.OnWritten(rec, berr)
+			}
 		}
+		urgent = false
+		clear(batch)
 		batch = batch[:0]
 	}
 	// wait fires when the batch is due: Quiet after its last request, but no later than
@@ -135,6 +197,7 @@ func (c *Committer) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			wait.Stop()
+			c.closing.Store(true)
 			for {
 				select {
 				case req := <-c.ch:
@@ -143,6 +206,14 @@ func (c *Committer) Run(ctx context.Context) {
 						flush()
 					}
 				default:
+					if c.enqueuing.Load() > 0 {
+						// An Enqueue that saw the Committer open is sending.
+						runtime.Gosched()
+						continue
+					}
+					if len(c.ch) > 0 {
+						continue // sent just before it ended
+					}
 					flush()
 					return
 				}
@@ -154,17 +225,19 @@ func (c *Committer) Run(ctx context.Context) {
 				deadline = time.Now().Add(Window)
 			}
 			batch = append(batch, req)
+			urgent = urgent || req.sync
 		drain:
 			for len(batch) < Batch {
 				select {
 				case more := <-c.ch:
 					batch = append(batch, more)
+					urgent = urgent || more.sync
 				default:
 					break drain
 				}
 			}
 			left := time.Until(deadline)
-			if len(batch) == Batch || left <= 0 {
+			if len(batch) == Batch || left <= 0 || urgent {
 				wait.Stop()
 				flush()
 				continue

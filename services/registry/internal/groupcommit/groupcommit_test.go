@@ -192,3 +192,83 @@ func TestRefusedAndStop(t *testing.T) {
 		}
 	})
 }
+
+// TestEnqueueReportsEachOutcome: OnWritten hears each Enqueued record, in order, with
+// ErrRefused for what the fenced write turned down; Sync returns once they are written
+// (at once, not at the end of the window); after Run returned, Enqueue queues nothing.
+func TestEnqueueReportsEachOutcome(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := &flushLog{refuse: map[string]bool{"e2": true}}
+		c := New(l.write, nil)
+		var mu sync.Mutex
+		var heard []string
+		c.OnWritten = func(rec registration.Record, err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			heard = append(heard, fmt.Sprintf("%s:%v", rec.TrunkRef, err))
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go c.Run(ctx)
+		for i := range 3 {
+			if !c.Enqueue(registration.Record{TrunkRef: fmt.Sprintf("e%d", i)}) {
+				t.Fatal("Enqueue refused while Run runs")
+			}
+		}
+		c.Sync()
+		mu.Lock()
+		n := len(heard)
+		mu.Unlock()
+		if n != 3 {
+			t.Fatalf("Sync returned with %d of 3 Enqueued records reported", n)
+		}
+		if _, err := c.Put(registration.Record{TrunkRef: "p"}); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		<-c.stopped
+		if c.Enqueue(registration.Record{TrunkRef: "late"}) {
+			t.Fatal("Enqueue queued a record after Run returned")
+		}
+		want := fmt.Sprintf("[e0:<nil> e1:<nil> e2:%v]", ErrRefused)
+		if got := fmt.Sprint(heard); got != want {
+			t.Fatalf("OnWritten heard %s, want %s", got, want)
+		}
+		if sizes, _ := l.writes(); len(sizes) != 2 || sizes[0] != 3 || sizes[1] != 1 {
+			t.Fatalf("writes %v, want the 3 Enqueued at the Sync, then the Put", sizes)
+		}
+	})
+}
+
+// TestEnqueueAtStopLosesNothing: Enqueues racing the stop either are refused or are
+// written and reported: none is taken and then dropped.
+func TestEnqueueAtStopLosesNothing(t *testing.T) {
+	for range 20 {
+		l := &flushLog{}
+		c := New(l.write, nil)
+		var reported sync.Map
+		c.OnWritten = func(rec registration.Record, err error) { reported.Store(rec.TrunkRef, err) }
+		ctx, cancel := context.WithCancel(context.Background())
+		go c.Run(ctx)
+		var wg sync.WaitGroup
+		var taken sync.Map
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range 500 {
+					ref := fmt.Sprintf("g%d-%d", g, i)
+					if c.Enqueue(registration.Record{TrunkRef: ref}) {
+						taken.Store(ref, true)
+					}
+				}
+			})
+		}
+		cancel()
+		wg.Wait()
+		<-c.stopped
+		taken.Range(func(k, _ any) bool {
+			if _, ok := reported.Load(k); !ok {
+				t.Fatalf("%v was taken by Enqueue but never written", k)
+			}
+			return true
+		})
+	}
+}

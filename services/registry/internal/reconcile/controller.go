@@ -109,13 +109,15 @@ type storeFault struct {
 	since time.Time
 }
 
-// workersPerSlot is how many workers run per SendMessage slot (spec.maxInFlight). A
-// worker holds no slot while it waits for its outcome to be written (the group
-// commit gathers writes for up to groupcommit.Window), so with the Redis cache the
-// workers, not the slots, bound the rate: 8 a slot start 100,000 trunks 15-20 %
-// faster than 4 a slot did (A/B runs of the bench, interleaved), with less CPU. A
-// registrar still has at most a quarter of the slots' worth of syncs (perTargetCap).
-const workersPerSlot = 8
+// workersPerSlot is how many workers run per SendMessage slot (spec.maxInFlight) with
+// the Redis cache. A worker does not wait for its outcome's write (persist queues it
+// for the group commit), but one continuing a binding from the store waits for a CSeq
+// reservation's write (cseq.go) and holds no slot meanwhile: two a slot keep the slots
+// busy then. (While outcomes were written synchronously, up to groupcommit.Window, 8 a
+// slot were needed, and 6 of them queued for a slot when nothing was waited for,
+// parked and woken once per REGISTER.) A registrar still has at most a quarter of the
+// slots' worth of syncs (perTargetCap).
+const workersPerSlot = 2
 
 // memoryWorkersPerSlot is workersPerSlot with the memory cache, whose writes never
 // wait: a worker per slot keeps the slots busy (a slot is idle only while its worker
@@ -170,6 +172,7 @@ func New(o Options) *Reconciler {
 	}
 	// (The memory provider writes nowhere, and persist does not use the committer.)
 	r.commit = groupcommit.New(r.writeRecords, r.tracer)
+	r.commit.OnWritten = r.written
 	return r
 }
 
@@ -185,9 +188,7 @@ func (r *Reconciler) Run(ctx context.Context) error {
 	workCtx, cancelWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelWork()
 
-	// More workers than REGISTERs in flight: a worker also waits for its record's
-	// group commit (up to the commit window), and holds no SendMessage slot meanwhile
-	// (r.sending), so the window does not cut the throughput.
+	// Workers per SendMessage slot: see workersPerSlot.
 	var workers sync.WaitGroup
 	perSlot := workersPerSlot
 	if !r.durable {
@@ -234,6 +235,11 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.spec.ShutdownTimeout)
 		r.unregisterAll(uctx)
 		cancel()
+	}
+	// The outcomes queued for the store are written before the leases go (persist does
+	// not wait for its write), so the others continue from them.
+	if r.durable {
+		r.commit.Sync()
 	}
 	// Hand every trunk over at once: the others continue the bindings.
 	r.own.Leave(workCtx)

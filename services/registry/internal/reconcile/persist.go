@@ -9,8 +9,9 @@ import (
 	"sipreg.dev/services/registry/internal/registration"
 )
 
-// persist writes one trunk's record. While the store is down nothing blocks: the record
-// is marked dirty and written when the store returns.
+// persist writes one trunk's record. It does not wait for the write: the group commit
+// reports its outcome to written. While the store is down nothing blocks: the record is
+// marked dirty and written when the store returns.
 func (r *Reconciler) persist(key string, rec registration.Record) {
 	if !r.durable {
 		r.mu.Lock()
@@ -20,22 +21,41 @@ func (r *Reconciler) persist(key string, rec registration.Record) {
 		r.mu.Unlock()
 		return
 	}
-	if r.storeErr.Load() == nil {
-		_, err := r.commit.Put(rec)
-		if err == nil {
-			return
-		}
-		if errors.Is(err, groupcommit.ErrRefused) {
-			// The lease is gone: taken by another replica, or lost with Redis (a
-			// restart). Take it back if nobody holds it; this memory is then the
-			// freshest state of the binding.
-			r.lose(r.reclaim(context.Background(), []string{key}))
-			return
-		}
-		if !errors.Is(err, groupcommit.ErrStopped) {
-			r.storeFailed(err)
-		}
+	if r.storeErr.Load() == nil && r.commit.Enqueue(rec) {
+		return
 	}
+	r.markDirty(key)
+}
+
+// written is told the outcome of each record persist queued (from the group commit's
+// goroutine, after the batch's write: it must not wait for the committer). Nothing the
+// engine does next depends on the write having landed: a CSeq goes out only under a
+// ceiling a landed write confirmed (cseq.go), and a trunk handed over meanwhile is
+// continued by its new owner above the ceiling stored before.
+func (r *Reconciler) written(rec registration.Record, err error) {
+	switch {
+	case err == nil:
+	case errors.Is(err, groupcommit.ErrRefused):
+		// The lease is gone: taken by another replica, or lost with Redis (a restart).
+		// Take it back if nobody holds it and the binding is still this replica's;
+		// this memory is then its freshest state. (Not for a trunk released meanwhile:
+		// its entry is gone.)
+		r.mu.Lock()
+		e := r.entries[rec.TrunkRef]
+		mine := e != nil && e.rec.CallID() == rec.CallID
+		r.mu.Unlock()
+		if mine && !r.stopping.Load() {
+			go r.lose(r.reclaim(context.Background(), []string{rec.TrunkRef}))
+		}
+	default:
+		r.storeFailed(err)
+		r.markDirty(rec.TrunkRef)
+	}
+}
+
+// markDirty marks key's record as not written: the store loop writes it once the
+// store answers.
+func (r *Reconciler) markDirty(key string) {
 	r.mu.Lock()
 	if e := r.entries[key]; e != nil {
 		e.dirty = true
