@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"regexp"
 	"strings"
 	"testing"
 	"unsafe"
@@ -47,5 +48,17 @@ func TestTrunkWarningsOncePerChange(t *testing.T) {
 func TestEntrySize(t *testing.T) {
 	if n := unsafe.Sizeof(entry{}); n > 288 {
 		t.Fatalf("entry is %d bytes, more than the 288-byte size class", n)
+	}
+}
+
+// TestNewIDs: a Call-ID of 32 hex digits at "sipreg" and a From-tag of 16, fresh each
+// time.
+func TestNewIDs(t *testing.T) {
+	callID, tag := newIDs()
+	if !regexp.MustCompile(`^[0-9a-f]{32}@sipreg$`).MatchString(callID) || !regexp.MustCompile(`^[0-9a-f]{16}$`).MatchString(tag) {
+		t.Fatalf("Call-ID %q, From-tag %q", callID, tag)
+	}
+	if c2, t2 := newIDs(); c2 == callID || t2 == tag {
+		t.Fatalf("the same IDs twice: %q %q", c2, t2)
 	}
 }

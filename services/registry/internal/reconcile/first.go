@@ -95,8 +95,8 @@ func hadBinding(rec registration.Record) bool {
 func (r *Reconciler) freshRecord(t trunk.Trunk, fingerprint string) registration.Record {
 	rec := registration.Record{
 		TrunkRef: t.Ref, TrunkName: t.Name, State: registration.StatePending, Fingerprint: fingerprint,
-		CallID: randomID(16) + "@sipreg", FromTag: randomID(8),
 	}
+	rec.CallID, rec.FromTag = newIDs()
 	if len(t.URIs) > 0 {
 		u := t.URIs[0]
 		if user := t.User(u); user != "" {
@@ -107,8 +107,17 @@ func (r *Reconciler) freshRecord(t trunk.Trunk, fingerprint string) registration
 	return rec
 }
 
-func randomID(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
+// newIDs are a fresh binding's Call-ID (32 random hex digits and "@sipreg") and
+// From-tag (16 random hex digits): one read of the system's randomness and one
+// string for both (a binding is made per trunk at a start).
+func newIDs() (callID, fromTag string) {
+	var raw [24]byte
+	_, _ = rand.Read(raw[:])
+	const host = "@sipreg"
+	var b [48 + len(host)]byte
+	hex.Encode(b[:32], raw[:16])
+	copy(b[32:], host)
+	hex.Encode(b[32+len(host):], raw[16:])
+	s := string(b[:])
+	return s[:32+len(host)], s[32+len(host):]
 }
