@@ -170,9 +170,12 @@ func New(o Options) *Reconciler {
 			Methods: o.Spec.Methods, UserAgent: o.Spec.UserAgent},
 		Observe: r.obs.Sent, Log: r.log, Tracer: r.tracer,
 	}
-	// (The memory provider writes nowhere, and persist does not use the committer.)
-	r.commit = groupcommit.New(r.writeRecords, r.tracer)
-	r.commit.OnWritten = r.written
+	if r.durable {
+		// (The memory provider writes nowhere: no committer, whose queue and batch
+		// arrays would hold 2 MB for nothing.)
+		r.commit = groupcommit.New(r.writeRecords, r.tracer)
+		r.commit.OnWritten = r.written
+	}
 	return r
 }
 
@@ -202,10 +205,14 @@ func (r *Reconciler) Run(ctx context.Context) error {
 		}()
 	}
 	commitDone := make(chan struct{})
-	go func() {
-		defer close(commitDone)
-		r.commit.Run(workCtx)
-	}()
+	if r.commit != nil {
+		go func() {
+			defer close(commitDone)
+			r.commit.Run(workCtx)
+		}()
+	} else {
+		close(commitDone)
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { r.discoverLoop(gctx); return nil })

@@ -35,7 +35,10 @@ func withRecorder(t *testing.T) (*tracetest.SpanRecorder, func(*Reconciler)) {
 	return sr, func(r *Reconciler) {
 		r.tracer = newTracer(tp)
 		r.xr.Tracer = r.tracer
-		r.commit = groupcommit.New(r.writeRecords, r.tracer)
+		if r.commit != nil {
+			r.commit = groupcommit.New(r.writeRecords, r.tracer)
+			r.commit.OnWritten = r.written
+		}
 	}
 }
 
