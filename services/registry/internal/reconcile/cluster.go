@@ -228,18 +228,9 @@ func (r *Reconciler) lose(refs []string) {
 	if len(refs) == 0 {
 		return
 	}
-	gone := make([]*entry, 0, len(refs))
-	r.mu.Lock()
-	for _, ref := range refs {
-		// Not a removal for watchers: the new owner's write of the trunk reaches
-		// them through the change feed.
-		if e := r.entries[ref]; e != nil {
-			gone = append(gone, e)
-			r.forgetLocked(ref, e)
-		}
-	}
-	r.mu.Unlock()
-	for _, e := range gone {
+	// Not a removal for watchers: the new owner's write of the trunk reaches them
+	// through the change feed.
+	for _, e := range r.entriesOf(refs, true) {
 		r.sched.Cancel(e)
 	}
 	r.log.Info("trunks now owned by another replica", "count", len(refs), "first", refs[0])

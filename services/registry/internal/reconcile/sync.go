@@ -266,20 +266,29 @@ func (r *Reconciler) remove(ctx context.Context, key string, e *entry) {
 	r.mu.Unlock()
 }
 
+// entriesOf answers the entries of keys (of those that have one); with forget, it
+// takes them out of the engine too (forgetLocked).
+func (r *Reconciler) entriesOf(keys []string, forget bool) []*entry {
+	es := make([]*entry, 0, len(keys))
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, k := range keys {
+		if e := r.entries[k]; e != nil {
+			es = append(es, e)
+			if forget {
+				r.forgetLocked(k, e)
+			}
+		}
+	}
+	return es
+}
+
 // cancelAndQueue queues keys for a sync now, cancelling what was scheduled for them.
 func (r *Reconciler) cancelAndQueue(keys []string) {
 	if len(keys) == 0 {
 		return
 	}
-	es := make([]*entry, 0, len(keys))
-	r.mu.Lock()
-	for _, k := range keys {
-		if e := r.entries[k]; e != nil {
-			es = append(es, e)
-		}
-	}
-	r.mu.Unlock()
-	for _, e := range es {
+	for _, e := range r.entriesOf(keys, false) {
 		r.sched.Cancel(e)
 	}
 	for _, k := range keys {
