@@ -84,11 +84,13 @@ func TestFollowChanges(t *testing.T) {
 		if _, err := a.Claim(ctx, []string{"t1", "t2"}); err != nil {
 			t.Fatal(err)
 		}
+		// One expiry for every record: made anew at the comparison, a second boundary
+		// crossed since the write made the test fail.
+		expires := time.Now().Add(time.Hour).UTC().Truncate(time.Second)
 		rec := func(ref string, cseq uint32) registration.Record {
 			return registration.Record{
 				TrunkRef: ref, AOR: "sip:" + ref + "@example.net", State: registration.StateRegistered,
-				CallID: "call-" + ref, FromTag: "tag", CSeq: cseq, Fence: 1,
-				ExpiresAt: time.Now().Add(time.Hour).UTC().Truncate(time.Second),
+				CallID: "call-" + ref, FromTag: "tag", CSeq: cseq, Fence: 1, ExpiresAt: expires,
 			}
 		}
 		// B holds no lease: refused, and nothing is published.
