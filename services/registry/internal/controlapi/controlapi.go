@@ -69,6 +69,9 @@ const StoreFaultGrace = 30 * time.Second
 // Options.MaxWatchStreams is zero (the default of spec.maxWatchStreams).
 const DefaultMaxWatchStreams = 256
 
+// DefaultWatchDropGrace is Options.WatchDropGrace when zero.
+const DefaultWatchDropGrace = 10 * time.Second
+
 // maxRequestBytes bounds every request message; the largest legitimate one is a few
 // hundred bytes.
 const maxRequestBytes = 1 << 20
@@ -86,6 +89,11 @@ type Options struct {
 	// MaxWatchStreams caps the WatchRegistrations streams open at once; one more is
 	// refused with ResourceExhausted. DefaultMaxWatchStreams when zero or negative.
 	MaxWatchStreams int
+	// WatchDropGrace is how long a WatchRegistrations client dropped as too slow has to
+	// read what was already sent (then ResourceExhausted) before its stream is reset: a
+	// client that stopped reading holds no stream slot and no goroutine past it.
+	// DefaultWatchDropGrace when zero or negative.
+	WatchDropGrace time.Duration
 	// Observer is told about refused calls and open streams (metrics); nil: nobody.
 	Observer Observer
 	// TracerProvider, when set, traces every RegistrationService call with
@@ -125,6 +133,9 @@ func NewHandler(engine Engine, opts Options) http.Handler {
 	if opts.MaxWatchStreams <= 0 {
 		opts.MaxWatchStreams = DefaultMaxWatchStreams
 	}
+	if opts.WatchDropGrace <= 0 {
+		opts.WatchDropGrace = DefaultWatchDropGrace
+	}
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
@@ -143,14 +154,16 @@ func NewHandler(engine Engine, opts Options) http.Handler {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle(registryv1connect.NewRegistrationServiceHandler(&service{
+	path, svc := registryv1connect.NewRegistrationServiceHandler(&service{
 		engine:        engine,
 		log:           opts.Logger,
 		forceTimeout:  opts.ForceTimeout,
 		forwardClient: &http.Client{Timeout: opts.ForceTimeout + 5*time.Second},
 		watchers:      streamLimit{max: int64(opts.MaxWatchStreams)},
+		dropGrace:     opts.WatchDropGrace,
 		obs:           opts.Observer,
-	}, svcOpts...))
+	}, svcOpts...)
+	mux.Handle(path, withResponseWriter(svc))
 
 	// Every service served here is listed, the reflection services too (as grpc-go
 	// servers list them); grpcreflect resolves their descriptors itself.

@@ -3,6 +3,8 @@ package controlapi_test
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -170,35 +172,17 @@ func TestWatchTooSlowEndsResourceExhausted(t *testing.T) {
 }
 
 // A client that stops reading while changes keep coming is dropped: the engine's queue
-// for it overflows, and once the client reads again it finds the changes sent before,
-// then ResourceExhausted.
+// for it overflows at once (the engine never waits), and once the client reads again
+// within Options.WatchDropGrace it finds the changes sent before, then
+// ResourceExhausted.
 func TestWatchSlowReaderIsDropped(t *testing.T) {
-	e := newEnv(t, func(_ *controlapi.Options, f *fixture) { f.backlog = 4 })
-	big := registration.Record{TrunkRef: "t-a", State: registration.StateRegistered, TrunkName: strings.Repeat("x", 64<<10)}
+	e := newEnv(t, func(o *controlapi.Options, f *fixture) {
+		f.backlog = 4
+		o.WatchDropGrace = time.Hour // never reached here
+	})
 	for _, name := range []string{"connect-proto-http1", "grpc-go-h2c"} {
 		t.Run(name, func(t *testing.T) {
-			s, err := transportByName(t, e, name).dial(t, apiToken).Watch(ctxFor(t), &registryv1.WatchRegistrationsRequest{TrunkRef: "t-a"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			recvN(t, s, 1)
-			sub := e.subscription(t)
-			// The client reads nothing now: the handler blocks on a full connection,
-			// the queue overflows, the handler ends the stream and closes the
-			// subscription.
-			deadline := time.After(waitLimit)
-		push:
-			for {
-				select {
-				case <-sub.gone:
-					break push
-				case <-deadline:
-					t.Fatal("a reader that stopped was never dropped")
-				default:
-					sub.Push(watch.Event{Record: big})
-					runtime.Gosched()
-				}
-			}
+			s, sub := stallWatch(t, e, name)
 			for {
 				m, err := s.Recv()
 				if err != nil {
@@ -209,7 +193,71 @@ func TestWatchSlowReaderIsDropped(t *testing.T) {
 					t.Fatalf("change = %v", m)
 				}
 			}
+			wantGone(t, sub)
 		})
+	}
+	e.waitMetric(t, "sipreg_watch_streams", 0)
+}
+
+// A client dropped as too slow that never reads again is reset once
+// Options.WatchDropGrace has passed: its handler (blocked by flow control on what it was
+// sending) ends and gives back its stream slot without the client's help.
+func TestWatchStalledReaderIsReset(t *testing.T) {
+	e := newEnv(t, func(o *controlapi.Options, f *fixture) {
+		f.backlog = 4
+		o.WatchDropGrace = time.Millisecond
+	})
+	for _, name := range []string{"connect-proto-http1", "grpc-go-h2c"} {
+		t.Run(name, func(t *testing.T) {
+			s, sub := stallWatch(t, e, name)
+			wantGone(t, sub) // the client has read nothing since the snapshot
+			e.waitMetric(t, "sipreg_watch_streams", 0)
+			for {
+				if _, err := s.Recv(); err != nil {
+					break // reset, or (when the handler was not blocked) ResourceExhausted
+				}
+			}
+		})
+	}
+}
+
+// stallWatch opens a WatchRegistrations stream on transport name, reads its snapshot and
+// then nothing, while large changes are pushed until the subscription overflows and
+// drops. Each change waits (a little) for the handler to take it, so that the handler is
+// blocked in a Send on the full connection when the drop comes, not merely outrun.
+func stallWatch(t *testing.T, e *env, name string) (watchStream, *subscription) {
+	t.Helper()
+	const patience = 20 * time.Millisecond // for the handler to take one change
+	// Random text: gzip (which Connect clients accept) would shrink a repeated byte to
+	// nothing, and the connection would take changes by the thousand before filling.
+	noise := make([]byte, 48<<10)
+	_, _ = rand.Read(noise)
+	big := registration.Record{TrunkRef: "t-a", State: registration.StateRegistered, TrunkName: base64.StdEncoding.EncodeToString(noise)}
+	// The client's own deadline comes well after wantGone's limit: the handler must end
+	// without it.
+	ctx, cancel := context.WithTimeout(t.Context(), 3*waitLimit)
+	t.Cleanup(cancel)
+	s, err := transportByName(t, e, name).dial(t, apiToken).Watch(ctx, &registryv1.WatchRegistrationsRequest{TrunkRef: "t-a"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	recvN(t, s, 1)
+	sub := e.subscription(t)
+	deadline := time.Now().Add(waitLimit)
+	for {
+		sub.Push(watch.Event{Record: big})
+		pushed := time.Now()
+		for sub.Len() > 0 && time.Since(pushed) < patience {
+			runtime.Gosched()
+		}
+		select {
+		case <-sub.Dropped():
+			return s, sub
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a reader that stopped was never dropped")
+		}
 	}
 }
 

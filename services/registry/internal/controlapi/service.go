@@ -36,7 +36,9 @@ type service struct {
 	forwardClient connect.HTTPClient
 	// watchers counts the open WatchRegistrations streams, up to its max.
 	watchers streamLimit
-	obs      Observer
+	// dropGrace is Options.WatchDropGrace.
+	dropGrace time.Duration
+	obs       Observer
 }
 
 var _ registryv1connect.RegistrationServiceHandler = (*service)(nil)

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"sync"
 	"sync/atomic"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -66,6 +69,7 @@ func (s *service) WatchRegistrations(ctx context.Context, req *connect.Request[r
 	ref := req.Msg.GetTrunkRef()
 	sub := s.engine.Subscribe()
 	defer sub.Close()
+	defer resetWhenStalled(ctx, sub, s.dropGrace)()
 	if err := stream.Send(nil); err != nil {
 		return err
 	}
@@ -105,6 +109,45 @@ func (s *service) WatchRegistrations(ctx context.Context, req *connect.Request[r
 		}); err != nil {
 			return err
 		}
+	}
+}
+
+// responseWriterKey is the context key of the http.ResponseWriter of a
+// RegistrationService call (withResponseWriter).
+type responseWriterKey struct{}
+
+// withResponseWriter serves h with the call's http.ResponseWriter in its context, so that
+// a WatchRegistrations handler can set a write deadline on its stream.
+func withResponseWriter(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), responseWriterKey{}, w)))
+	})
+}
+
+// resetWhenStalled watches sub for as long as the handler runs (until the function it
+// returns is called): once sub is dropped as too slow, the stream gets a write deadline
+// grace from then. A client that reads again within it finds what was sent before, then
+// ResourceExhausted; one that stopped reading altogether is reset at the deadline, when
+// the handler's blocked Send fails, so that it holds no goroutine or stream slot (flow
+// control would otherwise block that Send for as long as the connection lives).
+func resetWhenStalled(ctx context.Context, sub *watch.Subscription, grace time.Duration) (stop func()) {
+	w, ok := ctx.Value(responseWriterKey{}).(http.ResponseWriter)
+	if !ok {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		select {
+		case <-sub.Dropped():
+			// Not past the handler's end: stop waits for this goroutine first.
+			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(grace))
+		case <-done:
+		}
+	})
+	return func() {
+		close(done)
+		wg.Wait()
 	}
 }
 

@@ -32,6 +32,7 @@ type Subscription struct {
 	backlog int
 	onClose func()
 	ready   chan struct{} // a token when events or the end wait
+	dropped chan struct{} // closed when the reader fell too far behind
 
 	mu     sync.Mutex
 	q      []Event
@@ -46,7 +47,7 @@ func NewSubscription(backlog int, onClose func()) *Subscription {
 	if backlog < 1 {
 		backlog = DefaultWatchBacklog
 	}
-	return &Subscription{backlog: backlog, onClose: onClose, ready: make(chan struct{}, 1)}
+	return &Subscription{backlog: backlog, onClose: onClose, ready: make(chan struct{}, 1), dropped: make(chan struct{})}
 }
 
 // Push queues ev without blocking. Past the backlog the queue is freed and the
@@ -60,11 +61,16 @@ func (s *Subscription) Push(ev Event) {
 	if len(s.q)-s.head >= s.backlog {
 		s.q, s.head = nil, 0
 		s.end = fmt.Errorf("%w: more than %d changes unread", ErrWatcherTooSlow, s.backlog)
+		close(s.dropped)
 	} else {
 		s.q = append(s.q, ev)
 	}
 	s.signal()
 }
+
+// Dropped is closed when the subscription ends with ErrWatcherTooSlow, while its reader
+// may still be busy (blocked sending what it read before, to a client that stopped).
+func (s *Subscription) Dropped() <-chan struct{} { return s.dropped }
 
 // End makes the subscription end with err once the events already queued are read.
 func (s *Subscription) End(err error) {
@@ -141,8 +147,8 @@ func (s *Subscription) Close() {
 	}
 }
 
-// pending is the number of unread events (tests).
-func (s *Subscription) pending() int {
+// Len is the number of unread events.
+func (s *Subscription) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.q) - s.head

@@ -24,6 +24,11 @@ func TestSubscriptionQueue(t *testing.T) {
 		s.Push(ev("b"))
 		s.End(errEnd)
 		s.Push(ev("late")) // after the end: dropped
+		select {
+		case <-s.Dropped():
+			t.Fatal("Dropped closed by an end that is not a drop")
+		default:
+		}
 		for _, want := range []string{"a", "b"} {
 			got, err := s.Next(ctx)
 			if err != nil || got.Record.TrunkRef != want {
@@ -36,10 +41,22 @@ func TestSubscriptionQueue(t *testing.T) {
 	})
 	t.Run("a reader past the backlog is dropped and its memory freed", func(t *testing.T) {
 		s := NewSubscription(3, nil)
-		for _, r := range []string{"a", "b", "c", "d"} {
+		for _, r := range []string{"a", "b", "c"} {
 			s.Push(ev(r))
 		}
-		if n := s.pending(); n != 0 {
+		select {
+		case <-s.Dropped():
+			t.Fatal("Dropped closed at the backlog, before it was passed")
+		default:
+		}
+		s.Push(ev("d"))
+		s.Push(ev("e")) // after the drop: ignored (Dropped closes once)
+		select {
+		case <-s.Dropped():
+		default:
+			t.Fatal("Dropped still open past the backlog")
+		}
+		if n := s.Len(); n != 0 {
 			t.Fatalf("pending after overflow = %d, want the queue freed", n)
 		}
 		if _, err := s.Next(ctx); !errors.Is(err, ErrWatcherTooSlow) {
