@@ -3,7 +3,10 @@ package reconcile
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"sipreg.dev/services/registry/internal/cluster"
 	"sipreg.dev/services/registry/internal/cluster/ownership"
@@ -91,7 +94,7 @@ func (r *Reconciler) claim(ctx context.Context, set []desired.Trunk, idx []int, 
 	me := r.own.ID()
 	var due []string
 	from := map[string]int{}
-	var taken []registration.Record
+	var taken, takeovers []registration.Record
 	// take is called in the order of refs (Ownership.Claim), for those claimed: a
 	// cursor finds each one's trunk, with no index of 100,000 refs at a start.
 	next := 0
@@ -124,10 +127,13 @@ func (r *Reconciler) claim(ctx context.Context, set []desired.Trunk, idx []int, 
 		switch {
 		case c.Takeover && e.rec.State() == registration.StateRegistered:
 			// Failover: the provider must see a refresh before anything can lapse. Its
-			// outcome, within a second, shows the new owner: no record write before it
-			// (half the writes of a failover, and no wait for them).
+			// first REGISTER goes above the stored CSeq ceiling, so its record is
+			// written first with a new one (takeoverWrite: in batches, not one
+			// reservation per trunk that its worker would wait for), then it is due.
+			r.sched.Cancel(e)
+			e.claiming = true
 			e.rec.SetNext(registration.ActionRefresh, c.RefreshAt)
-			r.sched.At(e, c.RefreshAt)
+			takeovers = append(takeovers, e.record())
 			from[c.From]++
 			r.log.Debug("trunk taken over from a replica that left", "trunk", c.Ref, "from", c.From, "fence", c.Fence)
 		case c.Record != nil:
@@ -138,24 +144,62 @@ func (r *Reconciler) claim(ctx context.Context, set []desired.Trunk, idx []int, 
 			taken = append(taken, e.record())
 		}
 	})
+	var writes errgroup.Group
+	writes.SetLimit(takeoverWrites)
+	for batch := range slices.Chunk(takeovers, takeoverBatch) {
+		writes.Go(func() error {
+			r.takeoverWrite(ctx, batch)
+			return nil
+		})
+	}
+	_ = writes.Wait()
 	if len(taken) > 0 {
-		refused, err := r.writeRecords(ctx, taken)
-		r.mu.Lock()
-		for _, rec := range taken {
-			if e := r.entries[rec.TrunkRef]; e != nil {
-				e.claiming = false
-			}
-		}
-		r.mu.Unlock()
-		if err == nil {
-			r.lose(refused)
-		}
+		r.claimWrite(ctx, taken)
 	}
 	for prev, n := range from {
 		r.log.Info("trunks taken over from a replica that left", "from", prev, "count", n)
 	}
 	r.cancelAndQueue(due)
 	return took, added
+}
+
+// The records of trunks taken over are written takeoverBatch to a write, takeoverWrites
+// writes at a time: the first batches' REGISTERs go out while the next are written.
+const (
+	takeoverBatch  = 500
+	takeoverWrites = 4
+)
+
+// claimWrite writes the records of trunks just claimed (e.claiming set), then lets
+// their workers run; those another replica holds now are forgotten.
+func (r *Reconciler) claimWrite(ctx context.Context, recs []registration.Record) {
+	refused, err := r.writeRecords(ctx, recs)
+	r.mu.Lock()
+	for _, rec := range recs {
+		if e := r.entries[rec.TrunkRef]; e != nil {
+			e.claiming = false
+		}
+	}
+	r.mu.Unlock()
+	if err == nil {
+		r.lose(refused)
+	}
+}
+
+// takeoverWrite writes the records of trunks taken over from a replica that died, with
+// this replica's fence and a CSeq ceiling above every CSeq the dead one can have sent
+// (so that their first REGISTERs need no reservation of their own), then schedules
+// their refreshes (at their NextActionAt: within a second). Should the write fail, each
+// worker still reserves its CSeq before sending, or sends nothing.
+func (r *Reconciler) takeoverWrite(ctx context.Context, recs []registration.Record) {
+	r.claimWrite(ctx, recs)
+	refs := make([]string, len(recs))
+	for i := range recs {
+		refs[i] = recs[i].TrunkRef
+	}
+	for _, e := range r.entriesOf(refs, false) {
+		r.sched.At(e, e.rec.NextActionAt())
+	}
 }
 
 // LeasesLost takes back what it can of the trunks whose leases this replica lost, and
