@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
-	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
 )
 
@@ -35,7 +34,8 @@ const (
 type conn struct {
 	c   *Client
 	nc  net.Conn
-	fr  *http2.Framer // read by the reader goroutine only; written under wmu
+	fr  *http2.Framer  // read by the reader goroutine only; written under wmu
+	hd  *headerDecoder // the reader's: decodes the header blocks fr reads
 	bw  *bufio.Writer
 	wmu sync.Mutex
 	// flushing: a flush is asked of the flusher and not begun (under wmu). Writers
@@ -113,8 +113,7 @@ func newConn(nc net.Conn, c *Client, deadline time.Time) (*conn, error) {
 	cn.cond.L = &cn.mu
 	cn.fr = http2.NewFramer(cn.bw, bufio.NewReaderSize(nc, 32<<10))
 	cn.fr.SetReuseFrames()
-	cn.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
-	cn.fr.MaxHeaderListSize = maxHeaderList
+	cn.hd = newHeaderDecoder(cn.fr) // header blocks: headers.go, not the framer's ReadMetaHeaders
 	cn.fr.SetMaxReadFrameSize(defaultFrame)
 	if err := nc.SetDeadline(deadline); err != nil {
 		return nil, err

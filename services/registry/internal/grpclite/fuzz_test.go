@@ -172,16 +172,7 @@ func TestFuzzSeeds(t *testing.T) {
 		"over-max-recv": codes.ResourceExhausted, "http-503": codes.Unavailable,
 	} {
 		t.Run(name, func(t *testing.T) {
-			file, err := os.ReadFile(filepath.Join("testdata", "fuzz", "FuzzAnswer", name))
-			if err != nil {
-				t.Fatal(err)
-			}
-			quoted, ok := strings.CutPrefix(strings.TrimSpace(string(file)), "go test fuzz v1\n[]byte(")
-			input, err := strconv.Unquote(strings.TrimSuffix(quoted, ")"))
-			if !ok || err != nil {
-				t.Fatalf("not a corpus file: %v", err)
-			}
-			got, err := rawCall(t, []byte(input), true)
+			got, err := rawCall(t, corpusInput(t, filepath.Join("testdata", "fuzz", "FuzzAnswer", name)), true)
 			if status.Code(err) != want {
 				t.Fatalf("got %v, want %v", err, want)
 			}
@@ -191,4 +182,19 @@ func TestFuzzSeeds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// corpusInput is the input of a corpus file of a fuzz test of one []byte.
+func corpusInput(t testing.TB, path string) []byte {
+	t.Helper()
+	file, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	quoted, ok := strings.CutPrefix(strings.TrimSpace(string(file)), "go test fuzz v1\n[]byte(")
+	input, err := strconv.Unquote(strings.TrimSuffix(quoted, ")"))
+	if !ok || err != nil {
+		t.Fatalf("%s is not a corpus file: %v", path, err)
+	}
+	return []byte(input)
 }

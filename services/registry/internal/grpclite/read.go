@@ -17,6 +17,10 @@ func (cn *conn) read() {
 	defer cn.c.forget(cn)
 	for {
 		f, err := cn.fr.ReadFrame()
+		var b *block
+		if hf, ok := f.(*http2.HeadersFrame); ok && err == nil {
+			b, err = cn.hd.read(hf)
+		}
 		if err != nil {
 			var se http2.StreamError
 			if errors.As(err, &se) && se.StreamID != 0 {
@@ -29,8 +33,8 @@ func (cn *conn) read() {
 			return
 		}
 		switch f := f.(type) {
-		case *http2.MetaHeadersFrame:
-			cn.onHeaders(f)
+		case *http2.HeadersFrame:
+			cn.onHeaders(b)
 		case *http2.DataFrame:
 			cn.onData(f)
 		case *http2.RSTStreamFrame:
@@ -82,9 +86,9 @@ func (cn *conn) settings(f *http2.SettingsFrame) {
 }
 
 // onHeaders reads a call's response headers, or its trailers.
-func (cn *conn) onHeaders(f *http2.MetaHeadersFrame) {
+func (cn *conn) onHeaders(b *block) {
 	cn.mu.Lock()
-	s := cn.streams[f.StreamID]
+	s := cn.streams[b.streamID]
 	if s == nil {
 		cn.mu.Unlock() // a call that ended already
 		return
@@ -93,41 +97,42 @@ func (cn *conn) onHeaders(f *http2.MetaHeadersFrame) {
 	s.gotHeaders = true
 	var err *callError
 	switch {
-	case first && !f.StreamEnded():
-		err = responseHeaders(f)
+	case first && !b.ended:
+		err = responseHeaders(b)
 		if err == nil {
 			cn.mu.Unlock()
 			return
 		}
-	case !f.StreamEnded():
+	case !b.ended:
 		err = newError(codes.Internal, "grpclite: headers after the answer's headers without the end of the stream", nil)
 	default:
 		// Trailers, or a trailers-only answer.
 		if first {
-			err = responseHeaders(f)
+			err = responseHeaders(b)
 		}
 		if err == nil {
-			err = trailerStatus(f)
+			err = trailerStatus(b)
 		}
 	}
 	ended := cn.finishLocked(s, err)
 	cn.mu.Unlock()
-	if ended && !f.StreamEnded() {
-		cn.write(func(fr *http2.Framer) error { return fr.WriteRSTStream(f.StreamID, http2.ErrCodeCancel) })
+	if ended && !b.ended {
+		id := b.streamID
+		cn.write(func(fr *http2.Framer) error { return fr.WriteRSTStream(id, http2.ErrCodeCancel) })
 	}
 }
 
 // responseHeaders checks an answer's first headers: HTTP 200 and a gRPC content type,
 // unless a grpc-status says what happened.
-func responseHeaders(f *http2.MetaHeadersFrame) *callError {
-	if f.PseudoValue("status") != "200" {
-		if _, has := lookup(f, "grpc-status"); f.StreamEnded() && has {
+func responseHeaders(b *block) *callError {
+	if b.status != "200" {
+		if b.ended && b.hasGRPCStatus {
 			return nil // trailers-only: its status tells
 		}
-		code, _ := strconv.Atoi(f.PseudoValue("status"))
-		return newError(httpCode(code), fmt.Sprintf("grpclite: unexpected HTTP status code received from server: %q", f.PseudoValue("status")), nil)
+		code, _ := strconv.Atoi(b.status)
+		return newError(httpCode(code), fmt.Sprintf("grpclite: unexpected HTTP status code received from server: %q", b.status), nil)
 	}
-	ct := field(f, "content-type")
+	ct := b.contentType
 	if ct != "application/grpc" && !strings.HasPrefix(ct, "application/grpc+") && !strings.HasPrefix(ct, "application/grpc;") {
 		return newError(codes.Internal, fmt.Sprintf("grpclite: unexpected content-type %q", ct), nil)
 	}
@@ -135,32 +140,15 @@ func responseHeaders(f *http2.MetaHeadersFrame) *callError {
 }
 
 // trailerStatus is the status in an answer's trailers: nil when OK.
-func trailerStatus(f *http2.MetaHeadersFrame) *callError {
-	v := field(f, "grpc-status")
-	code, err := strconv.ParseUint(v, 10, 32)
+func trailerStatus(b *block) *callError {
+	code, err := strconv.ParseUint(b.grpcStatus, 10, 32)
 	if err != nil {
-		return newError(codes.Internal, fmt.Sprintf("grpclite: malformed grpc-status %q in the trailers", v), nil)
+		return newError(codes.Internal, fmt.Sprintf("grpclite: malformed grpc-status %q in the trailers", b.grpcStatus), nil)
 	}
 	if code == 0 {
 		return nil
 	}
-	return &callError{st: status.New(codes.Code(code), decodeMessage(field(f, "grpc-message")))}
-}
-
-// field is the value of the header name ("" when absent).
-func field(f *http2.MetaHeadersFrame, name string) string {
-	v, _ := lookup(f, name)
-	return v
-}
-
-// lookup is the value of the header name, and whether it is there.
-func lookup(f *http2.MetaHeadersFrame, name string) (string, bool) {
-	for _, hf := range f.Fields {
-		if hf.Name == name {
-			return hf.Value, true
-		}
-	}
-	return "", false
+	return &callError{st: status.New(codes.Code(code), decodeMessage(b.grpcMessage))}
 }
 
 // onData adds a DATA frame's bytes to its call's answer, and gives the flow-control
