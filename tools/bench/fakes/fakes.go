@@ -315,10 +315,10 @@ func Serve(n int, watch io.Writer, req requesterv2beta1.RequesterServer) (apiAdd
 		apiLis.Close()
 		return "", "", nil, fmt.Errorf("requester: %w", err)
 	}
-	// A pool of stream workers instead of a goroutine per call, and one write buffer
-	// shared by the connection's streams: the fakes share the machine with the registry
-	// they measure, so they should take as little of it as they can.
-	reqSrv := grpc.NewServer(grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))), grpc.SharedWriteBuffer(true))
+	// A pool of stream workers instead of a goroutine per call: the fakes share the
+	// machine with the registry they measure, so they should take as little of it as
+	// they can.
+	reqSrv := grpc.NewServer(grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))))
 	requesterv2beta1.RegisterRequesterServer(reqSrv, req)
 	var serving sync.WaitGroup
 	serving.Go(func() { _ = api.Serve(apiLis) })
