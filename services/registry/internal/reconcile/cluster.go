@@ -37,8 +37,9 @@ type Ownership interface {
 	Peers() []ownership.Peer
 	Alone() bool
 	FirstWait() time.Duration
-	// Claim calls take for each ref it claimed, in the order of refs, after its I/O.
-	Claim(ctx context.Context, refs []string, take func(ownership.Claimed))
+	// Claim calls take with the refs it claimed, a piece at a time, in the order of
+	// refs, each piece after its I/O; take must not keep the slice.
+	Claim(ctx context.Context, refs []string, take func([]ownership.Claimed))
 	Reclaim(ctx context.Context, lost []string) (back map[string]int64, gone []string)
 	Release(ctx context.Context, refs []string)
 	Leave(ctx context.Context)
@@ -94,16 +95,20 @@ func (r *Reconciler) claim(ctx context.Context, set []desired.Trunk, idx []int, 
 	me := r.own.ID()
 	var due []string
 	from := map[string]int{}
-	var taken, takeovers []registration.Record
+	var taken []registration.Record
+	// The takeovers' writes start with each piece's (Ownership.Claim), so the first
+	// REGISTERs go out while the next piece is claimed.
+	var writes errgroup.Group
+	writes.SetLimit(takeoverWrites)
 	// take is called in the order of refs (Ownership.Claim), for those claimed: a
 	// cursor finds each one's trunk, with no index of 100,000 refs at a start.
 	next := 0
-	r.own.Claim(ctx, refs, func(c ownership.Claimed) {
+	take := func(c ownership.Claimed) (takeover *registration.Record) {
 		for next < len(refs) && refs[next] != c.Ref {
 			next++
 		}
 		if next == len(refs) {
-			return
+			return nil
 		}
 		d := set[idx[next]]
 		next++
@@ -133,9 +138,10 @@ func (r *Reconciler) claim(ctx context.Context, set []desired.Trunk, idx []int, 
 			r.sched.Cancel(e)
 			e.claiming = true
 			e.rec.SetNext(registration.ActionRefresh, c.RefreshAt)
-			takeovers = append(takeovers, e.record())
 			from[c.From]++
 			r.log.Debug("trunk taken over from a replica that left", "trunk", c.Ref, "from", c.From, "fence", c.Fence)
+			rec := e.record()
+			return &rec
 		case c.Record != nil:
 			// Write the new owner and fence at once, so every replica's control API
 			// shows who holds the trunk now (its next REGISTER may be minutes away).
@@ -143,15 +149,22 @@ func (r *Reconciler) claim(ctx context.Context, set []desired.Trunk, idx []int, 
 			e.claiming = true
 			taken = append(taken, e.record())
 		}
-	})
-	var writes errgroup.Group
-	writes.SetLimit(takeoverWrites)
-	for batch := range slices.Chunk(takeovers, takeoverBatch) {
-		writes.Go(func() error {
-			r.takeoverWrite(ctx, batch)
-			return nil
-		})
+		return nil
 	}
+	r.own.Claim(ctx, refs, func(piece []ownership.Claimed) {
+		var takeovers []registration.Record
+		for _, c := range piece {
+			if rec := take(c); rec != nil {
+				takeovers = append(takeovers, *rec)
+			}
+		}
+		for batch := range slices.Chunk(takeovers, takeoverBatch) {
+			writes.Go(func() error {
+				r.takeoverWrite(ctx, batch)
+				return nil
+			})
+		}
+	})
 	_ = writes.Wait()
 	if len(taken) > 0 {
 		r.claimWrite(ctx, taken)

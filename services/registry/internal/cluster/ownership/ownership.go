@@ -151,14 +151,20 @@ func (l *Leases) Alone() bool {
 // lease TTL, so that replicas started together see each other before they claim.
 func (l *Leases) FirstWait() time.Duration { return l.c.LeaseTTL() / 3 }
 
+// claimPiece is how many trunks Leases.Claim claims, reads and hands to the engine at a
+// time: the engine starts on one piece (a takeover's writes and REGISTERs) while the next
+// is claimed.
+const claimPiece = 2000
+
 // Claim takes the leases of refs (trunks Mine and not tracked by the engine yet) and
-// reads their stored records, so that their Call-ID, From-tag and CSeq continue; then
-// it calls take for each trunk claimed, in the order of refs, after all its round
-// trips. A trunk whose previous owner died while it was registered comes with
+// reads their stored records, so that their Call-ID, From-tag and CSeq continue; it
+// does so claimPiece trunks at a time, and calls take with the trunks of each piece it
+// claimed, in the order of refs, after that piece's round trips (take must not keep the
+// slice). A trunk whose previous owner died while it was registered comes with
 // Takeover: it is refreshed within a second. One handed over by a replica that left
 // on purpose keeps its schedule. While leases just vanished (see Reclaim) nothing is
 // claimed.
-func (l *Leases) Claim(ctx context.Context, refs []string, take func(Claimed)) {
+func (l *Leases) Claim(ctx context.Context, refs []string, take func([]Claimed)) {
 	l.mu.Lock()
 	hold := l.clock().Before(l.claimHold)
 	if hold || len(refs) == 0 {
@@ -168,15 +174,25 @@ func (l *Leases) Claim(ctx context.Context, refs []string, take func(Claimed)) {
 	if hold || len(refs) == 0 {
 		return
 	}
+	// Whether each replica that left did so on purpose, asked once per Claim.
+	handedOver := map[string]bool{}
+	unclaimed := 0
+	for piece := range slices.Chunk(refs, claimPiece) {
+		unclaimed += l.claimPiece(ctx, piece, handedOver, take)
+	}
+	l.mu.Lock()
+	l.unclaimed = unclaimed
+	l.mu.Unlock()
+}
+
+// claimPiece is Claim for one piece of refs; it returns how many it could not claim.
+func (l *Leases) claimPiece(ctx context.Context, refs []string, handedOver map[string]bool, take func([]Claimed)) int {
 	got, err := l.c.Claim(ctx, refs)
 	if err != nil {
 		l.log.Debug("claiming trunks failed", "err", err, "trunks", len(refs))
 	}
-	l.mu.Lock()
-	l.unclaimed = len(refs) - len(got)
-	l.mu.Unlock()
 	if len(got) == 0 {
-		return
+		return len(refs)
 	}
 	claimed := make([]string, 0, len(got))
 	for _, ref := range refs {
@@ -201,7 +217,7 @@ func (l *Leases) Claim(ctx context.Context, refs []string, take func(Claimed)) {
 	// A replica that left on purpose (SIGTERM) handed its bindings over in good
 	// order: they keep their schedule. Only those of a replica that died are
 	// refreshed at once.
-	handedOver := map[string]bool{}
+	out := make([]Claimed, 0, len(claimed))
 	for _, ref := range claimed {
 		c := Claimed{Ref: ref, Fence: got[ref]}
 		if rec, ok := recs[ref]; ok {
@@ -220,8 +236,10 @@ func (l *Leases) Claim(ctx context.Context, refs []string, take func(Claimed)) {
 				c.RefreshAt = now.Add(time.Duration(mrand.Int64N(int64(time.Second))))
 			}
 		}
-		take(c)
+		out = append(out, c)
 	}
+	take(out)
+	return len(refs) - len(got)
 }
 
 // Reclaim tries to take back leases this replica lost. A lease can vanish without a

@@ -2,6 +2,7 @@ package ownership
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -49,9 +50,11 @@ func claimAll(t *testing.T, l *Leases, refs ...string) map[string]Claimed {
 	t.Helper()
 	out := map[string]Claimed{}
 	var order []string
-	l.Claim(t.Context(), refs, func(c Claimed) {
-		out[c.Ref] = c
-		order = append(order, c.Ref)
+	l.Claim(t.Context(), refs, func(cs []Claimed) {
+		for _, c := range cs {
+			out[c.Ref] = c
+			order = append(order, c.Ref)
+		}
 	})
 	if want := slices.DeleteFunc(slices.Clone(refs), func(ref string) bool { _, ok := out[ref]; return !ok }); !slices.Equal(order, want) {
 		t.Fatalf("take called in order %v, want the order of refs %v", order, want)
@@ -128,11 +131,42 @@ func TestReclaimHoldsClaims(t *testing.T) {
 // TestAll: one replica owns every trunk, always valid with fence 0.
 func TestAll(t *testing.T) {
 	var got []Claimed
-	All{}.Claim(t.Context(), []string{"a", "b"}, func(c Claimed) { got = append(got, c) })
+	All{}.Claim(t.Context(), []string{"a", "b"}, func(cs []Claimed) { got = append(got, cs...) })
 	if !slices.Equal(got, []Claimed{{Ref: "a"}, {Ref: "b"}}) {
 		t.Fatalf("All.Claim = %+v", got)
 	}
 	if fence, ok := (All{}).Valid("a"); !ok || fence != 0 || !(All{}).Mine("a") || !(All{}).Alone() {
 		t.Fatal("All does not own everything")
+	}
+}
+
+// TestClaimInPieces: a claim of more than claimPiece trunks hands them to the engine a
+// piece at a time (each after its own round trips, so the engine starts on the first
+// while the next is claimed), in the order of refs, and counts what it could not claim
+// over every piece, so that the retries are not skipped.
+func TestClaimInPieces(t *testing.T) {
+	coord := &fakeCoord{members: []cluster.Member{{ID: "me"}}, taken: map[string]bool{"r00001": true, "r02500": true}}
+	l := NewLeases(coord, storetest.NewMemory(), nil, nil)
+	refs := make([]string, claimPiece+claimPiece/2)
+	for i := range refs {
+		refs[i] = fmt.Sprintf("r%05d", i)
+	}
+	var sizes []int
+	var order []string
+	l.Claim(t.Context(), refs, func(cs []Claimed) {
+		sizes = append(sizes, len(cs))
+		for _, c := range cs {
+			order = append(order, c.Ref)
+		}
+	})
+	if !slices.Equal(sizes, []int{claimPiece - 1, claimPiece/2 - 1}) || coord.claims != 2 {
+		t.Fatalf("take got pieces of %v after %d claims; want %d and %d after 2", sizes, coord.claims, claimPiece-1, claimPiece/2-1)
+	}
+	want := slices.DeleteFunc(slices.Clone(refs), func(ref string) bool { return coord.taken[ref] })
+	if !slices.Equal(order, want) {
+		t.Fatal("the pieces' trunks are not in the order of refs")
+	}
+	if l.unclaimed != 2 {
+		t.Fatalf("unclaimed = %d, want 2 (one held elsewhere in each piece)", l.unclaimed)
 	}
 }
