@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -58,24 +59,19 @@ func invert[K comparable, V comparable](m map[K]V) map[V]K {
 // encodeV3 is the value of version 3 of rec: the byte 3, then rec as a
 // RecordV3.
 func encodeV3(rec registration.Record) ([]byte, error) {
-	m := &storepb.RecordV3{
-		TrunkRef:         rec.TrunkRef,
-		TrunkName:        rec.TrunkName,
-		EdgePort:         rec.EdgePort,
-		Cseq:             rec.CSeq,
-		CseqCeiling:      rec.CSeqCeiling,
-		RequestedExpires: int64(rec.RequestedExpires),
-		MinExpires:       int64(rec.MinExpires),
-		NoGin:            rec.NoGin,
-		GrantedExpires:   int64(rec.GrantedExpires),
-		LastResponseCode: int64(rec.LastResponseCode),
-		LastResponseType: rec.LastResponseType,
-		LastReason:       rec.LastReason,
-		LastError:        rec.LastError,
-		Failures:         int64(rec.Failures),
-		Owner:            rec.Owner,
-		Fence:            rec.Fence,
-	}
+	sc := v3Scratches.Get().(*v3Scratch)
+	defer func() {
+		// Nothing of rec stays reachable from the pool.
+		proto.Reset(&sc.m)
+		v3Scratches.Put(sc)
+	}()
+	m := &sc.m
+	m.TrunkRef, m.TrunkName, m.EdgePort = rec.TrunkRef, rec.TrunkName, rec.EdgePort
+	m.Cseq, m.CseqCeiling = rec.CSeq, rec.CSeqCeiling
+	m.RequestedExpires, m.MinExpires, m.NoGin = int64(rec.RequestedExpires), int64(rec.MinExpires), rec.NoGin
+	m.GrantedExpires, m.LastResponseCode = int64(rec.GrantedExpires), int64(rec.LastResponseCode)
+	m.LastResponseType, m.LastReason, m.LastError = rec.LastResponseType, rec.LastReason, rec.LastError
+	m.Failures, m.Owner, m.Fence = int64(rec.Failures), rec.Owner, rec.Fence
 	m.Aor, m.AorText = shortAOR(rec.AOR)
 	m.TargetPort, m.TargetText = shortTarget(rec.Target, rec.AOR)
 	m.Transport, m.TransportText = shortEnum(v3Transports, rec.Transport)
@@ -90,7 +86,7 @@ func encodeV3(rec registration.Record) ([]byte, error) {
 	if !rec.UpdatedAt.IsZero() {
 		base = rec.UpdatedAt
 	}
-	for _, t := range []struct {
+	for i, t := range [...]struct {
 		name  string
 		t     time.Time
 		from  time.Time
@@ -102,12 +98,21 @@ func encodeV3(rec registration.Record) ([]byte, error) {
 		{"registeredSince", rec.RegisteredSince, base, &m.RegisteredSince, &m.RegisteredSinceWide},
 		{"nextActionAt", rec.NextActionAt, base, &m.NextActionAt, &m.NextActionAtWide},
 	} {
-		if err := timeToV3(t.t, t.from, t.count, t.wide); err != nil {
+		if err := timeToV3(t.t, t.from, &sc.times[i], t.count, t.wide); err != nil {
 			return nil, fmt.Errorf("%s: %w", t.name, err)
 		}
 	}
 	return proto.MarshalOptions{}.MarshalAppend([]byte{Version}, m)
 }
+
+// v3Scratch is what encodeV3 builds a record's message in, pooled: a write of many
+// records allocates their values, not a message and its time fields for each.
+type v3Scratch struct {
+	m     storepb.RecordV3
+	times [4]int64 // the short forms of the four times, which m points to
+}
+
+var v3Scratches = sync.Pool{New: func() any { return new(v3Scratch) }}
 
 // decodeV3 reads the RecordV3 of a value of version 3 (the version byte left
 // out), checked as Encode checks a record, so that whatever decodes
@@ -226,12 +231,14 @@ func shortTarget(target, aor string) (uint32, string) {
 	if host == "" {
 		return 0, target
 	}
-	port, ok := strings.CutPrefix(target, host+":")
-	if !ok {
+	rest, ok := strings.CutPrefix(target, host)
+	port, colon := strings.CutPrefix(rest, ":")
+	if !ok || !colon {
 		return 0, target
 	}
 	p, err := strconv.ParseUint(port, 10, 32)
-	if err != nil || p == 0 || strconv.FormatUint(p, 10) != port {
+	var canon [10]byte
+	if err != nil || p == 0 || string(strconv.AppendUint(canon[:0], p, 10)) != port {
 		return 0, target
 	}
 	return uint32(p), ""
@@ -288,8 +295,11 @@ func shortHex(s, suffix string) ([]byte, string) {
 	if !ok || digits == "" {
 		return nil, s
 	}
+	if strings.ContainsFunc(digits, func(r rune) bool { return 'A' <= r && r <= 'F' }) {
+		return nil, s // not as hex.EncodeToString writes it
+	}
 	b, err := hex.DecodeString(digits)
-	if err != nil || hex.EncodeToString(b) != digits {
+	if err != nil {
 		return nil, s
 	}
 	return b, ""
@@ -306,10 +316,10 @@ func longHex(b []byte, text, suffix string) (string, error) {
 	return hex.EncodeToString(b) + suffix, nil
 }
 
-// timeToV3 sets *count to the nanoseconds from base to t or, when they do not
-// fit an int64, *wide to t; neither for the zero time. t must be in years
+// timeToV3 sets *count to slot, holding the nanoseconds from base to t, or, when
+// they do not fit an int64, *wide to t; neither for the zero time. t must be in years
 // 0-9999.
-func timeToV3(t, base time.Time, count **int64, wide **timestamppb.Timestamp) error {
+func timeToV3(t, base time.Time, slot *int64, count **int64, wide **timestamppb.Timestamp) error {
 	if t.IsZero() {
 		return nil
 	}
@@ -319,8 +329,8 @@ func timeToV3(t, base time.Time, count **int64, wide **timestamppb.Timestamp) er
 		if s := t.Unix(); s < minUnix || s > maxUnix {
 			return fmt.Errorf("%w: %v", errTimeRange, t)
 		}
-		n := int64(d)
-		*count = &n
+		*slot = int64(d)
+		*count = slot
 		return nil
 	}
 	p, err := timeToProto(t)
