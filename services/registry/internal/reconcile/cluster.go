@@ -95,20 +95,22 @@ func (r *Reconciler) claim(ctx context.Context, set []desired.Trunk, idx []int, 
 	me := r.own.ID()
 	var due []string
 	from := map[string]int{}
-	var taken []registration.Record
-	// The takeovers' writes start with each piece's (Ownership.Claim), so the first
-	// REGISTERs go out while the next piece is claimed.
+	// taken: claimed trunks whose record is written with the new owner before their
+	// workers run; takeovers: those of the piece in hand that were taken over, whose
+	// writes start with each piece (Ownership.Claim), so the first REGISTERs go out
+	// while the next piece is claimed.
+	var taken, takeovers []registration.Record
 	var writes errgroup.Group
 	writes.SetLimit(takeoverWrites)
 	// take is called in the order of refs (Ownership.Claim), for those claimed: a
 	// cursor finds each one's trunk, with no index of 100,000 refs at a start.
 	next := 0
-	take := func(c ownership.Claimed) (takeover *registration.Record) {
+	take := func(c ownership.Claimed) {
 		for next < len(refs) && refs[next] != c.Ref {
 			next++
 		}
 		if next == len(refs) {
-			return nil
+			return
 		}
 		d := set[idx[next]]
 		next++
@@ -133,15 +135,14 @@ func (r *Reconciler) claim(ctx context.Context, set []desired.Trunk, idx []int, 
 		case c.Takeover && e.rec.State() == registration.StateRegistered:
 			// Failover: the provider must see a refresh before anything can lapse. Its
 			// first REGISTER goes above the stored CSeq ceiling, so its record is
-			// written first with a new one (takeoverWrite: in batches, not one
+			// written first with a new one (claimWrite: in batches, not one
 			// reservation per trunk that its worker would wait for), then it is due.
 			r.sched.Cancel(e)
 			e.claiming = true
 			e.rec.SetNext(registration.ActionRefresh, c.RefreshAt)
 			from[c.From]++
 			r.log.Debug("trunk taken over from a replica that left", "trunk", c.Ref, "from", c.From, "fence", c.Fence)
-			rec := e.record()
-			return &rec
+			takeovers = append(takeovers, e.record())
 		case c.Record != nil:
 			// Write the new owner and fence at once, so every replica's control API
 			// shows who holds the trunk now (its next REGISTER may be minutes away).
@@ -149,25 +150,22 @@ func (r *Reconciler) claim(ctx context.Context, set []desired.Trunk, idx []int, 
 			e.claiming = true
 			taken = append(taken, e.record())
 		}
-		return nil
 	}
 	r.own.Claim(ctx, refs, func(piece []ownership.Claimed) {
-		var takeovers []registration.Record
+		takeovers = nil // the previous piece's batches are being written
 		for _, c := range piece {
-			if rec := take(c); rec != nil {
-				takeovers = append(takeovers, *rec)
-			}
+			take(c)
 		}
 		for batch := range slices.Chunk(takeovers, takeoverBatch) {
 			writes.Go(func() error {
-				r.takeoverWrite(ctx, batch)
+				r.claimWrite(ctx, batch, true)
 				return nil
 			})
 		}
 	})
 	_ = writes.Wait()
 	if len(taken) > 0 {
-		r.claimWrite(ctx, taken)
+		r.claimWrite(ctx, taken, false)
 	}
 	for prev, n := range from {
 		r.log.Info("trunks taken over from a replica that left", "from", prev, "count", n)
@@ -184,34 +182,27 @@ const (
 )
 
 // claimWrite writes the records of trunks just claimed (e.claiming set), then lets
-// their workers run; those another replica holds now are forgotten.
-func (r *Reconciler) claimWrite(ctx context.Context, recs []registration.Record) {
+// their workers run; those another replica holds now are forgotten. With due (trunks
+// taken over from a replica that died: their records carry this replica's fence and a
+// CSeq ceiling above every CSeq the dead one can have sent, so that their first
+// REGISTERs need no reservation of their own), each is scheduled at its NextActionAt
+// (within a second). Should the write fail, each worker still reserves its CSeq before
+// sending, or sends nothing.
+func (r *Reconciler) claimWrite(ctx context.Context, recs []registration.Record, due bool) {
 	refused, err := r.writeRecords(ctx, recs)
+	no := setOf(refused)
 	r.mu.Lock()
 	for _, rec := range recs {
 		if e := r.entries[rec.TrunkRef]; e != nil {
 			e.claiming = false
+			if due && !no[rec.TrunkRef] {
+				r.sched.At(e, e.rec.NextActionAt())
+			}
 		}
 	}
 	r.mu.Unlock()
 	if err == nil {
 		r.lose(refused)
-	}
-}
-
-// takeoverWrite writes the records of trunks taken over from a replica that died, with
-// this replica's fence and a CSeq ceiling above every CSeq the dead one can have sent
-// (so that their first REGISTERs need no reservation of their own), then schedules
-// their refreshes (at their NextActionAt: within a second). Should the write fail, each
-// worker still reserves its CSeq before sending, or sends nothing.
-func (r *Reconciler) takeoverWrite(ctx context.Context, recs []registration.Record) {
-	r.claimWrite(ctx, recs)
-	refs := make([]string, len(recs))
-	for i := range recs {
-		refs[i] = recs[i].TrunkRef
-	}
-	for _, e := range r.entriesOf(refs, false) {
-		r.sched.At(e, e.rec.NextActionAt())
 	}
 }
 

@@ -93,13 +93,7 @@ func (r *Reconciler) stamp(e *entry, rec *registration.Record) {
 
 // confirmLocked records that recs landed, except the refused ones (r.mu held).
 func (r *Reconciler) confirmLocked(recs []registration.Record, refused []string) {
-	var no map[string]bool // nil when nothing was refused (the usual batch)
-	for _, ref := range refused {
-		if no == nil {
-			no = make(map[string]bool, len(refused))
-		}
-		no[ref] = true
-	}
+	no := setOf(refused)
 	for _, rec := range recs {
 		if no[rec.TrunkRef] {
 			continue
@@ -108,6 +102,18 @@ func (r *Reconciler) confirmLocked(recs []registration.Record, refused []string)
 			e.raiseCeiling(rec.CSeqCeiling)
 		}
 	}
+}
+
+// setOf is the set of refs; nil when there are none (the usual batch: nothing refused).
+func setOf(refs []string) map[string]bool {
+	if len(refs) == 0 {
+		return nil
+	}
+	set := make(map[string]bool, len(refs))
+	for _, ref := range refs {
+		set[ref] = true
+	}
+	return set
 }
 
 // covered reports whether rec's CSeq may go on the wire without a reservation; it
