@@ -22,6 +22,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +69,10 @@ type Reconciler struct {
 	// durable: records outlive the process (Redis), so CSeqs are reserved (cseq.go).
 	durable   bool
 	cseqBlock uint32
+	// collect runs a garbage collection after a pass that added collectAfter trunks or
+	// more (runtime.GC; tests count the calls).
+	collect      func()
+	collectAfter int
 	// desiredMu makes reconcileDesired single-flight: the discovery tick and the lease
 	// loop never apply a desired set (and claim) at the same time.
 	desiredMu sync.Mutex
@@ -151,11 +156,12 @@ func New(o Options) *Reconciler {
 		sending:   make(chan struct{}, max(1, o.Spec.MaxInFlight)),
 		durable:   durable,
 		cseqBlock: cseqBlock,
-		entries:   map[string]*entry{},
-		targets:   map[targetKey]int{},
-		parked:    map[targetKey][]string{},
-		hub:       watch.NewHub(o.WatchBacklog),
-		coord:     o.Coord, own: o.Ownership,
+		collect:   runtime.GC, collectAfter: collectAfter,
+		entries: map[string]*entry{},
+		targets: map[targetKey]int{},
+		parked:  map[targetKey][]string{},
+		hub:     watch.NewHub(o.WatchBacklog),
+		coord:   o.Coord, own: o.Ownership,
 		tracer: newTracer(o.TracerProvider),
 	}
 	if r.own == nil {
