@@ -9,9 +9,12 @@ import (
 )
 
 // The targets of the registry at scale, on its shipped defaults (the bench's config
-// sets addresses, listeners and expires only). Those "at TargetTrunks" apply to rows of
-// exactly that many trunks; the others to every row they can be measured on. Every
-// verdict is on the median of a row's runs.
+// sets addresses, listeners and expires only). The time, CPU and RSS targets are the
+// memory cache's at TargetTrunks; a Redis row is held to TargetRedisRatio times the
+// memory row of its size, and to its own round-trip and memory targets; the idle tick
+// target applies to both caches at TargetTrunks. Smaller rows show how the figures
+// scale (a 1,000-trunk start is mostly fixed costs) and are judged on their runs and
+// the Redis targets only. Every verdict is on the median of a row's runs.
 const (
 	// TargetTrunks is the size the time, memory and idle targets are set for.
 	TargetTrunks = 100_000
@@ -157,12 +160,11 @@ func checks(row, mem *Row) []check {
 	out := []check{runs}
 	at100k := row.Trunks == TargetTrunks
 	if row.Cache == CacheMemory && at100k {
-		out = append(out, atMost(*row, figTime, TargetRegisterTime.Seconds(),
-			fmt.Sprintf("≤ %.0f s from the first FindBy to the last 200 OK", TargetRegisterTime.Seconds())))
-	}
-	out = append(out, atMost(*row, figCPU, TargetCPUPer1000, fmt.Sprintf("≤ %.2f CPU s per 1,000 registrations", TargetCPUPer1000)))
-	if at100k {
-		out = append(out, atMost(*row, figRSS, mib(TargetPeakRSS), fmt.Sprintf("≤ %.0f MiB peak RSS", mib(TargetPeakRSS))))
+		out = append(out,
+			atMost(*row, figTime, TargetRegisterTime.Seconds(),
+				fmt.Sprintf("≤ %.0f s from the first FindBy to the last 200 OK", TargetRegisterTime.Seconds())),
+			atMost(*row, figCPU, TargetCPUPer1000, fmt.Sprintf("≤ %.2f CPU s per 1,000 registrations", TargetCPUPer1000)),
+			atMost(*row, figRSS, mib(TargetPeakRSS), fmt.Sprintf("≤ %.0f MiB peak RSS", mib(TargetPeakRSS))))
 	}
 	if at100k {
 		out = append(out, atMost(*row, figIdle, TargetIdleTickCPU, fmt.Sprintf("≤ %.2f CPU s per idle discovery tick", TargetIdleTickCPU)))
