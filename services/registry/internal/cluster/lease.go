@@ -21,7 +21,8 @@ const (
 
 // claimScript takes free leases or keeps our own.
 // KEYS: lease and fence key of each trunk, in turn. ARGV: replica ID, TTL in ms.
-// Returns, per trunk, its fence (0 when not got) and the kind of claim.
+// Returns, per trunk, its fence (0 when not got) and the kind of claim; for a lease
+// another replica holds, minus the milliseconds it has left (0 when it has no expiry).
 var claimScript = redis.NewScript(`
 local id, ttl = ARGV[1], ARGV[2]
 local out = {}
@@ -41,8 +42,9 @@ for i = 1, #KEYS, 2 do
       out[#out+1] = tonumber(n)
       out[#out+1] = 2
     else
+      local left = redis.call('PTTL', KEYS[i])
       out[#out+1] = 0
-      out[#out+1] = 0
+      if left > 0 then out[#out+1] = -left else out[#out+1] = 0 end
     end
   end
 end
@@ -89,13 +91,22 @@ return n
 // the round trips before it claimed (they are held); an empty ref is an error
 // before any round trip.
 func (c *Cluster) Claim(ctx context.Context, refs []string) (got map[string]int64, err error) {
+	got, _, err = c.ClaimNext(ctx, refs)
+	return got, err
+}
+
+// ClaimNext is Claim that also says when to try again for the refs another replica
+// holds: freeIn is the least time one of their leases had left when Redis ran the
+// claim (0 when there is none), so that a replica waiting to take over a dead one's
+// trunks can ask again right when the first of its leases runs out.
+func (c *Cluster) ClaimNext(ctx context.Context, refs []string) (got map[string]int64, freeIn time.Duration, err error) {
 	refs = unique(refs)
 	if slices.Contains(refs, "") {
-		return nil, errors.New("cluster claim: empty trunk ref")
+		return nil, 0, errors.New("cluster claim: empty trunk ref")
 	}
 	got = make(map[string]int64, len(refs))
 	if len(refs) == 0 {
-		return got, nil
+		return got, 0, nil
 	}
 	c.ownMu.Lock()
 	defer c.ownMu.Unlock()
@@ -127,6 +138,9 @@ func (c *Cluster) Claim(ctx context.Context, refs []string) (got map[string]int6
 			fence, _ := vals[2*i].(int64)
 			kind, _ := vals[2*i+1].(int64)
 			if fence <= 0 {
+				if left := -time.Duration(kind) * time.Millisecond; left > 0 && (freeIn == 0 || left < freeIn) {
+					freeIn = left
+				}
 				if _, held := c.held[ref]; held {
 					delete(c.held, ref)
 					c.lost.Add(1)
@@ -143,9 +157,9 @@ func (c *Cluster) Claim(ctx context.Context, refs []string) (got map[string]int6
 		return nil
 	})
 	if err != nil {
-		return got, fmt.Errorf("cluster claim: %w", err)
+		return got, freeIn, fmt.Errorf("cluster claim: %w", err)
 	}
-	return got, nil
+	return got, freeIn, nil
 }
 
 // holdLocked records that ref is held with fence, confirmed by a round that

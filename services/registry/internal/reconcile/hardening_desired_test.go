@@ -31,7 +31,7 @@ func (c *claimCoord) Members() []cluster.Member                     { return []c
 func (c *claimCoord) Valid(ref string) (int64, bool)                { return 1, true }
 func (c *claimCoord) Leaving(context.Context, string) (bool, error) { return false, nil }
 
-func (c *claimCoord) Claim(ctx context.Context, refs []string) (map[string]int64, error) {
+func (c *claimCoord) ClaimNext(ctx context.Context, refs []string) (map[string]int64, time.Duration, error) {
 	c.mu.Lock()
 	c.active++
 	c.maxActive = max(c.maxActive, c.active)
@@ -45,7 +45,7 @@ func (c *claimCoord) Claim(ctx context.Context, refs []string) (map[string]int64
 		c.claimed[ref]++
 		got[ref] = int64(c.claimed[ref])
 	}
-	return got, nil
+	return got, 0, nil
 }
 
 // TestReconcileDesiredIsSingleFlight: the discovery tick and the lease loop applying a

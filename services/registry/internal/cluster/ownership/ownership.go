@@ -61,7 +61,7 @@ type Coordinator interface {
 	Members() []cluster.Member
 	MembersChanged() <-chan struct{}
 	Owner(ref string) string
-	Claim(ctx context.Context, refs []string) (map[string]int64, error)
+	ClaimNext(ctx context.Context, refs []string) (got map[string]int64, freeIn time.Duration, err error)
 	Renew(ctx context.Context) ([]string, error)
 	Release(ctx context.Context, refs []string) error
 	Held() map[string]int64
@@ -84,8 +84,10 @@ type Leases struct {
 	started time.Time
 
 	mu sync.Mutex
-	// unclaimed: trunks this replica should own but could not claim yet.
+	// unclaimed: trunks this replica should own but could not claim yet; freeAt: when
+	// the first lease another replica holds on one of them runs out (zero: unknown).
 	unclaimed int
+	freeAt    time.Time
 	// claimHold: until then nothing is claimed (leases vanished: Redis restarted).
 	claimHold time.Time
 	// reassigning: a Reassign runs outside the lease loop.
@@ -168,7 +170,7 @@ func (l *Leases) Claim(ctx context.Context, refs []string, take func([]Claimed))
 	l.mu.Lock()
 	hold := l.clock().Before(l.claimHold)
 	if hold || len(refs) == 0 {
-		l.unclaimed = len(refs)
+		l.unclaimed, l.freeAt = len(refs), time.Time{}
 	}
 	l.mu.Unlock()
 	if hold || len(refs) == 0 {
@@ -177,22 +179,34 @@ func (l *Leases) Claim(ctx context.Context, refs []string, take func([]Claimed))
 	// Whether each replica that left did so on purpose, asked once per Claim.
 	handedOver := map[string]bool{}
 	unclaimed := 0
+	var freeAt time.Time
 	for piece := range slices.Chunk(refs, claimPiece) {
-		unclaimed += l.claimPiece(ctx, piece, handedOver, take)
+		n, at := l.claimPiece(ctx, piece, handedOver, take)
+		unclaimed += n
+		if !at.IsZero() && (freeAt.IsZero() || at.Before(freeAt)) {
+			freeAt = at
+		}
 	}
 	l.mu.Lock()
-	l.unclaimed = unclaimed
+	l.unclaimed, l.freeAt = unclaimed, freeAt
 	l.mu.Unlock()
 }
 
-// claimPiece is Claim for one piece of refs; it returns how many it could not claim.
-func (l *Leases) claimPiece(ctx context.Context, refs []string, handedOver map[string]bool, take func([]Claimed)) int {
-	got, err := l.c.Claim(ctx, refs)
+// claimPiece is Claim for one piece of refs; it returns how many it could not claim,
+// and when the first lease another replica holds on one of them runs out (zero when
+// none does). That time is read after the claim's round trip: it is never before the
+// lease's expiry in Redis, and late by at most that round trip.
+func (l *Leases) claimPiece(ctx context.Context, refs []string, handedOver map[string]bool, take func([]Claimed)) (int, time.Time) {
+	got, freeIn, err := l.c.ClaimNext(ctx, refs)
 	if err != nil {
 		l.log.Debug("claiming trunks failed", "err", err, "trunks", len(refs))
 	}
+	var freeAt time.Time
+	if freeIn > 0 {
+		freeAt = l.clock().Add(freeIn)
+	}
 	if len(got) == 0 {
-		return len(refs)
+		return len(refs), freeAt
 	}
 	claimed := make([]string, 0, len(got))
 	for _, ref := range refs {
@@ -239,7 +253,7 @@ func (l *Leases) claimPiece(ctx context.Context, refs []string, handedOver map[s
 		out = append(out, c)
 	}
 	take(out)
-	return len(refs) - len(got)
+	return len(refs) - len(got), freeAt
 }
 
 // Reclaim tries to take back leases this replica lost. A lease can vanish without a
@@ -253,7 +267,7 @@ func (l *Leases) Reclaim(ctx context.Context, lost []string) (back map[string]in
 	if len(lost) == 0 {
 		return nil, nil
 	}
-	got, err := l.c.Claim(ctx, lost)
+	got, _, err := l.c.ClaimNext(ctx, lost)
 	if err != nil || len(got) == 0 {
 		return nil, lost
 	}
@@ -304,8 +318,9 @@ func (l *Leases) Leave(ctx context.Context) {
 //
 // After the members change, trunks that could not be claimed yet (the lease of a
 // replica that died has not run out, or a replica handing over has not released) are
-// tried again every RetryInterval, not only at the next renewal, for a lease TTL and a
-// renewal period: the takeover follows the lease's expiry closely.
+// tried again every RetryInterval, or as soon as the first lease that kept one runs
+// out when that is sooner (retryIn), not only at the next renewal, for a lease TTL and
+// a renewal period: the takeover follows the lease's expiry closely.
 func (l *Leases) Run(ctx context.Context, eng Engine, span func(ctx context.Context, name string) (context.Context, func(RoundInfo))) {
 	ttl := l.c.LeaseTTL()
 	t := time.NewTicker(ttl / 3)
@@ -353,7 +368,7 @@ func (l *Leases) Run(ctx context.Context, eng Engine, span func(ctx context.Cont
 			left := l.unclaimed
 			l.mu.Unlock()
 			if left > 0 && soon {
-				time.AfterFunc(RetryInterval(ttl), func() {
+				time.AfterFunc(l.retryIn(ttl), func() {
 					select {
 					case retry <- struct{}{}:
 					default:
@@ -374,3 +389,21 @@ type RoundInfo struct {
 // RetryInterval is how often trunks not claimed yet are tried again after the members
 // change: a twentieth of the lease TTL (500 ms at the default 10 s).
 func RetryInterval(ttl time.Duration) time.Duration { return ttl / 20 }
+
+// retryMargin is how long after a lease's expiry (as the claim read it) the claim is
+// tried again, and the least wait between two tries.
+const retryMargin = 5 * time.Millisecond
+
+// retryIn is how long Run waits before it tries the unclaimed trunks again:
+// RetryInterval, or until retryMargin after the first lease that kept one runs out,
+// when that is sooner.
+func (l *Leases) retryIn(ttl time.Duration) time.Duration {
+	l.mu.Lock()
+	freeAt := l.freeAt
+	l.mu.Unlock()
+	wait := RetryInterval(ttl)
+	if !freeAt.IsZero() {
+		wait = min(wait, max(freeAt.Sub(l.clock()), 0)+retryMargin)
+	}
+	return wait
+}

@@ -18,6 +18,7 @@ type fakeCoord struct {
 	Coordinator
 	members []cluster.Member
 	taken   map[string]bool
+	left    map[string]time.Duration // of the leases in taken
 	leaving map[string]bool
 	claims  int
 }
@@ -30,15 +31,18 @@ func (c *fakeCoord) Leaving(_ context.Context, id string) (bool, error) {
 	return c.leaving[id], nil
 }
 
-func (c *fakeCoord) Claim(_ context.Context, refs []string) (map[string]int64, error) {
+func (c *fakeCoord) ClaimNext(_ context.Context, refs []string) (map[string]int64, time.Duration, error) {
 	c.claims++
 	got := map[string]int64{}
+	var freeIn time.Duration
 	for _, ref := range refs {
 		if !c.taken[ref] {
 			got[ref] = 7
+		} else if left := c.left[ref]; left > 0 && (freeIn == 0 || left < freeIn) {
+			freeIn = left
 		}
 	}
-	return got, nil
+	return got, freeIn, nil
 }
 
 // clockAt is a clock the test moves.
@@ -168,5 +172,40 @@ func TestClaimInPieces(t *testing.T) {
 	}
 	if l.unclaimed != 2 {
 		t.Fatalf("unclaimed = %d, want 2 (one held elsewhere in each piece)", l.unclaimed)
+	}
+}
+
+// TestRetryAtLeaseExpiry: trunks left unclaimed are tried again when the first lease
+// that kept one runs out (over every piece of the claim), when that is sooner than
+// RetryInterval; never sooner than retryMargin; at RetryInterval when no lease said
+// when it runs out.
+func TestRetryAtLeaseExpiry(t *testing.T) {
+	clock := &clockAt{now: time.Date(2026, 12, 7, 5, 0, 0, 0, time.UTC)}
+	coord := &fakeCoord{members: []cluster.Member{{ID: "me"}},
+		taken: map[string]bool{"r00001": true, "r02500": true, "r02600": true},
+		left:  map[string]time.Duration{"r00001": 300 * time.Millisecond, "r02500": 120 * time.Millisecond}}
+	l := NewLeases(coord, storetest.NewMemory(), nil, clock.Now)
+	refs := make([]string, claimPiece+claimPiece/2)
+	for i := range refs {
+		refs[i] = fmt.Sprintf("r%05d", i)
+	}
+	ttl := coord.LeaseTTL()
+	l.Claim(t.Context(), refs, func([]Claimed) {})
+	if got, want := l.retryIn(ttl), 120*time.Millisecond+retryMargin; got != want {
+		t.Errorf("retry in %v, want %v (the second piece's lease)", got, want)
+	}
+	clock.now = clock.now.Add(time.Second)
+	if got := l.retryIn(ttl); got != retryMargin {
+		t.Errorf("retry in %v once the lease ran out, want %v", got, retryMargin)
+	}
+	coord.left = map[string]time.Duration{"r00001": 2 * RetryInterval(ttl)}
+	l.Claim(t.Context(), refs, func([]Claimed) {})
+	if got := l.retryIn(ttl); got != RetryInterval(ttl) {
+		t.Errorf("retry in %v with the first lease free in %v, want %v", got, 2*RetryInterval(ttl), RetryInterval(ttl))
+	}
+	coord.left = nil
+	l.Claim(t.Context(), refs, func([]Claimed) {})
+	if got := l.retryIn(ttl); got != RetryInterval(ttl) {
+		t.Errorf("retry in %v with no lease's expiry known, want %v", got, RetryInterval(ttl))
 	}
 }
