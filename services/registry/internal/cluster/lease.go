@@ -96,9 +96,11 @@ func (c *Cluster) Claim(ctx context.Context, refs []string) (got map[string]int6
 }
 
 // ClaimNext is Claim that also says when to try again for the refs another replica
-// holds: freeIn is the least time one of their leases had left when Redis ran the
+// holds: freeIn is the most time one of their leases had left when Redis ran the
 // claim (0 when there is none), so that a replica waiting to take over a dead one's
-// trunks can ask again right when the first of its leases runs out.
+// trunks can ask again once, right when the last of its leases runs out (a replica
+// renews its leases in a few round trips: they run out within milliseconds of each
+// other, and a try as each runs out would apply the desired set again for each).
 func (c *Cluster) ClaimNext(ctx context.Context, refs []string) (got map[string]int64, freeIn time.Duration, err error) {
 	refs = unique(refs)
 	if slices.Contains(refs, "") {
@@ -138,9 +140,7 @@ func (c *Cluster) ClaimNext(ctx context.Context, refs []string) (got map[string]
 			fence, _ := vals[2*i].(int64)
 			kind, _ := vals[2*i+1].(int64)
 			if fence <= 0 {
-				if left := -time.Duration(kind) * time.Millisecond; left > 0 && (freeIn == 0 || left < freeIn) {
-					freeIn = left
-				}
+				freeIn = max(freeIn, -time.Duration(kind)*time.Millisecond)
 				if _, held := c.held[ref]; held {
 					delete(c.held, ref)
 					c.lost.Add(1)

@@ -85,7 +85,7 @@ type Leases struct {
 
 	mu sync.Mutex
 	// unclaimed: trunks this replica should own but could not claim yet; freeAt: when
-	// the first lease another replica holds on one of them runs out (zero: unknown).
+	// the last lease another replica holds on one of them runs out (zero: unknown).
 	unclaimed int
 	freeAt    time.Time
 	// claimHold: until then nothing is claimed (leases vanished: Redis restarted).
@@ -183,7 +183,7 @@ func (l *Leases) Claim(ctx context.Context, refs []string, take func([]Claimed))
 	for piece := range slices.Chunk(refs, claimPiece) {
 		n, at := l.claimPiece(ctx, piece, handedOver, take)
 		unclaimed += n
-		if !at.IsZero() && (freeAt.IsZero() || at.Before(freeAt)) {
+		if at.After(freeAt) {
 			freeAt = at
 		}
 	}
@@ -193,7 +193,7 @@ func (l *Leases) Claim(ctx context.Context, refs []string, take func([]Claimed))
 }
 
 // claimPiece is Claim for one piece of refs; it returns how many it could not claim,
-// and when the first lease another replica holds on one of them runs out (zero when
+// and when the last lease another replica holds on one of them runs out (zero when
 // none does). That time is read after the claim's round trip: it is never before the
 // lease's expiry in Redis, and late by at most that round trip.
 func (l *Leases) claimPiece(ctx context.Context, refs []string, handedOver map[string]bool, take func([]Claimed)) (int, time.Time) {
@@ -318,7 +318,7 @@ func (l *Leases) Leave(ctx context.Context) {
 //
 // After the members change, trunks that could not be claimed yet (the lease of a
 // replica that died has not run out, or a replica handing over has not released) are
-// tried again every RetryInterval, or as soon as the first lease that kept one runs
+// tried again every RetryInterval, or as soon as the leases that kept them have run
 // out when that is sooner (retryIn), not only at the next renewal, for a lease TTL and
 // a renewal period: the takeover follows the lease's expiry closely.
 func (l *Leases) Run(ctx context.Context, eng Engine, span func(ctx context.Context, name string) (context.Context, func(RoundInfo))) {
@@ -395,7 +395,7 @@ func RetryInterval(ttl time.Duration) time.Duration { return ttl / 20 }
 const retryMargin = 5 * time.Millisecond
 
 // retryIn is how long Run waits before it tries the unclaimed trunks again:
-// RetryInterval, or until retryMargin after the first lease that kept one runs out,
+// RetryInterval, or until retryMargin after the last lease that kept one runs out,
 // when that is sooner.
 func (l *Leases) retryIn(ttl time.Duration) time.Duration {
 	l.mu.Lock()
