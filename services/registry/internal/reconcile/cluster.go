@@ -83,7 +83,7 @@ var errNotOwner = exchange.NotSent("lease on the trunk not held")
 
 // claim takes the trunks of set at idx, which this replica should own and does not
 // track yet: their records continue (Call-ID, From-tag, CSeq), and they are scheduled.
-// One taken over from a replica that died is refreshed within a second; one handed
+// One taken over from a replica that died is refreshed at once (RefreshAt); one handed
 // over keeps its schedule. It returns how many it took, and how many of them were new
 // to this replica. window is the startup spread of the pass (startupWindow) for the
 // first REGISTERs it schedules.
@@ -186,7 +186,7 @@ const (
 // taken over from a replica that died: their records carry this replica's fence and a
 // CSeq ceiling above every CSeq the dead one can have sent, so that their first
 // REGISTERs need no reservation of their own), each is scheduled at its NextActionAt
-// (within a second). Should the write fail, each worker still reserves its CSeq before
+// (its RefreshAt, within 100 ms). Should the write fail, each worker still reserves its CSeq before
 // sending, or sends nothing.
 func (r *Reconciler) claimWrite(ctx context.Context, recs []registration.Record, due bool) {
 	refused, err := r.writeRecords(ctx, recs)

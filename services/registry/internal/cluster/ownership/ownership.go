@@ -33,7 +33,7 @@ type Claimed struct {
 	Record *registration.Record
 	// Takeover: the previous owner died (it neither released the lease nor said it
 	// was leaving) and the binding was registered: the provider must see a refresh
-	// now, at RefreshAt.
+	// now, at RefreshAt (within takeoverSpread of the claim).
 	Takeover  bool
 	RefreshAt time.Time
 	// From is the previous owner the record names ("" when none).
@@ -232,6 +232,7 @@ func (l *Leases) claimPiece(ctx context.Context, refs []string, handedOver map[s
 	// order: they keep their schedule. Only those of a replica that died are
 	// refreshed at once.
 	out := make([]Claimed, 0, len(claimed))
+	spread := int64(takeoverSpread(len(claimed)))
 	for _, ref := range claimed {
 		c := Claimed{Ref: ref, Fence: got[ref]}
 		if rec, ok := recs[ref]; ok {
@@ -247,13 +248,26 @@ func (l *Leases) claimPiece(ctx context.Context, refs []string, handedOver map[s
 			}
 			if settled && !handedOver[from] && c.Record.State == registration.StateRegistered {
 				c.Takeover = true
-				c.RefreshAt = now.Add(time.Duration(mrand.Int64N(int64(time.Second))))
+				c.RefreshAt = now.Add(time.Duration(mrand.Int64N(spread)))
 			}
 		}
 		out = append(out, c)
 	}
 	take(out)
 	return len(refs) - len(got), freeAt
+}
+
+// takeoverRate paces the first REGISTERs of trunks taken over from a replica that
+// died: a piece's are spread over as many seconds as it holds trunks over takeoverRate
+// (100 ms for a piece of 2000), about the rate one replica sends at, so that a takeover
+// goes out as fast as the replica can send it without a piece's worth at one instant.
+// (A fixed second per piece, as before, was half of the two seconds a failover has
+// after the leases run out.)
+const takeoverRate = 20_000
+
+// takeoverSpread is the window the refreshes of n trunks taken over are spread over.
+func takeoverSpread(n int) time.Duration {
+	return max(time.Duration(n)*time.Second/takeoverRate, time.Millisecond)
 }
 
 // Reclaim tries to take back leases this replica lost. A lease can vanish without a

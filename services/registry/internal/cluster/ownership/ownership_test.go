@@ -96,8 +96,13 @@ func TestClaimTakeover(t *testing.T) {
 		t.Fatalf("claimed %d trunks, want all but the one another replica holds", len(got))
 	}
 	c := got["dead-registered"]
-	if !c.Takeover || c.RefreshAt.Before(clock.now) || !c.RefreshAt.Before(clock.now.Add(time.Second)) {
-		t.Fatalf("dead owner's registered binding: %+v; want a takeover refreshed within a second", c)
+	// A piece of 5 trunks: its takeovers' refreshes fall within the least window, 1 ms
+	// (2000 trunks: 100 ms).
+	if takeoverSpread(2000) != 100*time.Millisecond {
+		t.Errorf("takeovers of a piece of 2000 spread over %v, want 100ms", takeoverSpread(2000))
+	}
+	if within := time.Millisecond; !c.Takeover || c.RefreshAt.Before(clock.now) || !c.RefreshAt.Before(clock.now.Add(within)) {
+		t.Fatalf("dead owner's registered binding: %+v; want a takeover refreshed within %v", c, within)
 	}
 	for _, ref := range []string{"dead-retrying", "left-registered", "mine-registered", "fresh"} {
 		if got[ref].Takeover {
