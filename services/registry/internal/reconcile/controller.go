@@ -345,9 +345,7 @@ func (r *Reconciler) scheduleLoop(ctx context.Context) {
 		}
 		r.mu.Unlock()
 		clear(buf)
-		for _, k := range keys {
-			r.queue.Add(k)
-		}
+		r.queue.AddAll(keys)
 		wait := time.Hour
 		if !next.IsZero() {
 			wait = max(next.Sub(r.clock()), 0)

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	"sipreg.dev/services/registry/internal/desired"
@@ -132,6 +133,14 @@ func (r *Reconciler) reconcileDesired(ctx context.Context, set []desired.Trunk) 
 			// Loaded from the cache, never wanted in this run: remove what may remain.
 			due = append(due, ref)
 		}
+	}
+	if len(claims) > len(r.entries) {
+		// A big addition (a start): the map is made at its new size at once rather than
+		// grown by doublings, each of which rehashes what it holds and leaves the old
+		// table behind.
+		grown := make(map[string]*entry, len(r.entries)+len(claims))
+		maps.Copy(grown, r.entries)
+		r.entries = grown
 	}
 	r.mu.Unlock()
 	r.cancelAndQueue(append(due, handovers...))

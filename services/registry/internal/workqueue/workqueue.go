@@ -57,6 +57,21 @@ func New() *Queue {
 func (q *Queue) Add(key string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	q.addLocked(key)
+}
+
+// AddAll is Add of each of keys, in order, under one lock (the schedule hands over
+// every key due at once: at a big start, thousands).
+func (q *Queue) AddAll(keys []string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, key := range keys {
+		q.addLocked(key)
+	}
+}
+
+// addLocked is Add with q.mu held.
+func (q *Queue) addLocked(key string) {
 	if q.shutdown {
 		return
 	}

@@ -202,7 +202,7 @@ func (m *queueModel) done(k string) {
 	}
 }
 
-// TestQueueMatchesModel runs random Add, Get and Done against queueModel: the same keys
+// TestQueueMatchesModel runs random Add, AddAll, Get and Done against queueModel: the same keys
 // come out in the same order, and the queue's map holds exactly the keys the model
 // knows of. Big runs cross shrinkAbove, so the drained map is made anew meanwhile.
 func TestQueueMatchesModel(t *testing.T) {
@@ -220,6 +220,16 @@ func TestQueueMatchesModel(t *testing.T) {
 				adds, gets = 1, 7
 			}
 			switch op := rng.IntN(10); {
+			case op < adds && rng.IntN(3) == 0:
+				// AddAll of a few keys (a repeat included at times): Add of each.
+				batch := make([]string, 1+rng.IntN(4))
+				for i := range batch {
+					batch[i] = fmt.Sprint(rng.IntN(keys))
+				}
+				q.AddAll(batch)
+				for _, k := range batch {
+					m.add(k)
+				}
 			case op < adds:
 				k := fmt.Sprint(rng.IntN(keys))
 				q.Add(k)
