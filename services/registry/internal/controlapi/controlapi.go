@@ -38,6 +38,10 @@ type Engine interface {
 	// Records returns every registration known, in no particular order, in a slice of
 	// its own that the caller may reorder and filter in place.
 	Records() []registration.Record
+	// Page is the keyset page of Records: up to size records whose trunk ref sorts
+	// after after and whose state keep accepts (nil: any), by ref, and whether more
+	// follow (registration.PageOf, without copying what the page leaves out).
+	Page(after string, keep func(registration.State) bool, size int) ([]registration.Record, bool)
 	// Record returns one trunk's registration.
 	Record(ref string) (registration.Record, bool)
 	// Refs lists the trunks that are wanted now.

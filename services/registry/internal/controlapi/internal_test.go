@@ -120,6 +120,10 @@ type listEngine struct {
 
 func (e *listEngine) Records() []registration.Record { return slices.Clone(e.recs) }
 
+func (e *listEngine) Page(after string, keep func(registration.State) bool, size int) ([]registration.Record, bool) {
+	return registration.PageOf(e.recs, after, keep, size)
+}
+
 // refusalLog writes one line per peer address per authLogInterval, says how many
 // refusals it left out, and remembers a bounded number of addresses.
 func TestRefusalLog(t *testing.T) {

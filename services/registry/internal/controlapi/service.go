@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
-	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -62,24 +61,16 @@ func (s *service) ListRegistrations(_ context.Context, req *connect.Request[regi
 		return nil, connect.NewError(connect.CodeInvalidArgument, err)
 	}
 
-	// Keyset paging: the entries after the token's ref, in trunk_ref order. Sorting
-	// pointers keeps a large registry cheap to page through.
-	recs := s.engine.Records()
-	page := make([]*registration.Record, 0, len(recs))
-	for i := range recs {
-		if r := &recs[i]; r.TrunkRef > after && states.match(r.State) {
-			page = append(page, r)
-		}
-	}
-	slices.SortFunc(page, func(a, b *registration.Record) int { return strings.Compare(a.TrunkRef, b.TrunkRef) })
+	// Keyset paging: the registrations after the token's ref, in trunk_ref order; the
+	// engine picks the page without sorting (or copying) the rest.
+	page, more := s.engine.Page(after, states.match, size)
 	out := &registryv1.ListRegistrationsResponse{}
-	if len(page) > size {
-		page = page[:size]
-		out.NextPageToken = encodePageToken(page[size-1].TrunkRef)
+	if more && len(page) > 0 {
+		out.NextPageToken = encodePageToken(page[len(page)-1].TrunkRef)
 	}
 	out.Registrations = make([]*registryv1.Registration, 0, len(page))
 	for _, r := range page {
-		out.Registrations = append(out.Registrations, toProto(*r))
+		out.Registrations = append(out.Registrations, toProto(r))
 	}
 	return connect.NewResponse(out), nil
 }

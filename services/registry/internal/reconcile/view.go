@@ -49,6 +49,48 @@ func (r *Reconciler) Records() []registration.Record {
 	return r.appendLocal(out)
 }
 
+// Page is the keyset page of the registrations Records lists: up to size records
+// whose trunk ref sorts after after and whose state keep accepts (nil: any), by ref,
+// and whether more follow. Of this replica's own, only the page's records are
+// copied; the others are compared by ref and state alone (at 100,000 trunks a page
+// copied and sorted every record before).
+func (r *Reconciler) Page(after string, keep func(registration.State) bool, size int) ([]registration.Record, bool) {
+	var shared []registration.Record
+	if r.coord != nil {
+		shared = r.sharedRecords()
+	}
+	type candidate struct {
+		e   *entry
+		rec *registration.Record
+	}
+	sel := registration.PageSelector[candidate]{After: after, Limit: size + 1}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := range shared {
+		rec := &shared[i]
+		if _, mine := r.entries[rec.TrunkRef]; !mine && (keep == nil || keep(rec.State)) {
+			sel.Offer(rec.TrunkRef, candidate{rec: rec})
+		}
+	}
+	for ref, e := range r.entries {
+		if keep == nil || keep(e.rec.State()) {
+			sel.Offer(ref, candidate{e: e})
+		}
+	}
+	found := sel.Sorted()
+	more := len(found) > size
+	found = found[:min(len(found), size)]
+	page := make([]registration.Record, len(found))
+	for i, c := range found {
+		if c.e != nil {
+			page[i] = c.e.record()
+		} else {
+			page[i] = *c.rec
+		}
+	}
+	return page, more
+}
+
 // sharedRecords lists every replica's records: from the mirror, started if needed;
 // from the store when the mirror cannot go live (nothing when the store fails too).
 func (r *Reconciler) sharedRecords() []registration.Record {
