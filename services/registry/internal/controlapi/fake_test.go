@@ -39,6 +39,7 @@ func (f *fakeEngine) Records() []registration.Record { return f.records() }
 func (f *fakeEngine) Page(after string, keep func(registration.State) bool, size int) ([]registration.Record, bool) {
 	return registration.PageOf(f.records(), after, keep, size)
 }
+
 func (f *fakeEngine) Record(ref string) (registration.Record, bool) { return f.record(ref) }
 func (f *fakeEngine) Refs() []string                                { return f.refs() }
 func (f *fakeEngine) Force(ctx context.Context, ref string) (registration.Record, error) {

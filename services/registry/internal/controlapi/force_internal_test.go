@@ -43,6 +43,7 @@ func (s *stubEngine) Records() []registration.Record {
 func (s *stubEngine) Page(after string, keep func(registration.State) bool, size int) ([]registration.Record, bool) {
 	return registration.PageOf(s.Records(), after, keep, size)
 }
+
 func (s *stubEngine) Force(ctx context.Context, ref string) (registration.Record, error) {
 	return s.force(ctx, ref)
 }

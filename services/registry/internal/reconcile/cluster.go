@@ -195,8 +195,8 @@ const (
 // taken over from a replica that died: their records carry this replica's fence and a
 // CSeq ceiling above every CSeq the dead one can have sent, so that their first
 // REGISTERs need no reservation of their own), each is scheduled at its NextActionAt
-// (its RefreshAt, within 100 ms). Should the write fail, each worker still reserves its CSeq before
-// sending, or sends nothing.
+// (its RefreshAt, within 100 ms). Should the write fail, each worker still reserves
+// its CSeq before sending, or sends nothing.
 func (r *Reconciler) claimWrite(ctx context.Context, recs []registration.Record, due bool) {
 	refused, err := r.writeRecords(ctx, recs)
 	no := setOf(refused)

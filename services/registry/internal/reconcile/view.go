@@ -63,7 +63,7 @@ func (r *Reconciler) Page(after string, keep func(registration.State) bool, size
 		e   *entry
 		rec *registration.Record
 	}
-	sel := registration.PageSelector[candidate]{After: after, Limit: size + 1}
+	sel := registration.NewPageSelector[candidate](after, size)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i := range shared {
@@ -77,9 +77,7 @@ func (r *Reconciler) Page(after string, keep func(registration.State) bool, size
 			sel.Offer(ref, candidate{e: e})
 		}
 	}
-	found := sel.Sorted()
-	more := len(found) > size
-	found = found[:min(len(found), size)]
+	found, more := sel.Page()
 	page := make([]registration.Record, len(found))
 	for i, c := range found {
 		if c.e != nil {

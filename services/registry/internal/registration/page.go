@@ -6,13 +6,19 @@ import (
 	"strings"
 )
 
-// PageSelector keeps the Limit smallest keys offered that sort after After, with a
-// value each: a keyset page chosen in one pass over n candidates for O(n log Limit)
-// comparisons, without sorting (or copying) the others.
+// PageSelector keeps the size smallest keys offered that sort after a floor, with a
+// value each (and one more, to tell whether more follow): a keyset page chosen in one
+// pass over n candidates for O(n log size) comparisons, without sorting (or copying)
+// the others.
 type PageSelector[T any] struct {
-	After string
-	Limit int
+	after string
+	size  int
 	h     pageHeap[T]
+}
+
+// NewPageSelector selects the page of size keys after after.
+func NewPageSelector[T any](after string, size int) *PageSelector[T] {
+	return &PageSelector[T]{after: after, size: size}
 }
 
 type pageItem[T any] struct {
@@ -37,8 +43,8 @@ func (h *pageHeap[T]) Pop() any {
 // Offer considers key (with its value v). Keys must be distinct.
 func (s *PageSelector[T]) Offer(key string, v T) {
 	switch {
-	case key <= s.After || s.Limit <= 0:
-	case len(s.h) < s.Limit:
+	case key <= s.after || s.size < 0:
+	case len(s.h) <= s.size:
 		heap.Push(&s.h, pageItem[T]{key, v})
 	case key < s.h[0].key:
 		s.h[0] = pageItem[T]{key, v}
@@ -46,37 +52,33 @@ func (s *PageSelector[T]) Offer(key string, v T) {
 	}
 }
 
-// Sorted returns the values kept, by key.
-func (s *PageSelector[T]) Sorted() []T {
+// Page returns the page's values, by key, and whether more keys were offered past it.
+func (s *PageSelector[T]) Page() (page []T, more bool) {
 	items := slices.Clone(s.h)
 	slices.SortFunc(items, func(a, b pageItem[T]) int { return strings.Compare(a.key, b.key) })
-	out := make([]T, len(items))
+	more = len(items) > s.size
+	items = items[:min(len(items), s.size)]
+	page = make([]T, len(items))
 	for i, it := range items {
-		out[i] = it.v
+		page[i] = it.v
 	}
-	return out
+	return page, more
 }
 
 // PageOf is the keyset page of recs (any order, distinct refs): up to size records
 // whose TrunkRef sorts after after and whose state keep accepts (nil: any), by ref;
 // more reports whether others follow.
 func PageOf(recs []Record, after string, keep func(State) bool, size int) (page []Record, more bool) {
-	sel := PageSelector[*Record]{After: after, Limit: size + 1}
+	sel := NewPageSelector[*Record](after, size)
 	for i := range recs {
 		if keep == nil || keep(recs[i].State) {
 			sel.Offer(recs[i].TrunkRef, &recs[i])
 		}
 	}
-	return pageRecords(sel.Sorted(), size)
-}
-
-// pageRecords copies the first size of sorted; more when there were more.
-func pageRecords(sorted []*Record, size int) ([]Record, bool) {
-	more := len(sorted) > size
-	sorted = sorted[:min(len(sorted), size)]
-	out := make([]Record, len(sorted))
-	for i, r := range sorted {
-		out[i] = *r
+	found, more := sel.Page()
+	page = make([]Record, len(found))
+	for i, r := range found {
+		page[i] = *r
 	}
-	return out, more
+	return page, more
 }

@@ -163,9 +163,9 @@ const claimPiece = 2000
 // does so claimPiece trunks at a time, and calls take with the trunks of each piece it
 // claimed, in the order of refs, after that piece's round trips (take must not keep the
 // slice). A trunk whose previous owner died while it was registered comes with
-// Takeover: it is refreshed within a second. One handed over by a replica that left
-// on purpose keeps its schedule. While leases just vanished (see Reclaim) nothing is
-// claimed.
+// Takeover: it is refreshed at once (RefreshAt, within takeoverSpread). One handed
+// over by a replica that left on purpose keeps its schedule. While leases just
+// vanished (see Reclaim) nothing is claimed.
 func (l *Leases) Claim(ctx context.Context, refs []string, take func([]Claimed)) {
 	l.mu.Lock()
 	hold := l.clock().Before(l.claimHold)
